@@ -1,0 +1,123 @@
+//! The three primitives of a Graph notification: RSA-OAEP unwrap (by backend), HMAC-SHA256 verify
+//! and AES-CBC decrypt (RustCrypto, whichever backend), plus strict base64.
+//!
+//! The RSA backend is chosen by feature: `aws-lc` (default, aws-lc-rs) or `rust-crypto` (the `rsa`
+//! crate, blinded). With both enabled, `aws-lc` is used. Both modules expose the same items.
+
+#[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
+compile_error!(
+    "msgraph-notify needs an RSA backend: enable the `aws-lc` or the `rust-crypto` feature"
+);
+
+#[cfg(feature = "aws-lc")]
+pub(crate) mod aws_lc;
+#[cfg(feature = "aws-lc")]
+pub(crate) use aws_lc as backend;
+
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
+pub(crate) mod rust_crypto;
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
+pub(crate) use rust_crypto as backend;
+
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use zeroize::Zeroizing;
+
+/// Name of the RSA backend compiled in: `"aws-lc-rs"` or `"rsa"`.
+pub const RSA_BACKEND: &str = backend::NAME;
+
+/// Standard alphabet, padding required, canonical trailing bits; SIMD where the CPU has it.
+pub(crate) static BASE64: std::sync::LazyLock<base64::engine::Simd> =
+    std::sync::LazyLock::new(|| {
+        base64::engine::Simd::standard(base64::engine::general_purpose::PAD)
+    });
+
+/// Strict base64 decode of the named field.
+pub(crate) fn b64_decode(field: &'static str, text: &str) -> crate::Result<Vec<u8>> {
+    BASE64
+        .decode(text.as_bytes())
+        .map_err(|e| crate::Error::malformed(field, format!("invalid base64: {e}")))
+}
+
+/// Standard padded base64.
+pub(crate) fn b64_encode(bytes: &[u8]) -> String {
+    BASE64.encode(bytes)
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// HMAC-SHA256 of `data` under all of `key`.
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length; this cannot fail.
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Constant-time check of an HMAC-SHA256 tag. A tag of the wrong length is a mismatch.
+pub(crate) fn hmac_sha256_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    let Ok(mut mac) = <HmacSha256 as KeyInit>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(data);
+    mac.verify_slice(tag).is_ok()
+}
+
+/// AES-CBC decryption in place with IV = the key's first 16 bytes and PKCS#7 padding; AES-128,
+/// -192 or -256 by the key's length. Returns the plaintext length, or `None` for any failure
+/// (unusable key length, a ciphertext that is not a multiple of 16, bad padding).
+pub(crate) fn aes_cbc_decrypt_in_place(key: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let iv = key.get(..16)?;
+    fn run<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Option<usize>
+    where
+        cbc::Decryptor<C>: KeyIvInit + BlockModeDecrypt,
+        C: aes::cipher::BlockCipherDecrypt,
+    {
+        let dec = cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?;
+        dec.decrypt_padded::<Pkcs7>(buf).ok().map(<[u8]>::len)
+    }
+    match key.len() {
+        16 => run::<aes::Aes128>(key, iv, buf),
+        24 => run::<aes::Aes192>(key, iv, buf),
+        32 => run::<aes::Aes256>(key, iv, buf),
+        _ => None,
+    }
+}
+
+/// AES-CBC encryption as Graph does it (IV = the key's first 16 bytes, PKCS#7).
+#[cfg(feature = "testing")]
+pub(crate) fn aes_cbc_encrypt(key: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
+    let iv = key.get(..16)?;
+    fn run<C>(key: &[u8], iv: &[u8], pt: &[u8]) -> Option<Vec<u8>>
+    where
+        cbc::Encryptor<C>: KeyIvInit + BlockModeEncrypt,
+        C: aes::cipher::BlockCipherEncrypt,
+    {
+        let enc = cbc::Encryptor::<C>::new_from_slices(key, iv).ok()?;
+        Some(enc.encrypt_padded_vec::<Pkcs7>(pt))
+    }
+    match key.len() {
+        16 => run::<aes::Aes128>(key, iv, plaintext),
+        24 => run::<aes::Aes192>(key, iv, plaintext),
+        32 => run::<aes::Aes256>(key, iv, plaintext),
+        _ => None,
+    }
+}
+
+/// Fills `buf` from the operating system's random source.
+pub(crate) fn random_bytes(len: usize) -> crate::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; len]);
+    getrandom::fill(&mut buf).map_err(|e| crate::Error::Backend(e.to_string()))?;
+    Ok(buf)
+}
+
+/// How a symmetric key is wrapped with RSA. Graph uses [`Wrap::OaepSha1`]; the others exist so the
+/// test kit can prove they are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub(crate) enum Wrap {
+    OaepSha1,
+    OaepSha256,
+    Pkcs1v15,
+}

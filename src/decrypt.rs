@@ -1,0 +1,204 @@
+//! `Decryptor`: one `encryptedContent` in, verified plaintext out.
+//!
+//! The order is fixed: cheap structural checks, then the RSA-OAEP unwrap, then the HMAC-SHA256
+//! check in constant time, and only then AES-CBC decryption. Nothing is decrypted before the
+//! signature holds.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::keys::{Certificate, KeyRing, PrivateKey};
+use crate::model::{ChangeNotification, EncryptedContent};
+use crate::resource::Resource;
+
+/// Length of an HMAC-SHA256 signature.
+const SIGNATURE_LEN: usize = 32;
+
+/// Verified, decrypted resource bytes: UTF-8 JSON, zeroized on drop.
+#[derive(Clone)]
+pub struct Plaintext(Zeroizing<Vec<u8>>);
+
+impl Plaintext {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The text (checked to be UTF-8 when it was decrypted).
+    pub fn as_str(&self) -> &str {
+        // Checked in `Decryptor::decrypt`; a failure here would be a bug, and yields "".
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// Parses the JSON into `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.0).map_err(|_| Error::Plaintext("JSON"))
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plaintext(<{} bytes>)", self.0.len())
+    }
+}
+
+/// A decrypted resource: the typed value and the exact verified bytes it came from.
+#[derive(Debug, Clone)]
+pub struct Decrypted {
+    /// The resource, typed by its `@odata.type` or the notification's resource path.
+    pub resource: Resource,
+    /// The verified plaintext, byte for byte as Graph sent it.
+    pub plaintext: Plaintext,
+}
+
+/// Verifies and decrypts `encryptedContent` with the keys of a [`KeyRing`].
+///
+/// The front door of the crate. Keys are parsed once, when the `Decryptor` is built; a
+/// `Decryptor` is `Send + Sync` and meant to be shared.
+///
+/// ```
+/// # fn main() -> Result<(), msgraph_notify::Error> {
+/// use msgraph_notify::{Decryptor, keys::{Certificate, PrivateKey}, testing::GraphEncryptor};
+/// let key = PrivateKey::generate(2048)?;
+/// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+/// // What Graph would send, made by the test kit:
+/// let content = GraphEncryptor::new(&cert, "my-cert-id")
+///     .encrypt(br##"{"@odata.type":"#microsoft.graph.presence","availability":"Busy"}"##)?;
+///
+/// let decryptor = Decryptor::with_key(key, Some(cert))?;
+/// let plaintext = decryptor.decrypt(&content)?;
+/// assert!(plaintext.as_str().contains("Busy"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Decryptor {
+    keys: KeyRing,
+}
+
+impl Decryptor {
+    /// A decryptor over a ring of keys (rotation: several certificates live at once).
+    pub fn new(keys: KeyRing) -> Self {
+        Decryptor { keys }
+    }
+
+    /// A decryptor with a single key that serves every notification; with its certificate, the
+    /// notifications' thumbprints are checked against it.
+    pub fn with_key(key: PrivateKey, cert: Option<Certificate>) -> Result<Self> {
+        Ok(Decryptor {
+            keys: KeyRing::single(key, cert)?,
+        })
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// Verifies and decrypts one `encryptedContent` into its plaintext (UTF-8 checked).
+    pub fn decrypt(&self, content: &EncryptedContent) -> Result<Plaintext> {
+        self.prepare(content)?.finish()
+    }
+
+    /// Every check that costs no RSA operation: the key is chosen, the fields are present and
+    /// decoded, the signature has its length, the ciphertext is a non-empty multiple of 16.
+    pub(crate) fn prepare<'a>(&'a self, content: &EncryptedContent) -> Result<Prepared<'a>> {
+        let key = self.keys.select(content)?;
+        let data = content
+            .data
+            .as_deref()
+            .ok_or_else(|| Error::missing("encryptedContent.data"))?;
+        let data_key = content
+            .data_key
+            .as_deref()
+            .ok_or_else(|| Error::missing("encryptedContent.dataKey"))?;
+        // Rule: a missing or wrong-length signature is a verification failure.
+        let signature = match content.data_signature.as_deref() {
+            Some(s) => crypto::b64_decode("encryptedContent.dataSignature", s)?,
+            None => return Err(Error::Verification),
+        };
+        if signature.len() != SIGNATURE_LEN {
+            return Err(Error::Verification);
+        }
+        let wrapped = crypto::b64_decode("encryptedContent.dataKey", data_key)?;
+        let data = Zeroizing::new(crypto::b64_decode("encryptedContent.data", data)?);
+        if data.is_empty() || data.len() % 16 != 0 {
+            return Err(Error::malformed(
+                "encryptedContent.data",
+                format!(
+                    "the ciphertext is {} bytes, not a non-empty multiple of 16",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Prepared {
+            key,
+            wrapped,
+            data,
+            signature,
+        })
+    }
+
+    /// Verifies, decrypts and types the resource of one notification.
+    ///
+    /// The type comes from the plaintext's `@odata.type`, or else from the notification's
+    /// resource path; anything else is [`Resource::Other`] with the raw JSON.
+    pub fn decrypt_notification(&self, notification: &ChangeNotification) -> Result<Decrypted> {
+        let content = notification
+            .encrypted_content
+            .as_ref()
+            .ok_or_else(|| Error::missing("encryptedContent"))?;
+        let plaintext = self.decrypt(content)?;
+        let resource = Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref())?;
+        Ok(Decrypted {
+            resource,
+            plaintext,
+        })
+    }
+}
+
+/// An `encryptedContent` that passed every check short of cryptography.
+pub(crate) struct Prepared<'a> {
+    key: &'a PrivateKey,
+    wrapped: Vec<u8>,
+    data: Zeroizing<Vec<u8>>,
+    signature: Vec<u8>,
+}
+
+impl Prepared<'_> {
+    /// RSA-OAEP unwrap, HMAC check in constant time, then AES-CBC in place and the UTF-8 check.
+    pub(crate) fn finish(self) -> Result<Plaintext> {
+        let Prepared {
+            key,
+            wrapped,
+            mut data,
+            signature,
+        } = self;
+        let symmetric = key.unwrap_key(&wrapped).ok_or(Error::Verification)?;
+        if !matches!(symmetric.len(), 16 | 24 | 32) {
+            return Err(Error::Verification);
+        }
+        if !crypto::hmac_sha256_verify(&symmetric, &data, &signature) {
+            return Err(Error::Verification);
+        }
+        let len =
+            crypto::aes_cbc_decrypt_in_place(&symmetric, &mut data).ok_or(Error::Verification)?;
+        data.truncate(len);
+        if std::str::from_utf8(&data).is_err() {
+            return Err(Error::Plaintext("UTF-8"));
+        }
+        Ok(Plaintext(data))
+    }
+}

@@ -1,0 +1,115 @@
+//! The crate's one error type.
+
+use std::borrow::Cow;
+
+/// Everything that can go wrong while loading keys, checking tokens, or verifying and decrypting a
+/// notification.
+///
+/// Errors about malformed input name the field and what was wrong with it. Cryptographic failures are
+/// deliberately uniform: a wrong key, a bad RSA-OAEP decoding, an unwrapped key of an unusable length,
+/// a signature mismatch and bad padding after a valid signature are all [`Error::Verification`], so
+/// neither the message nor the variant tells an attacker which step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field of the input is missing or malformed (bad base64, wrong length, wrong JSON type...).
+    #[error("invalid {field}: {reason}")]
+    Malformed {
+        /// The field, as a JSON path such as `encryptedContent.dataKey`.
+        field: Cow<'static, str>,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// The notification names an `encryptionCertificateId` for which no key is registered.
+    #[error(
+        "no decryption key is registered for encryptionCertificateId {0:?}: add the private key of \
+         that certificate to the key ring"
+    )]
+    UnknownCertificateId(String),
+
+    /// The notification names no usable certificate id and no registered key can serve it.
+    #[error(
+        "no decryption key matches this notification (it names no known encryptionCertificateId \
+         and no registered certificate has its thumbprint)"
+    )]
+    NoMatchingKey,
+
+    /// The notification's certificate thumbprint differs from the registered certificate's.
+    #[error(
+        "certificate thumbprint mismatch for encryptionCertificateId {certificate_id:?}: the \
+         notification names {notification}, the registered certificate is {registered}"
+    )]
+    ThumbprintMismatch {
+        /// The certificate id the key is registered under (empty when registered without an id).
+        certificate_id: String,
+        /// The thumbprint the notification carries.
+        notification: String,
+        /// The thumbprint of the registered certificate.
+        registered: String,
+    },
+
+    /// The encrypted content failed verification: wrong key, altered data, key or signature. One
+    /// uniform error for every cryptographic failure.
+    #[error(
+        "the encrypted content failed verification: it was not encrypted for this key or was \
+         altered in transit"
+    )]
+    Verification,
+
+    /// The content verified and decrypted, but is not UTF-8 JSON.
+    #[error("the decrypted content is not valid {0}")]
+    Plaintext(&'static str),
+
+    /// A private key could not be loaded.
+    #[error("cannot load the private key: {0}")]
+    Key(String),
+
+    /// A certificate could not be loaded, or does not belong to the key it was paired with.
+    #[error("cannot use the certificate: {0}")]
+    Certificate(String),
+
+    /// A validation token was rejected, or none covers the item.
+    #[error("validation token check failed: {0}")]
+    Token(#[from] crate::token::TokenError),
+
+    /// The item's `clientState` is missing or does not equal any configured secret.
+    #[error("clientState does not match any configured secret")]
+    ClientState,
+
+    /// The request body is larger than the configured limit.
+    #[error("request body of {size} bytes exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The body's size in bytes.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// The item was already accepted earlier (a replay, or Graph retrying a delivery).
+    #[error("duplicate of an item already accepted")]
+    Duplicate,
+
+    /// A random number generator or key generation failure.
+    #[error("cryptographic backend failure: {0}")]
+    Backend(String),
+}
+
+impl Error {
+    pub(crate) fn malformed(
+        field: impl Into<Cow<'static, str>>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Malformed {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn missing(field: &'static str) -> Self {
+        Error::malformed(field, "missing")
+    }
+}
+
+/// Shorthand for `Result<T, msgraph_notify::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

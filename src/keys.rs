@@ -1,0 +1,649 @@
+//! Private keys, certificates, thumbprints, and the key ring that picks a key per notification.
+//!
+//! Keys load from PEM (PKCS#1, PKCS#8, encrypted PKCS#8), DER and PKCS#12 (legacy RC2/3DES and
+//! modern PBES2/AES). Each key is parsed once, when it is loaded; key material is zeroized on drop
+//! and never appears in `Debug` output.
+
+use std::fmt;
+use std::sync::Arc;
+
+use pkcs8::der::Encode;
+use sha1::Digest;
+use zeroize::Zeroizing;
+
+use crate::crypto::backend;
+use crate::error::{Error, Result};
+use crate::model::EncryptedContent;
+
+/// An RSA private key that can unwrap Graph's symmetric keys.
+///
+/// ```
+/// # fn main() -> Result<(), msgraph_notify::Error> {
+/// use msgraph_notify::keys::PrivateKey;
+/// let key = PrivateKey::generate(2048)?;
+/// let pem = key.to_pkcs8_pem();
+/// let again = PrivateKey::from_pem(&pem)?;
+/// assert_eq!(again.bits(), 2048);
+/// # Ok(()) }
+/// ```
+pub struct PrivateKey {
+    rsa: backend::RsaKey,
+    pkcs8: Zeroizing<Vec<u8>>,
+    modulus: Vec<u8>,
+    public_exponent: Vec<u8>,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("bits", &self.bits())
+            .finish_non_exhaustive()
+    }
+}
+
+const PEM_PKCS8: &str = "PRIVATE KEY";
+const PEM_PKCS1: &str = "RSA PRIVATE KEY";
+const PEM_PKCS8_ENCRYPTED: &str = "ENCRYPTED PRIVATE KEY";
+const PEM_CERTIFICATE: &str = "CERTIFICATE";
+
+impl PrivateKey {
+    /// Loads a key from PKCS#8 DER (`PrivateKeyInfo`) or PKCS#1 DER (`RSAPrivateKey`).
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        if let Ok(info) = pkcs8::PrivateKeyInfoRef::try_from(der) {
+            if info.algorithm.oid != pkcs1::ALGORITHM_OID {
+                return Err(Error::Key(format!(
+                    "the PKCS#8 key is not an RSA key (algorithm {})",
+                    info.algorithm.oid
+                )));
+            }
+            return Self::from_pkcs8_der(der);
+        }
+        if pkcs1::RsaPrivateKeyRef::try_from(der).is_ok() {
+            return Self::from_pkcs1_der(der);
+        }
+        Err(Error::Key(
+            "not a DER-encoded PKCS#8 or PKCS#1 RSA private key".into(),
+        ))
+    }
+
+    /// Loads a key from PEM: `PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1). For
+    /// `ENCRYPTED PRIVATE KEY` use [`PrivateKey::from_encrypted_pem`]. Other blocks in the text
+    /// (a certificate, say) are skipped.
+    pub fn from_pem(pem: &str) -> Result<Self> {
+        for (label, der) in pem_blocks(pem)? {
+            match label.as_str() {
+                PEM_PKCS8 => return Self::from_pkcs8_der(&der),
+                PEM_PKCS1 => return Self::from_pkcs1_der(&der),
+                PEM_PKCS8_ENCRYPTED => {
+                    return Err(Error::Key(
+                        "the key is encrypted: a password is needed".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Err(Error::Key("no PEM private key block found".into()))
+    }
+
+    /// Loads an `ENCRYPTED PRIVATE KEY` PEM (PKCS#8, PBES2) with its password. Unencrypted PEM is
+    /// accepted too, and the password ignored.
+    pub fn from_encrypted_pem(pem: &str, password: &str) -> Result<Self> {
+        for (label, der) in pem_blocks(pem)? {
+            if label == PEM_PKCS8_ENCRYPTED {
+                let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+                    .map_err(|e| Error::Key(format!("bad encrypted PKCS#8: {e}")))?;
+                let doc = info.decrypt(password).map_err(|_| {
+                    Error::Key(
+                        "cannot decrypt the key: wrong password or unsupported cipher".into(),
+                    )
+                })?;
+                return Self::from_pkcs8_der(doc.as_bytes());
+            }
+        }
+        Self::from_pem(pem)
+    }
+
+    /// Loads the key (and its certificate, if the file has one) from a PKCS#12 file (`.pfx`,
+    /// `.p12`), legacy (RC2-40, 3DES) or modern (PBES2 with AES).
+    pub fn from_pkcs12(der: &[u8], password: &str) -> Result<(Self, Option<Certificate>)> {
+        let store = p12_keystore::KeyStore::from_pkcs12(
+            der,
+            password,
+            p12_keystore::Pkcs12ImportPolicy::Relaxed,
+        )
+        .map_err(|e| Error::Key(format!("cannot open the PKCS#12 file: {e}")))?;
+        let (_, chain) = store
+            .private_key_chain()
+            .ok_or_else(|| Error::Key("the PKCS#12 file holds no private key".into()))?;
+        let key = Self::from_der(&Zeroizing::new(chain.key().as_der().to_vec()))?;
+        let cert = match chain.certs().first() {
+            Some(c) => Some(Certificate::from_der(c.as_der())?),
+            None => None,
+        };
+        if let Some(cert) = &cert {
+            cert.check_matches(&key)?;
+        }
+        Ok((key, cert))
+    }
+
+    /// Loads a key from a file's bytes, whatever its format: PEM (PKCS#1, PKCS#8, encrypted
+    /// PKCS#8), DER, or PKCS#12. Returns the certificate too when the file carries one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::keys::PrivateKey;
+    /// let pem = PrivateKey::generate(2048)?.to_pkcs8_pem();
+    /// let (key, cert) = PrivateKey::load(pem.as_bytes(), None)?;
+    /// assert!(cert.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn load(bytes: &[u8], password: Option<&str>) -> Result<(Self, Option<Certificate>)> {
+        if looks_like_pem(bytes) {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::Key("the PEM text is not UTF-8".into()))?;
+            let key = match password {
+                Some(p) => Self::from_encrypted_pem(text, p)?,
+                None => Self::from_pem(text)?,
+            };
+            let cert = match Certificate::from_pem(text) {
+                Ok(c) => {
+                    c.check_matches(&key)?;
+                    Some(c)
+                }
+                Err(_) => None,
+            };
+            return Ok((key, cert));
+        }
+        match Self::from_der(bytes) {
+            Ok(key) => Ok((key, None)),
+            Err(der_err) => match Self::from_pkcs12(bytes, password.unwrap_or("")) {
+                Ok(pair) => Ok(pair),
+                Err(p12_err) if password.is_some() => Err(p12_err),
+                Err(_) => Err(der_err),
+            },
+        }
+    }
+
+    /// Generates a new RSA key of 2048, 3072 or 4096 bits.
+    pub fn generate(bits: usize) -> Result<Self> {
+        let der = backend::generate_pkcs8(bits).map_err(Error::Key)?;
+        Self::from_pkcs8_der(&der)
+    }
+
+    fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
+        // Wrap PKCS#1 in a PKCS#8 PrivateKeyInfo: both backends load PKCS#8.
+        let octets = pkcs8::der::asn1::OctetStringRef::new(der)
+            .map_err(|e| Error::Key(format!("bad PKCS#1 key: {e}")))?;
+        let info = pkcs8::PrivateKeyInfoRef::new(pkcs1::ALGORITHM_ID, octets);
+        let pkcs8 = Zeroizing::new(
+            info.to_der()
+                .map_err(|e| Error::Key(format!("bad PKCS#1 key: {e}")))?,
+        );
+        Self::from_pkcs8_der(&pkcs8)
+    }
+
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let info = pkcs8::PrivateKeyInfoRef::try_from(der)
+            .map_err(|e| Error::Key(format!("bad PKCS#8 key: {e}")))?;
+        if info.algorithm.oid != pkcs1::ALGORITHM_OID {
+            return Err(Error::Key(format!(
+                "the key is not an RSA key (algorithm {})",
+                info.algorithm.oid
+            )));
+        }
+        let rsa = pkcs1::RsaPrivateKeyRef::try_from(info.private_key)
+            .map_err(|e| Error::Key(format!("bad RSA key: {e}")))?;
+        let modulus = rsa.modulus.as_bytes().to_vec();
+        let public_exponent = rsa.public_exponent.as_bytes().to_vec();
+        let bits = modulus_bits(&modulus);
+        if !(2048..=4096).contains(&bits) {
+            return Err(Error::Key(format!(
+                "RSA keys of 2048 to 4096 bits are supported; this one has {bits}"
+            )));
+        }
+        let key = backend::RsaKey::from_pkcs8_der(der).map_err(Error::Key)?;
+        Ok(PrivateKey {
+            rsa: key,
+            pkcs8: Zeroizing::new(der.to_vec()),
+            modulus,
+            public_exponent,
+        })
+    }
+
+    /// The key's size in bits.
+    pub fn bits(&self) -> usize {
+        modulus_bits(&self.modulus)
+    }
+
+    /// The key as PKCS#8 PEM (`BEGIN PRIVATE KEY`), zeroized on drop.
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
+        Zeroizing::new(pem_encode(PEM_PKCS8, &self.pkcs8))
+    }
+
+    /// The key as PKCS#8 DER, zeroized on drop.
+    pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        self.pkcs8.clone()
+    }
+
+    /// The public key as PKCS#1 `RSAPublicKey` DER.
+    pub fn public_key_pkcs1_der(&self) -> Vec<u8> {
+        rsa_public_key_der(&self.modulus, &self.public_exponent)
+    }
+
+    /// The public key's modulus and exponent, big-endian.
+    pub(crate) fn public_components(&self) -> (&[u8], &[u8]) {
+        (&self.modulus, &self.public_exponent)
+    }
+
+    /// RSA-OAEP (SHA-1, MGF1-SHA-1) unwrap. `None` for any failure.
+    pub(crate) fn unwrap_key(&self, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.rsa.oaep_sha1_unwrap(wrapped)
+    }
+
+    /// RSASSA-PKCS1-v1_5 SHA-256 signature.
+    pub(crate) fn sign_pkcs1_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        backend::sign_pkcs1_sha256(&self.pkcs8, msg).map_err(Error::Backend)
+    }
+}
+
+fn modulus_bits(modulus: &[u8]) -> usize {
+    match modulus.iter().position(|&b| b != 0) {
+        Some(i) => (modulus.len() - i) * 8 - modulus[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let (Ok(n), Ok(e)) = (pkcs1::UintRef::new(n), pkcs1::UintRef::new(e)) else {
+        return Vec::new();
+    };
+    pkcs1::RsaPublicKey {
+        modulus: n,
+        public_exponent: e,
+    }
+    .to_der()
+    .unwrap_or_default()
+}
+
+fn looks_like_pem(bytes: &[u8]) -> bool {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    bytes[start..].starts_with(b"-----BEGIN ")
+}
+
+/// Splits PEM text into (label, DER) blocks.
+fn pem_blocks(text: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let block = &rest[start..];
+        let Some(label_end) = block["-----BEGIN ".len()..].find("-----") else {
+            break;
+        };
+        let label = &block["-----BEGIN ".len().."-----BEGIN ".len() + label_end];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = block.find(&end_marker) else {
+            return Err(Error::Key(format!("PEM block {label:?} has no END line")));
+        };
+        let whole = &block[..end + end_marker.len()];
+        let (_, der) = pkcs8::der::pem::decode_vec(whole.as_bytes())
+            .map_err(|e| Error::Key(format!("bad PEM block {label:?}: {e}")))?;
+        blocks.push((label.to_owned(), Zeroizing::new(der)));
+        rest = &block[end + end_marker.len()..];
+    }
+    Ok(blocks)
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    pkcs8::der::pem::encode_string(label, pkcs8::der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+/// An X.509 certificate: its DER, SHA-1 thumbprint and RSA public key.
+///
+/// ```
+/// # fn main() -> Result<(), msgraph_notify::Error> {
+/// use msgraph_notify::keys::{Certificate, PrivateKey};
+/// let key = PrivateKey::generate(2048)?;
+/// let cert = Certificate::self_signed(&key, "receiver.example", 365)?;
+/// assert!(cert.matches(&key));
+/// assert_eq!(cert.thumbprint().len(), 40);
+/// // The value of `encryptionCertificate` in a subscription request:
+/// let value = cert.encryption_certificate();
+/// assert_eq!(Certificate::from_der(&cert.der().to_vec())?.thumbprint(), cert.thumbprint());
+/// # let _ = value; Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificate {
+    der: Vec<u8>,
+    thumbprint: [u8; 20],
+    modulus: Vec<u8>,
+    spki: Vec<u8>,
+    subject: String,
+    not_after: String,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("subject", &self.subject)
+            .field("thumbprint", &self.thumbprint())
+            .field("not_after", &self.not_after)
+            .finish()
+    }
+}
+
+impl Certificate {
+    /// Parses a DER certificate. Validity dates are not checked: Graph does not check them either.
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        use x509_parser::prelude::*;
+        let (rest, cert) = X509Certificate::from_der(der)
+            .map_err(|e| Error::Certificate(format!("not a DER X.509 certificate: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Error::Certificate(
+                "trailing bytes after the certificate".into(),
+            ));
+        }
+        let spki = cert.public_key();
+        let modulus = match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => strip_zeros(rsa.modulus).to_vec(),
+            _ => {
+                return Err(Error::Certificate(
+                    "the certificate's key is not RSA".into(),
+                ));
+            }
+        };
+        let thumbprint: [u8; 20] = sha1::Sha1::digest(der).into();
+        Ok(Certificate {
+            der: der.to_vec(),
+            thumbprint,
+            modulus,
+            spki: spki.raw.to_vec(),
+            subject: cert.subject().to_string(),
+            not_after: cert.validity().not_after.to_string(),
+        })
+    }
+
+    /// Parses the first `CERTIFICATE` block of PEM text.
+    pub fn from_pem(pem: &str) -> Result<Self> {
+        let blocks = pem_blocks(pem).map_err(|e| Error::Certificate(e.to_string()))?;
+        match blocks.iter().find(|(label, _)| label == PEM_CERTIFICATE) {
+            Some((_, der)) => Self::from_der(der),
+            None => Err(Error::Certificate("no PEM CERTIFICATE block found".into())),
+        }
+    }
+
+    /// Loads a certificate from PEM or DER bytes.
+    pub fn load(bytes: &[u8]) -> Result<Self> {
+        if looks_like_pem(bytes) {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::Certificate("the PEM text is not UTF-8".into()))?;
+            Self::from_pem(text)
+        } else {
+            Self::from_der(bytes)
+        }
+    }
+
+    /// Makes a self-signed certificate for `key` (SHA-256 with RSA), valid from now for `days`
+    /// days, with the subject `CN=common_name`.
+    pub fn self_signed(key: &PrivateKey, common_name: &str, days: u32) -> Result<Self> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| Error::Certificate(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, common_name);
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::days(i64::from(days));
+        let mut serial = crate::crypto::random_bytes(16)?;
+        serial[0] &= 0x7f; // a positive INTEGER
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let signer = RcgenSigner {
+            key,
+            public: key.public_key_pkcs1_der(),
+        };
+        let cert = params
+            .self_signed(&signer)
+            .map_err(|e| Error::Certificate(format!("cannot sign the certificate: {e}")))?;
+        Self::from_der(cert.der())
+    }
+
+    /// The certificate's DER bytes.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The certificate as PEM.
+    pub fn to_pem(&self) -> String {
+        pem_encode(PEM_CERTIFICATE, &self.der)
+    }
+
+    /// The SubjectPublicKeyInfo DER of the certificate's key.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// The SHA-1 thumbprint, 40 upper-case hex digits, as Graph sends it in
+    /// `encryptionCertificateThumbprint`.
+    pub fn thumbprint(&self) -> String {
+        self.thumbprint.iter().map(|b| format!("{b:02X}")).collect()
+    }
+
+    /// Whether `thumbprint` (hex, any case) names this certificate.
+    pub fn has_thumbprint(&self, thumbprint: &str) -> bool {
+        thumbprint.len() == 40 && thumbprint.eq_ignore_ascii_case(&self.thumbprint())
+    }
+
+    /// The value a subscription's `encryptionCertificate` needs: base64 of the DER.
+    pub fn encryption_certificate(&self) -> String {
+        crate::crypto::b64_encode(&self.der)
+    }
+
+    /// The subject, e.g. `CN=receiver.example`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The end of the validity period, as text (informational: never enforced).
+    pub fn not_after(&self) -> &str {
+        &self.not_after
+    }
+
+    /// Whether `key` is the private key of this certificate.
+    pub fn matches(&self, key: &PrivateKey) -> bool {
+        self.modulus == key.modulus
+    }
+
+    fn check_matches(&self, key: &PrivateKey) -> Result<()> {
+        if self.matches(key) {
+            Ok(())
+        } else {
+            Err(Error::Certificate(format!(
+                "the certificate {} does not belong to the private key",
+                self.thumbprint()
+            )))
+        }
+    }
+}
+
+fn strip_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    &b[i..]
+}
+
+struct RcgenSigner<'a> {
+    key: &'a PrivateKey,
+    public: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for RcgenSigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.public
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RcgenSigner<'_> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        self.key
+            .sign_pkcs1_sha256(msg)
+            .map_err(|_| rcgen::Error::RemoteKeyError)
+    }
+}
+
+/// One key in a [`KeyRing`].
+#[derive(Debug)]
+struct Entry {
+    id: Option<String>,
+    key: Arc<PrivateKey>,
+    cert: Option<Certificate>,
+}
+
+/// The keys a receiver decrypts with, each under its `encryptionCertificateId`.
+///
+/// During certificate rotation several keys are live at once: Graph may keep using the old
+/// certificate for some time. A key is chosen per notification:
+///
+/// 1. the key registered under the notification's `encryptionCertificateId`;
+/// 2. else a key registered without an id whose certificate has the notification's thumbprint;
+/// 3. else a key registered without an id, when it is the only key in the ring.
+///
+/// When the notification carries a thumbprint and the chosen key's certificate is known, they must
+/// match. An unknown id with no key to serve it is [`Error::UnknownCertificateId`]; another key is
+/// never tried in its place.
+///
+/// ```
+/// # fn main() -> Result<(), msgraph_notify::Error> {
+/// use msgraph_notify::keys::{Certificate, KeyRing, PrivateKey};
+/// let old = PrivateKey::generate(2048)?;
+/// let new = PrivateKey::generate(2048)?;
+/// let new_cert = Certificate::self_signed(&new, "receiver", 30)?;
+/// let mut ring = KeyRing::new();
+/// ring.add("cert-2025", old, None)?;
+/// ring.add("cert-2026", new, Some(new_cert))?;
+/// assert_eq!(ring.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    entries: Vec<Entry>,
+}
+
+impl KeyRing {
+    /// An empty ring.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A ring of one key that serves every notification (its certificate, when given, is checked
+    /// against the notifications' thumbprints).
+    pub fn single(key: PrivateKey, cert: Option<Certificate>) -> Result<Self> {
+        let mut ring = Self::new();
+        ring.add_without_id(key, cert)?;
+        Ok(ring)
+    }
+
+    /// Registers `key` under `encryption_certificate_id`, replacing any key with that id. The
+    /// certificate, when given, must belong to the key.
+    pub fn add(
+        &mut self,
+        encryption_certificate_id: impl Into<String>,
+        key: PrivateKey,
+        cert: Option<Certificate>,
+    ) -> Result<()> {
+        let id = encryption_certificate_id.into();
+        if id.is_empty() || id.len() > 128 {
+            return Err(Error::Key(
+                "an encryptionCertificateId has 1 to 128 characters".into(),
+            ));
+        }
+        self.insert(Some(id), key, cert)
+    }
+
+    /// Registers `key` without an id: it serves notifications whose thumbprint matches its
+    /// certificate, or every notification when it is the only key.
+    pub fn add_without_id(&mut self, key: PrivateKey, cert: Option<Certificate>) -> Result<()> {
+        self.insert(None, key, cert)
+    }
+
+    fn insert(
+        &mut self,
+        id: Option<String>,
+        key: PrivateKey,
+        cert: Option<Certificate>,
+    ) -> Result<()> {
+        if let Some(cert) = &cert {
+            cert.check_matches(&key)?;
+        }
+        if let Some(id) = &id {
+            self.entries.retain(|e| e.id.as_deref() != Some(id));
+        }
+        self.entries.push(Entry {
+            id,
+            key: Arc::new(key),
+            cert,
+        });
+        Ok(())
+    }
+
+    /// Removes the key registered under `encryption_certificate_id`; returns whether one was.
+    pub fn remove(&mut self, encryption_certificate_id: &str) -> bool {
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| e.id.as_deref() != Some(encryption_certificate_id));
+        before != self.entries.len()
+    }
+
+    /// How many keys are registered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no key is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Picks the key for `content` by the rules above.
+    pub(crate) fn select(&self, content: &EncryptedContent) -> Result<&PrivateKey> {
+        let id = content
+            .encryption_certificate_id
+            .as_deref()
+            .filter(|s| !s.is_empty());
+        let thumbprint = content
+            .encryption_certificate_thumbprint
+            .as_deref()
+            .filter(|s| !s.is_empty());
+        let by_id = id.and_then(|id| self.entries.iter().find(|e| e.id.as_deref() == Some(id)));
+        let chosen = by_id
+            .or_else(|| {
+                let t = thumbprint?;
+                self.entries.iter().find(|e| {
+                    e.id.is_none() && e.cert.as_ref().is_some_and(|c| c.has_thumbprint(t))
+                })
+            })
+            .or_else(|| match self.entries.as_slice() {
+                [only] if only.id.is_none() => Some(only),
+                _ => None,
+            });
+        let Some(entry) = chosen else {
+            return Err(match id {
+                Some(id) => Error::UnknownCertificateId(id.to_owned()),
+                None => Error::NoMatchingKey,
+            });
+        };
+        if let (Some(t), Some(cert)) = (thumbprint, &entry.cert)
+            && !cert.has_thumbprint(t)
+        {
+            return Err(Error::ThumbprintMismatch {
+                certificate_id: entry.id.clone().unwrap_or_default(),
+                notification: t.to_owned(),
+                registered: cert.thumbprint(),
+            });
+        }
+        Ok(&entry.key)
+    }
+}
