@@ -53,6 +53,8 @@ pub mod error;
 pub mod keys;
 pub mod model;
 pub mod resource;
+pub mod receiver;
+pub mod replay;
 pub mod token;
 
 #[cfg(feature = "testing")]

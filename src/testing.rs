@@ -95,18 +95,34 @@ impl<'a> GraphEncryptor<'a> {
 
     /// Encrypts `plaintext` into an `encryptedContent`.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<EncryptedContent> {
+        self.seal(|aes_key| crypto::aes_cbc_encrypt(aes_key, plaintext))
+    }
+
+    /// Encrypts whole 16-byte blocks with no PKCS#7 padding, signed correctly: an item whose
+    /// signature holds but whose padding is bad (unless the last byte happens to be valid).
+    pub fn encrypt_without_padding(&self, blocks: &[u8]) -> Result<EncryptedContent> {
+        self.seal(|aes_key| crypto::aes_cbc_encrypt_unpadded(aes_key, blocks))
+    }
+
+    /// Uses `ciphertext` as `data` as it is, with a valid signature under the wrapped key: for
+    /// items whose signature holds but whose ciphertext is unusable.
+    pub fn seal_ciphertext(&self, ciphertext: &[u8]) -> Result<EncryptedContent> {
+        self.seal(|_| Some(ciphertext.to_vec()))
+    }
+
+    fn seal(&self, make_data: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Result<EncryptedContent> {
         let key = match &self.symmetric_key {
             Some(k) => zeroize::Zeroizing::new(k.clone()),
             None => crypto::random_bytes(self.aes_key_len)?,
         };
-        let aes_key: Vec<u8> = if matches!(key.len(), 16 | 24 | 32) {
-            key.to_vec()
+        let aes_key: zeroize::Zeroizing<Vec<u8>> = if matches!(key.len(), 16 | 24 | 32) {
+            key.clone()
         } else {
             use sha2::Digest;
-            sha2::Sha256::digest(&key).to_vec()
+            zeroize::Zeroizing::new(sha2::Sha256::digest(&key).to_vec())
         };
-        let data = crypto::aes_cbc_encrypt(&aes_key, plaintext)
-            .ok_or_else(|| Error::Backend("unusable AES key length".into()))?;
+        let data = make_data(&aes_key)
+            .ok_or_else(|| Error::Backend("unusable AES key length or block count".into()))?;
         let signature = crypto::hmac_sha256(&key, &data);
         let wrap = match self.wrap {
             KeyWrap::OaepSha1 => Wrap::OaepSha1,
@@ -185,4 +201,211 @@ impl NotificationSpec {
             client_state: None,
         }
     }
+}
+
+/// A stand-in for the Microsoft identity platform: its own RSA key and JWKS, minting validation
+/// tokens as Graph sends them (v1.0 and v2.0), and each kind of wrong one.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use msgraph_notify::testing::{TokenFlaw, TokenIssuer};
+/// use msgraph_notify::token::{TokenError, TokenValidator, TokenVersion, Validation};
+/// let issuer = TokenIssuer::new()?;
+/// let validator = TokenValidator::new(Validation::new(["app"]), issuer.signing_keys());
+/// assert!(validator.validate(&issuer.token(TokenVersion::V1, "app", "tenant")).is_ok());
+/// let expired = issuer.flawed_token(TokenVersion::V1, "app", "tenant", TokenFlaw::Expired);
+/// assert_eq!(validator.validate(&expired), Err(TokenError::Expired));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TokenIssuer {
+    key: crate::PrivateKey,
+    kid: String,
+    other: std::sync::OnceLock<crate::PrivateKey>,
+}
+
+/// A way a validation token can be wrong, for [`TokenIssuer::flawed_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFlaw {
+    /// `exp` an hour ago.
+    Expired,
+    /// `nbf` an hour ahead.
+    NotYetValid,
+    /// `aud` another app.
+    WrongAudience,
+    /// The publisher claim names another app.
+    WrongPublisher,
+    /// The publisher in the claim of the other version (`azp` in a v1.0 token, `appid` in v2.0).
+    PublisherInOtherVersionsClaim,
+    /// An issuer that merely contains the tenant id.
+    IssuerContainingTenant,
+    /// The issuer of another tenant.
+    OtherTenantsIssuer,
+    /// `alg` `none` and no signature.
+    AlgNone,
+    /// HS256, keyed with the signing key's public key bytes.
+    Hs256WithPublicKey,
+    /// A `kid` the JWKS does not have.
+    UnknownKid,
+    /// The right `kid`, signed by another key.
+    ForeignSignature,
+    /// `ver` 3.0.
+    UnknownVersion,
+}
+
+impl TokenIssuer {
+    /// A new issuer with a fresh 2048-bit key.
+    pub fn new() -> Result<Self> {
+        let key = crate::PrivateKey::generate(2048)?;
+        let kid = crypto::b64_encode(&crypto::random_bytes(9)?).replace(['+', '/'], "x");
+        Ok(TokenIssuer {
+            key,
+            kid,
+            other: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The `kid` of the issuer's key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWKS document, as the identity platform serves it.
+    pub fn jwks_json(&self) -> String {
+        let (n, e) = self.key.public_components();
+        serde_json::json!({
+            "keys": [{
+                "kty": "RSA", "use": "sig", "kid": self.kid,
+                "n": b64url(n), "e": b64url(e),
+            }]
+        })
+        .to_string()
+    }
+
+    /// The issuer's key set, ready for a validator.
+    pub fn signing_keys(&self) -> crate::token::SigningKeys {
+        let mut jwks = crate::token::Jwks::default();
+        let (n, e) = self.key.public_components();
+        jwks.insert(self.kid.clone(), n, e);
+        crate::token::SigningKeys::new(jwks)
+    }
+
+    /// The claims of a valid token for `app_id` in `tenant_id`, valid from a minute ago for an
+    /// hour.
+    pub fn claims(&self, version: crate::token::TokenVersion, app_id: &str, tenant_id: &str) -> Value {
+        let now = crate::token::now_unix();
+        let mut claims = serde_json::json!({
+            "aud": app_id,
+            "iss": version.issuer(tenant_id),
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+            "tid": tenant_id,
+            "ver": version.as_str(),
+            "idp": version.issuer(tenant_id),
+            "oid": "5a2c1d0e-1234-4c8e-9f00-0123456789ab",
+            "sub": "5a2c1d0e-1234-4c8e-9f00-0123456789ab",
+        });
+        claims[version.publisher_claim()] = Value::String(crate::token::GRAPH_CHANGE_TRACKING_APP_ID.into());
+        claims
+    }
+
+    /// Signs `claims` with RS256 under the issuer's `kid`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        self.sign_with(&self.key, &header, claims)
+    }
+
+    fn sign_with(&self, key: &crate::PrivateKey, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let sig = key.sign_pkcs1_sha256(input.as_bytes()).unwrap_or_default();
+        format!("{input}.{}", b64url(&sig))
+    }
+
+    /// A valid token for `app_id` in `tenant_id`.
+    pub fn token(&self, version: crate::token::TokenVersion, app_id: &str, tenant_id: &str) -> String {
+        self.sign(&self.claims(version, app_id, tenant_id))
+    }
+
+    /// A token that is wrong in exactly one way.
+    pub fn flawed_token(
+        &self,
+        version: crate::token::TokenVersion,
+        app_id: &str,
+        tenant_id: &str,
+        flaw: TokenFlaw,
+    ) -> String {
+        use crate::token::TokenVersion;
+        let mut claims = self.claims(version, app_id, tenant_id);
+        let now = crate::token::now_unix();
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        match flaw {
+            TokenFlaw::Expired => {
+                claims["exp"] = (now - 3600).into();
+                claims["nbf"] = (now - 7200).into();
+            }
+            TokenFlaw::NotYetValid => claims["nbf"] = (now + 3600).into(),
+            TokenFlaw::WrongAudience => claims["aud"] = "00000000-0000-0000-0000-000000000bad".into(),
+            TokenFlaw::WrongPublisher => {
+                claims[version.publisher_claim()] = "11111111-2222-3333-4444-555555555555".into();
+            }
+            TokenFlaw::PublisherInOtherVersionsClaim => {
+                let other = match version {
+                    TokenVersion::V1 => TokenVersion::V2,
+                    TokenVersion::V2 => TokenVersion::V1,
+                };
+                if let Some(map) = claims.as_object_mut() {
+                    map.remove(version.publisher_claim());
+                }
+                claims[other.publisher_claim()] = crate::token::GRAPH_CHANGE_TRACKING_APP_ID.into();
+            }
+            TokenFlaw::IssuerContainingTenant => {
+                claims["iss"] = format!("https://evil.example/{}", version.issuer(tenant_id)).into();
+            }
+            TokenFlaw::OtherTenantsIssuer => {
+                claims["iss"] = version.issuer("99999999-9999-9999-9999-999999999999").into();
+            }
+            TokenFlaw::AlgNone => {
+                let header = serde_json::json!({"alg": "none", "typ": "JWT", "kid": self.kid});
+                return format!(
+                    "{}.{}.",
+                    b64url(header.to_string().as_bytes()),
+                    b64url(claims.to_string().as_bytes())
+                );
+            }
+            TokenFlaw::Hs256WithPublicKey => {
+                let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": self.kid});
+                let input = format!(
+                    "{}.{}",
+                    b64url(header.to_string().as_bytes()),
+                    b64url(claims.to_string().as_bytes())
+                );
+                let mac = crypto::hmac_sha256(&self.key.public_key_pkcs1_der(), input.as_bytes());
+                return format!("{input}.{}", b64url(&mac));
+            }
+            TokenFlaw::UnknownKid => {
+                let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "unknown-kid"});
+                return self.sign_with(&self.key, &header, &claims);
+            }
+            TokenFlaw::ForeignSignature => {
+                let other = self.other.get_or_init(|| {
+                    crate::PrivateKey::generate(2048).unwrap_or_else(|_| {
+                        crate::PrivateKey::from_der(&self.key.to_pkcs8_der())
+                            .unwrap_or_else(|_| unreachable!())
+                    })
+                });
+                return self.sign_with(other, &header, &claims);
+            }
+            TokenFlaw::UnknownVersion => claims["ver"] = "3.0".into(),
+        }
+        self.sign_with(&self.key, &header, &claims)
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

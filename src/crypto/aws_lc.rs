@@ -62,14 +62,6 @@ pub(crate) fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> 
     Ok(Zeroizing::new(der.as_ref().to_vec()))
 }
 
-/// Verifies RSASSA-PKCS1-v1_5 SHA-256 with a public key given as big-endian `n` and `e`.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))]
-pub(crate) fn verify_pkcs1_sha256(n: &[u8], e: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
-        .verify(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
-        .is_ok()
-}
-
 /// Wraps `msg` for the public key `spki_der` (a SubjectPublicKeyInfo).
 #[cfg(feature = "testing")]
 pub(crate) fn public_encrypt(

@@ -105,6 +105,30 @@ pub(crate) fn aes_cbc_encrypt(key: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// AES-CBC encryption of whole blocks with no padding (test kit: builds bad padding).
+#[cfg(feature = "testing")]
+pub(crate) fn aes_cbc_encrypt_unpadded(key: &[u8], blocks: &[u8]) -> Option<Vec<u8>> {
+    use aes::cipher::block_padding::NoPadding;
+    if !blocks.len().is_multiple_of(16) {
+        return None;
+    }
+    let iv = key.get(..16)?;
+    fn run<C>(key: &[u8], iv: &[u8], pt: &[u8]) -> Option<Vec<u8>>
+    where
+        cbc::Encryptor<C>: KeyIvInit + BlockModeEncrypt,
+        C: aes::cipher::BlockCipherEncrypt,
+    {
+        let enc = cbc::Encryptor::<C>::new_from_slices(key, iv).ok()?;
+        Some(enc.encrypt_padded_vec::<NoPadding>(pt))
+    }
+    match key.len() {
+        16 => run::<aes::Aes128>(key, iv, blocks),
+        24 => run::<aes::Aes192>(key, iv, blocks),
+        32 => run::<aes::Aes256>(key, iv, blocks),
+        _ => None,
+    }
+}
+
 /// Fills `buf` from the operating system's random source.
 pub(crate) fn random_bytes(len: usize) -> crate::Result<Zeroizing<Vec<u8>>> {
     let mut buf = Zeroizing::new(vec![0u8; len]);

@@ -1,4 +1,40 @@
 //! Validation tokens: the JWTs that prove Graph sent a notification.
+//!
+//! Each token must pass every check of [`Validation`]: RS256 only, a signing key chosen by `kid`,
+//! the signature, `exp`/`nbf` with a leeway, `aud` among the receiving app ids, the publisher
+//! (Microsoft Graph change tracking, in `appid` for v1.0 tokens and `azp` for v2.0), the issuer
+//! bound exactly to the token's `tid`, and an optional tenant allow-list.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use msgraph_notify::token::{TokenValidator, Validation, TokenVersion};
+//! use msgraph_notify::testing::TokenIssuer;
+//! let issuer = TokenIssuer::new()?;                        // stands in for Microsoft's keys
+//! let validator = TokenValidator::new(Validation::new(["my-app-id"]), issuer.signing_keys());
+//! let token = issuer.token(TokenVersion::V2, "my-app-id", "my-tenant");
+//! let valid = validator.validate(&token)?;
+//! assert_eq!(valid.tenant_id, "my-tenant");
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod jwks;
+mod provider;
+
+#[cfg(feature = "fetch")]
+pub mod fetch;
+
+pub use cache::TokenCache;
+pub use jwks::{Jwks, SigningKeys};
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Microsoft Graph's change-tracking application: the publisher of every validation token.
+pub const GRAPH_CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
 
 /// Why a validation token was rejected. Each variant names the check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -7,14 +43,14 @@ pub enum TokenError {
     /// The body carries encrypted content but no validation tokens at all.
     #[error("the notification carries encrypted content but no validation tokens")]
     Missing,
-    /// No valid token covers the item's (app, tenant).
+    /// No valid token covers the item's tenant.
     #[error("no valid validation token covers tenant {0:?}")]
     NotCovered(String),
     /// The token is not a well-formed JWT.
     #[error("not a well-formed JWT: {0}")]
     Malformed(String),
     /// `alg` is not RS256.
-    #[error("algorithm {0} is not allowed (only RS256)")]
+    #[error("algorithm {0:?} is not allowed (only RS256)")]
     Algorithm(String),
     /// No signing key has the token's `kid`.
     #[error("no signing key has kid {0:?}")]
@@ -31,10 +67,11 @@ pub enum TokenError {
     /// `aud` is not one of the configured app ids.
     #[error("audience {0:?} is not one of the configured app ids")]
     Audience(String),
-    /// The publisher claim is not Microsoft Graph's change-tracking app.
+    /// The publisher claim (`appid` for v1.0, `azp` for v2.0) is not Microsoft Graph change
+    /// tracking, or is missing.
     #[error("publisher {0:?} is not Microsoft Graph change tracking")]
     Publisher(String),
-    /// `iss` is not the exact issuer for the token's `tid` and `ver`.
+    /// `iss` is not exactly the issuer for the token's `tid` and `ver`.
     #[error("issuer {0:?} is not the issuer of the token's tenant")]
     Issuer(String),
     /// `tid` is not in the tenant allow-list.
@@ -43,7 +80,271 @@ pub enum TokenError {
     /// `ver` is neither 1.0 nor 2.0.
     #[error("token version {0:?} is not 1.0 or 2.0")]
     Version(String),
-    /// The token was refused because another token of its tenant failed.
-    #[error("a validation token for tenant {0:?} failed, so its items are untrusted")]
-    Tainted(String),
+}
+
+/// The two token versions Graph sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenVersion {
+    /// `ver` 1.0: issuer `https://sts.windows.net/{tid}/`, publisher in `appid`.
+    V1,
+    /// `ver` 2.0: issuer `https://login.microsoftonline.com/{tid}/v2.0`, publisher in `azp`.
+    V2,
+}
+
+impl TokenVersion {
+    /// The exact issuer for `tenant_id`.
+    pub fn issuer(self, tenant_id: &str) -> String {
+        match self {
+            TokenVersion::V1 => format!("https://sts.windows.net/{tenant_id}/"),
+            TokenVersion::V2 => format!("https://login.microsoftonline.com/{tenant_id}/v2.0"),
+        }
+    }
+
+    /// The claim that names the publisher: `appid` (v1.0) or `azp` (v2.0).
+    pub fn publisher_claim(self) -> &'static str {
+        match self {
+            TokenVersion::V1 => "appid",
+            TokenVersion::V2 => "azp",
+        }
+    }
+
+    /// `"1.0"` or `"2.0"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenVersion::V1 => "1.0",
+            TokenVersion::V2 => "2.0",
+        }
+    }
+}
+
+/// What a validation token must satisfy.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Validation {
+    /// The receiving application ids: `aud` must be one of them. Several apps may share an
+    /// endpoint. No default: a validator with no app id accepts no token.
+    pub app_ids: HashSet<String>,
+    /// When set, `tid` must be one of these tenants. Default: any tenant.
+    pub tenants: Option<HashSet<String>>,
+    /// Clock skew allowed on `exp` and `nbf`. Default: 5 minutes, as the .NET SDK.
+    pub leeway: Duration,
+    /// The publisher the token must name. Default: [`GRAPH_CHANGE_TRACKING_APP_ID`]; only tests
+    /// and national clouds with another publisher should change it.
+    pub publisher: String,
+}
+
+impl Validation {
+    /// Tokens addressed to any of `app_ids`, from any tenant, with the default leeway.
+    pub fn new<I, S>(app_ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Validation {
+            app_ids: app_ids.into_iter().map(Into::into).collect(),
+            tenants: None,
+            leeway: Duration::from_secs(300),
+            publisher: GRAPH_CHANGE_TRACKING_APP_ID.to_owned(),
+        }
+    }
+
+    /// Restricts `tid` to these tenants.
+    pub fn allow_tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the clock-skew leeway.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedToken {
+    /// `tid`: the tenant the token covers.
+    pub tenant_id: String,
+    /// `aud`: the receiving app the token was issued to.
+    pub app_id: String,
+    /// `ver`.
+    pub version: TokenVersion,
+    /// `exp`, seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    aud: Option<Value>,
+    iss: Option<String>,
+    tid: Option<String>,
+    ver: Option<String>,
+    appid: Option<String>,
+    azp: Option<String>,
+    exp: Option<u64>,
+}
+
+/// Checks validation tokens against a [`Validation`] and a set of [`SigningKeys`].
+///
+/// Cheap to share: the signing keys are behind an `Arc` and can be refreshed while in use.
+#[derive(Debug, Clone)]
+pub struct TokenValidator {
+    validation: Validation,
+    keys: SigningKeys,
+}
+
+impl TokenValidator {
+    /// A validator for `validation` using `keys`.
+    pub fn new(validation: Validation, keys: SigningKeys) -> Self {
+        provider::install();
+        TokenValidator { validation, keys }
+    }
+
+    /// The signing keys in use.
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    /// The rules in force.
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// The `kid` of a token's header, without any validation (to fetch its key first).
+    pub fn peek_kid(token: &str) -> Option<String> {
+        parse_header(token).ok().and_then(|h| h.kid)
+    }
+
+    /// The `tid` claim of a token, without any validation: used only to attribute a failed
+    /// token to its tenant, never to trust it.
+    pub fn peek_tenant(token: &str) -> Option<String> {
+        let payload = token.split('.').nth(1)?;
+        let bytes = b64url(payload).ok()?;
+        let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+        claims.tid
+    }
+
+    /// Runs every check on one token.
+    pub fn validate(&self, token: &str) -> Result<ValidatedToken, TokenError> {
+        let header = parse_header(token)?;
+        match header.alg.as_deref() {
+            Some("RS256") => {}
+            other => return Err(TokenError::Algorithm(other.unwrap_or("<none>").to_owned())),
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Malformed("the header has no kid".into()))?;
+        let key = self
+            .keys
+            .get(&kid)
+            .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+
+        let mut rules = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        rules.leeway = self.validation.leeway.as_secs();
+        rules.validate_exp = true;
+        rules.validate_nbf = true;
+        rules.validate_aud = false; // checked below, with a precise error
+        rules.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &rules).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::InvalidSignature => TokenError::Signature,
+                K::ExpiredSignature => TokenError::Expired,
+                K::ImmatureSignature => TokenError::NotYetValid,
+                K::InvalidAlgorithm => TokenError::Algorithm("?".into()),
+                _ => TokenError::Malformed(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+
+        let app_id = match &claims.aud {
+            Some(Value::String(aud)) => aud.clone(),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|a| self.validation.app_ids.contains(*a))
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        };
+        if !self.validation.app_ids.contains(&app_id) {
+            let shown = claims.aud.as_ref().map(Value::to_string).unwrap_or_default();
+            return Err(TokenError::Audience(shown));
+        }
+        let version = match claims.ver.as_deref() {
+            Some("1.0") => TokenVersion::V1,
+            Some("2.0") => TokenVersion::V2,
+            other => return Err(TokenError::Version(other.unwrap_or("<none>").to_owned())),
+        };
+        let publisher = match version {
+            TokenVersion::V1 => claims.appid.as_deref(),
+            TokenVersion::V2 => claims.azp.as_deref(),
+        };
+        if publisher != Some(self.validation.publisher.as_str()) {
+            return Err(TokenError::Publisher(publisher.map_or_else(
+                || format!("<no {} claim>", version.publisher_claim()),
+                str::to_owned,
+            )));
+        }
+        let tenant_id = claims
+            .tid
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| TokenError::Malformed("no tid claim".into()))?;
+        let iss = claims.iss.unwrap_or_default();
+        if iss != version.issuer(&tenant_id) {
+            return Err(TokenError::Issuer(iss));
+        }
+        if let Some(allowed) = &self.validation.tenants
+            && !allowed.contains(&tenant_id)
+        {
+            return Err(TokenError::Tenant(tenant_id));
+        }
+        Ok(ValidatedToken {
+            tenant_id,
+            app_id,
+            version,
+            expires_at: claims.exp.unwrap_or(0),
+        })
+    }
+}
+
+fn b64url(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    ENGINE.decode(text)
+}
+
+fn parse_header(token: &str) -> Result<Header, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("a JWT has three dot-separated parts".into()));
+    };
+    let bytes =
+        b64url(header).map_err(|e| TokenError::Malformed(format!("header is not base64url: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| TokenError::Malformed(format!("header is not a JSON object: {e}")))
+}
+
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -1,0 +1,646 @@
+//! One POST in, one outcome per item out: the validation handshake, `clientState`, validation
+//! tokens, lifecycle events, and decryption.
+//!
+//! Checks run cheapest first: the size limit, the JSON, `clientState`, tokens (from the cache when
+//! seen before), the key choice and field decoding; the RSA unwrap of each item comes last, so a
+//! flood of forged POSTs costs no RSA private-key operation. One bad item never sinks the others.
+//! The receiver knows nothing of HTTP: give it the query string and the body bytes.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::decrypt::{Decryptor, Plaintext, Prepared};
+use crate::error::{Error, Result};
+use crate::model::{ChangeNotification, LifecycleEvent};
+use crate::replay::ReplayGuard;
+use crate::resource::Resource;
+use crate::token::{SigningKeys, TokenCache, TokenError, TokenValidator, ValidatedToken, Validation};
+
+/// The default body size limit: 1 MiB (a Teams message is about 28 KB at most).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What to answer and what arrived.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Reply {
+    /// The subscription handshake: answer `200`, `text/plain`, with exactly this body.
+    Handshake(String),
+    /// A notification POST (answer `202`): one outcome per item of `value`, in order.
+    Notifications(Vec<Item>),
+}
+
+/// The outcome of one item of `value`.
+#[derive(Debug)]
+pub struct Item {
+    /// The item's position in `value`.
+    pub index: usize,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// What became of one item.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Verified (token, clientState, signature) and decrypted.
+    Decrypted(Box<DecryptedItem>),
+    /// A change notification without resource data (nothing to verify beyond clientState).
+    Basic(Box<ChangeNotification>),
+    /// A lifecycle notification: renew, recreate or resync the subscription.
+    Lifecycle(Box<LifecycleNotice>),
+    /// Refused, with the reason. The notification is kept when it parsed.
+    Rejected(Box<Rejected>),
+}
+
+/// A decrypted item: the notification's metadata and its typed resource.
+#[derive(Debug)]
+pub struct DecryptedItem {
+    /// The notification (subscription, tenant, change type, resource path...).
+    pub notification: ChangeNotification,
+    /// The typed resource.
+    pub resource: Resource,
+    /// The verified plaintext, byte for byte.
+    pub plaintext: Plaintext,
+}
+
+/// A lifecycle event with what the application needs to act on it.
+#[derive(Debug)]
+pub struct LifecycleNotice {
+    /// `reauthorizationRequired`, `subscriptionRemoved`, `missed`, or an unknown value, kept.
+    pub event: LifecycleEvent,
+    /// The subscription concerned.
+    pub subscription_id: Option<String>,
+    /// Its tenant.
+    pub tenant_id: Option<String>,
+    /// When it expires (ISO 8601, as sent).
+    pub subscription_expiration_date_time: Option<String>,
+    /// The whole notification.
+    pub notification: ChangeNotification,
+}
+
+/// A refused item.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why.
+    pub error: Error,
+    /// The notification, when it parsed.
+    pub notification: Option<ChangeNotification>,
+}
+
+impl Outcome {
+    /// `decrypted`, `basic`, `lifecycle` or `rejected`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Decrypted(_) => "decrypted",
+            Outcome::Basic(_) => "basic",
+            Outcome::Lifecycle(_) => "lifecycle",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
+
+    /// Whether the item was refused.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Outcome::Rejected(_))
+    }
+}
+
+impl Item {
+    /// The item as one JSON object: `index`, `status`, the notification's `subscriptionId`,
+    /// `tenantId`, `changeType`, `resource`; with `data` (the decrypted resource) when decrypted,
+    /// `lifecycleEvent` for lifecycle items, `error` when rejected.
+    ///
+    /// ```
+    /// # use msgraph_notify::receiver::{Item, Outcome};
+    /// # fn show(item: &Item) { println!("{}", item.to_json()); }
+    /// ```
+    pub fn to_json(&self) -> Value {
+        let mut out = json!({"index": self.index, "status": self.outcome.status()});
+        let meta = |out: &mut Value, n: &ChangeNotification| {
+            for (key, value) in [
+                ("subscriptionId", n.subscription_id.as_deref()),
+                ("tenantId", n.tenant_id.as_deref()),
+                ("changeType", n.change_type.as_ref().map(|c| c.as_str())),
+                ("resource", n.resource.as_deref()),
+            ] {
+                if let Some(v) = value {
+                    out[key] = Value::String(v.to_owned());
+                }
+            }
+        };
+        match &self.outcome {
+            Outcome::Decrypted(d) => {
+                meta(&mut out, &d.notification);
+                out["resourceKind"] = d.resource.kind().into();
+                out["data"] = serde_json::from_slice(d.plaintext.as_bytes()).unwrap_or(Value::Null);
+            }
+            Outcome::Basic(n) => meta(&mut out, n),
+            Outcome::Lifecycle(l) => {
+                meta(&mut out, &l.notification);
+                out["lifecycleEvent"] = l.event.as_str().into();
+                if let Some(e) = &l.subscription_expiration_date_time {
+                    out["subscriptionExpirationDateTime"] = e.as_str().into();
+                }
+            }
+            Outcome::Rejected(r) => {
+                if let Some(n) = &r.notification {
+                    meta(&mut out, n);
+                }
+                out["error"] = r.error.to_string().into();
+            }
+        }
+        out
+    }
+}
+
+/// Builds a [`Receiver`].
+#[derive(Debug)]
+#[must_use]
+pub struct ReceiverBuilder {
+    decryptor: Decryptor,
+    validation: Option<Validation>,
+    keys: SigningKeys,
+    skip_tokens: bool,
+    client_states: Vec<Zeroizing<Vec<u8>>>,
+    max_body_bytes: usize,
+    parallel: bool,
+    token_cache_capacity: usize,
+    replay: Option<ReplayGuard>,
+}
+
+impl ReceiverBuilder {
+    /// Token rules (the receiving app ids, tenants, leeway). Required, unless token checks are
+    /// skipped with [`dangerous::skip_token_validation`].
+    pub fn validation(mut self, validation: Validation) -> Self {
+        self.validation = Some(validation);
+        self
+    }
+
+    /// The identity platform's signing keys (from a JWKS file, or kept fresh by
+    /// [`fetch`](crate::token)).
+    pub fn signing_keys(mut self, keys: SigningKeys) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// A `clientState` secret. Call again to accept several (rotation). When any is configured,
+    /// every item must carry one of them; compared in constant time.
+    pub fn client_state(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.client_states
+            .push(Zeroizing::new(secret.as_ref().to_vec()));
+        self
+    }
+
+    /// The largest body accepted, in bytes. Default: [`DEFAULT_MAX_BODY_BYTES`].
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Decrypt the items of one POST in parallel (rayon). Default: off.
+    pub fn parallel(mut self, on: bool) -> Self {
+        self.parallel = on;
+        self
+    }
+
+    /// How many validated tokens to remember. Default: 1024.
+    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Report items already accepted as duplicates (replays, or Graph's retries). Default: off.
+    pub fn replay_guard(mut self, guard: ReplayGuard) -> Self {
+        self.replay = Some(guard);
+        self
+    }
+
+    /// The receiver.
+    pub fn build(self) -> Result<Receiver> {
+        let tokens = match (self.validation, self.skip_tokens) {
+            (_, true) => None,
+            (Some(v), false) => {
+                if v.app_ids.is_empty() {
+                    return Err(Error::malformed(
+                        "validation.app_ids",
+                        "at least one receiving app id is needed to check validation tokens",
+                    ));
+                }
+                Some(TokenValidator::new(v, self.keys))
+            }
+            (None, false) => {
+                return Err(Error::malformed(
+                    "validation",
+                    "token validation needs the receiving app ids (ReceiverBuilder::validation)",
+                ));
+            }
+        };
+        Ok(Receiver {
+            decryptor: self.decryptor,
+            tokens,
+            cache: TokenCache::new(self.token_cache_capacity),
+            client_states: self.client_states,
+            max_body_bytes: self.max_body_bytes,
+            parallel: self.parallel,
+            replay: self.replay,
+        })
+    }
+}
+
+/// Switches that turn off a security check. Each exists for one legitimate use, named in its
+/// documentation.
+pub mod dangerous {
+    use super::ReceiverBuilder;
+
+    /// Accepts encrypted items without validation tokens. Only for opening a captured payload
+    /// offline: anyone holding your certificate can forge an `encryptedContent` that verifies.
+    pub fn skip_token_validation(builder: ReceiverBuilder) -> ReceiverBuilder {
+        ReceiverBuilder {
+            skip_tokens: true,
+            ..builder
+        }
+    }
+}
+
+/// Turns a POST into outcomes. Build it once and share it (`Send + Sync`).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+/// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+/// use msgraph_notify::token::{TokenVersion, Validation};
+/// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+///
+/// let key = PrivateKey::generate(2048)?;
+/// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+/// let issuer = TokenIssuer::new()?; // stands in for Microsoft's signing keys
+///
+/// // What Graph POSTs:
+/// let presence = serde_json::json!({"@odata.type": "#microsoft.graph.presence", "availability": "Busy"});
+/// let mut spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+/// spec.client_state = Some("secret".into());
+/// let item = GraphEncryptor::new(&cert, "cert-1").notification(&presence, &spec)?;
+/// let body = serde_json::json!({
+///     "value": [item],
+///     "validationTokens": [issuer.token(TokenVersion::V2, "my-app", "tenant-1")],
+/// });
+///
+/// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert))?)
+///     .validation(Validation::new(["my-app"]))
+///     .signing_keys(issuer.signing_keys())
+///     .client_state("secret")
+///     .build()?;
+/// let Reply::Notifications(items) = receiver.receive(None, body.to_string().as_bytes())? else {
+///     unreachable!()
+/// };
+/// assert!(matches!(items[0].outcome, Outcome::Decrypted(_)));
+///
+/// // The handshake:
+/// let reply = receiver.receive(Some("validationToken=Validation%3A+ok"), b"")?;
+/// assert!(matches!(reply, Reply::Handshake(t) if t == "Validation: ok"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Receiver {
+    decryptor: Decryptor,
+    tokens: Option<TokenValidator>,
+    cache: TokenCache,
+    client_states: Vec<Zeroizing<Vec<u8>>>,
+    max_body_bytes: usize,
+    parallel: bool,
+    replay: Option<ReplayGuard>,
+}
+
+#[derive(Deserialize)]
+struct RawCollection {
+    value: Option<Value>,
+    #[serde(rename = "validationTokens")]
+    validation_tokens: Option<Value>,
+}
+
+/// What the tokens of one body prove.
+#[derive(Default)]
+struct Verdicts {
+    present: bool,
+    valid_tenants: HashSet<String>,
+    failed: HashMap<String, TokenError>,
+    unattributed: Option<TokenError>,
+}
+
+impl Receiver {
+    /// Starts a receiver over `decryptor`.
+    pub fn builder(decryptor: Decryptor) -> ReceiverBuilder {
+        ReceiverBuilder {
+            decryptor,
+            validation: None,
+            keys: SigningKeys::default(),
+            skip_tokens: false,
+            client_states: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            parallel: false,
+            token_cache_capacity: 1024,
+            replay: None,
+        }
+    }
+
+    /// The decryptor.
+    pub fn decryptor(&self) -> &Decryptor {
+        &self.decryptor
+    }
+
+    /// The body size limit in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// The token validator, unless token checks were skipped.
+    pub fn token_validator(&self) -> Option<&TokenValidator> {
+        self.tokens.as_ref()
+    }
+
+    /// The handshake token of a query string (`validationToken=...`, percent-decoded, `+` as a
+    /// space), if it has one. A leading `?` is allowed.
+    ///
+    /// ```
+    /// use msgraph_notify::receiver::Receiver;
+    /// assert_eq!(Receiver::handshake_token("validationToken=a%2Fb%20c").as_deref(), Some("a/b c"));
+    /// assert_eq!(Receiver::handshake_token("other=1"), None);
+    /// ```
+    pub fn handshake_token(query: &str) -> Option<String> {
+        let query = query.strip_prefix('?').unwrap_or(query);
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "validationToken")
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The `kid`s of the body's validation tokens that the signing keys lack: fetch these before
+    /// [`Receiver::receive`] (the `fetch` feature's `KeyFetcher::ensure_kid` does).
+    pub fn unknown_kids(&self, body: &[u8]) -> Vec<String> {
+        let Some(validator) = &self.tokens else {
+            return Vec::new();
+        };
+        if body.len() > self.max_body_bytes {
+            return Vec::new();
+        }
+        let Ok(raw) = serde_json::from_slice::<RawCollection>(body) else {
+            return Vec::new();
+        };
+        let mut kids: Vec<String> = token_strings(raw.validation_tokens.as_ref())
+            .into_iter()
+            .filter_map(|t| TokenValidator::peek_kid(&t))
+            .filter(|kid| !validator.signing_keys().contains(kid))
+            .collect();
+        kids.sort();
+        kids.dedup();
+        kids
+    }
+
+    /// Handles one POST: the query string (without or with the `?`; `None` when there is none)
+    /// and the body.
+    ///
+    /// Returns [`Reply::Handshake`] when the query carries `validationToken`; otherwise one
+    /// [`Item`] per element of `value`. The error cases concern the body as a whole: larger than
+    /// the limit ([`Error::BodyTooLarge`]), not JSON, or `value` missing or not an array
+    /// ([`Error::Malformed`]).
+    pub fn receive(&self, query: Option<&str>, body: &[u8]) -> Result<Reply> {
+        if let Some(token) = query.and_then(Self::handshake_token) {
+            return Ok(Reply::Handshake(token));
+        }
+        if body.len() > self.max_body_bytes {
+            return Err(Error::BodyTooLarge {
+                size: body.len(),
+                limit: self.max_body_bytes,
+            });
+        }
+        let raw: RawCollection = serde_json::from_slice(body)
+            .map_err(|e| Error::malformed("body", format!("not a JSON notification collection: {e}")))?;
+        let values = match raw.value {
+            Some(Value::Array(values)) => values,
+            Some(_) => return Err(Error::malformed("value", "not an array")),
+            None => return Err(Error::missing("value")),
+        };
+
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
+        let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
+        for (index, value) in values.into_iter().enumerate() {
+            let notification = match ChangeNotification::deserialize(value) {
+                Ok(n) => n,
+                Err(e) => {
+                    outcomes.push(Some(rejected(
+                        Error::malformed(format!("value[{index}]"), e.to_string()),
+                        None,
+                    )));
+                    continue;
+                }
+            };
+            if !self.client_state_ok(notification.client_state.as_deref()) {
+                outcomes.push(Some(rejected(Error::ClientState, Some(notification))));
+                continue;
+            }
+            if let Some(event) = notification.lifecycle_event.clone() {
+                outcomes.push(Some(Outcome::Lifecycle(Box::new(LifecycleNotice {
+                    event,
+                    subscription_id: notification.subscription_id.clone(),
+                    tenant_id: notification.tenant_id.clone(),
+                    subscription_expiration_date_time: notification
+                        .subscription_expiration_date_time
+                        .clone(),
+                    notification,
+                }))));
+                continue;
+            }
+            if notification.encrypted_content.is_none() {
+                outcomes.push(Some(Outcome::Basic(Box::new(notification))));
+                continue;
+            }
+            outcomes.push(None);
+            pending.push((index, notification));
+        }
+
+        if !pending.is_empty() {
+            let verdicts = self
+                .tokens
+                .as_ref()
+                .map(|v| self.judge_tokens(v, raw.validation_tokens.as_ref()));
+            let mut ready: Vec<(usize, Prepared<'_>, ChangeNotification)> = Vec::new();
+            for (index, notification) in pending {
+                let checked = verdicts
+                    .as_ref()
+                    .map_or(Ok(()), |v| binding(v, notification.tenant_id.as_deref()))
+                    .and_then(|()| self.not_replayed(&notification))
+                    .and_then(|()| {
+                        let content = notification
+                            .encrypted_content
+                            .as_ref()
+                            .ok_or_else(|| Error::missing("encryptedContent"))?;
+                        self.decryptor.prepare(content)
+                    });
+                match checked {
+                    Ok(prepared) => ready.push((index, prepared, notification)),
+                    Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
+                }
+            }
+            let finish = |(index, prepared, notification): (usize, Prepared<'_>, ChangeNotification)| {
+                (index, self.finish(prepared, notification))
+            };
+            let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
+                ready.into_par_iter().map(finish).collect()
+            } else {
+                ready.into_iter().map(finish).collect()
+            };
+            for (index, outcome) in done {
+                outcomes[index] = Some(outcome);
+            }
+        }
+
+        Ok(Reply::Notifications(
+            outcomes
+                .into_iter()
+                .enumerate()
+                .map(|(index, outcome)| Item {
+                    index,
+                    outcome: outcome.unwrap_or_else(|| {
+                        rejected(Error::malformed("value", "item was not processed"), None)
+                    }),
+                })
+                .collect(),
+        ))
+    }
+
+    fn finish(&self, prepared: Prepared<'_>, notification: ChangeNotification) -> Outcome {
+        let plaintext = match prepared.finish() {
+            Ok(p) => p,
+            Err(e) => return rejected(e, Some(notification)),
+        };
+        let resource = match Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return rejected(e, Some(notification)),
+        };
+        if let Some(guard) = &self.replay
+            && !guard.insert(&notification)
+        {
+            return rejected(Error::Duplicate, Some(notification));
+        }
+        Outcome::Decrypted(Box::new(DecryptedItem {
+            notification,
+            resource,
+            plaintext,
+        }))
+    }
+
+    fn not_replayed(&self, notification: &ChangeNotification) -> Result<()> {
+        match &self.replay {
+            Some(guard) if guard.contains(notification) => Err(Error::Duplicate),
+            _ => Ok(()),
+        }
+    }
+
+    fn client_state_ok(&self, sent: Option<&str>) -> bool {
+        if self.client_states.is_empty() {
+            return true;
+        }
+        let sent = sent.unwrap_or("").as_bytes();
+        // Compare against every secret, without stopping early.
+        let mut ok = subtle::Choice::from(0u8);
+        for secret in &self.client_states {
+            ok |= secret.as_slice().ct_eq(sent);
+        }
+        bool::from(ok) && !sent.is_empty()
+    }
+
+    fn judge_tokens(&self, validator: &TokenValidator, tokens: Option<&Value>) -> Verdicts {
+        let tokens = token_strings(tokens);
+        let mut verdicts = Verdicts {
+            present: !tokens.is_empty(),
+            ..Verdicts::default()
+        };
+        let leeway = validator.validation().leeway.as_secs();
+        for token in &tokens {
+            let result = match self.cache.get(token, leeway) {
+                Some(hit) => Ok(hit),
+                None => validator.validate(token).inspect(|valid: &ValidatedToken| {
+                    self.cache.insert(token, valid.clone());
+                }),
+            };
+            match result {
+                Ok(valid) => {
+                    verdicts.valid_tenants.insert(valid.tenant_id);
+                }
+                Err(e) => match TokenValidator::peek_tenant(token) {
+                    Some(tid) => {
+                        verdicts.failed.entry(tid).or_insert(e);
+                    }
+                    None => {
+                        verdicts.unattributed.get_or_insert(e);
+                    }
+                },
+            }
+        }
+        verdicts
+    }
+}
+
+/// The tokens of `validationTokens` as strings (a non-string entry counts as garbage).
+fn token_strings(tokens: Option<&Value>) -> Vec<String> {
+    match tokens {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|t| t.as_str().map_or_else(|| t.to_string(), str::to_owned))
+            .collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other.to_string()],
+    }
+}
+
+/// Whether the body's tokens cover an encrypted item of `tenant`.
+fn binding(verdicts: &Verdicts, tenant: Option<&str>) -> Result<()> {
+    if !verdicts.present {
+        return Err(TokenError::Missing.into());
+    }
+    let tenant = tenant.filter(|t| !t.is_empty()).ok_or_else(|| {
+        Error::malformed(
+            "tenantId",
+            "missing: an item with encrypted content needs its tenant to bind a validation token",
+        )
+    })?;
+    if let Some(e) = &verdicts.unattributed {
+        return Err(e.clone().into());
+    }
+    if let Some(e) = verdicts.failed.get(tenant) {
+        return Err(e.clone().into());
+    }
+    if !verdicts.valid_tenants.contains(tenant) {
+        return Err(TokenError::NotCovered(tenant.to_owned()).into());
+    }
+    Ok(())
+}
+
+fn rejected(error: Error, notification: Option<ChangeNotification>) -> Outcome {
+    Outcome::Rejected(Box::new(Rejected {
+        error,
+        notification,
+    }))
+}
+
+#[cfg(feature = "fetch")]
+impl Receiver {
+    /// [`Receiver::receive`] after fetching the signing keys of any token whose `kid` is unknown
+    /// (rate-limited by the fetcher). The fetcher must refresh the same [`SigningKeys`] this
+    /// receiver was built with. The work itself is synchronous and CPU-bound: call this from a
+    /// task that may block (e.g. after `tokio::task::spawn_blocking` hand-off, or a worker).
+    pub async fn receive_fetching_keys(
+        &self,
+        fetcher: &crate::token::fetch::KeyFetcher,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Result<Reply> {
+        for kid in self.unknown_kids(body) {
+            fetcher.ensure_kid(&kid).await;
+        }
+        self.receive(query, body)
+    }
+}

@@ -1,0 +1,131 @@
+//! Every JSON file under ../shared/samples parses with the crate's types.
+
+mod common;
+
+use std::path::Path;
+
+use msgraph_notify::model::{ChangeNotification, ChangeNotificationCollection, ChangeType};
+use msgraph_notify::resource::{CallEventType, Resource};
+use serde_json::Value;
+
+fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else if path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_sample_parses() {
+    let Some(shared) = common::shared_dir() else { return };
+    let mut files = Vec::new();
+    walk(&shared.join("samples"), &mut files);
+    assert!(files.len() >= 20, "only {} samples found", files.len());
+    let (mut collections, mut singles, mut resources) = (0, 0, 0);
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let bytes = std::fs::read(path).unwrap();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        if value.get("value").is_some() {
+            let c: ChangeNotificationCollection = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!c.value.is_empty(), "{name}");
+            collections += 1;
+        } else if value.get("subscriptionId").is_some() {
+            let n: ChangeNotification =
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(n.subscription_id.is_some(), "{name}");
+            singles += 1;
+        } else if name.contains("claims") {
+            assert!(value.get("aud").is_some(), "{name}");
+        } else {
+            // A decrypted resource (or a historical participant shape).
+            let path_hint = if name.contains("presence") {
+                Some("communications/presences/x")
+            } else if name.contains("chatmessage") {
+                Some("chats('x')/messages('y')")
+            } else if name.contains("onlinemeeting") || name.contains("legacy") {
+                Some("communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents")
+            } else {
+                None
+            };
+            Resource::from_json(&bytes, path_hint).unwrap_or_else(|e| panic!("{name}: {e}"));
+            resources += 1;
+        }
+    }
+    assert!(collections >= 8 && singles >= 1 && resources >= 8, "{collections} {singles} {resources}");
+}
+
+#[test]
+fn doc_quirks_are_tolerated() {
+    let Some(shared) = common::shared_dir() else { return };
+    let s = shared.join("samples");
+    // Free text in changeType (Event Hubs) is kept.
+    let c: ChangeNotificationCollection = serde_json::from_slice(
+        &std::fs::read(s.join("collection/eventhubs-validation-message.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(matches!(&c.value[0].change_type, Some(ChangeType::Other(t)) if t.starts_with("Validation:")));
+    // The chatMessage example has no dataSignature, yet parses.
+    let c: ChangeNotificationCollection = serde_json::from_slice(
+        &std::fs::read(s.join("chatmessage/chatmessage-rich-notification-chat-encrypted.json")).unwrap(),
+    )
+    .unwrap();
+    let content = c.value[0].encrypted_content.as_ref().unwrap();
+    assert!(content.data_signature.is_none() && content.data.is_some());
+    // organizationId, which the schema lacks, is kept.
+    let c: ChangeNotificationCollection = serde_json::from_slice(
+        &std::fs::read(s.join("presence/presence-rich-notification-encrypted.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(c.value[0].organization_id.is_some());
+}
+
+#[test]
+fn call_events_type_and_keep_participants() {
+    let Some(shared) = common::shared_dir() else { return };
+    let bytes = std::fs::read(
+        shared.join("samples/onlinemeeting/onlinemeeting-decrypted-rosterUpdated-exit.json"),
+    )
+    .unwrap();
+    let Resource::CallEvent(event) = Resource::from_json(&bytes, None).unwrap() else {
+        panic!("not a call event");
+    };
+    assert_eq!(event.event_type, Some(CallEventType::RosterUpdated));
+    let participants = event.participants.unwrap();
+    assert_eq!(participants.len(), 1);
+    assert!(participants[0].has_left());
+    let legacy = std::fs::read(
+        shared.join("samples/onlinemeeting/historical/legacy-v2-decrypted-CallRosterUpdate.json"),
+    )
+    .unwrap();
+    let Resource::CallEvent(event) = Resource::from_json(&legacy, None).unwrap() else {
+        panic!("not a call event");
+    };
+    assert_eq!(event.event_type, Some(CallEventType::LegacyCallRosterUpdate));
+    assert_eq!(event.active_participants_joined.unwrap().len(), 1);
+}
+
+#[test]
+fn unknown_properties_and_the_capitalised_key_survive() {
+    let body = br#"{"value":[{"subscriptionId":"s","changeType":"UPDATED","lifecycleEvent":"somethingNew",
+        "newProperty":{"a":1},"EncryptedContent":{"data":"AA==","dataKey":"AA==","future":true}}],
+        "validationTokens":["t"],"extraTop":5}"#;
+    let c: ChangeNotificationCollection = serde_json::from_slice(body).unwrap();
+    let n = &c.value[0];
+    assert_eq!(n.change_type, Some(ChangeType::Updated));
+    assert_eq!(n.lifecycle_event.as_ref().unwrap().as_str(), "somethingNew");
+    assert_eq!(n.extra["newProperty"]["a"], 1);
+    let content = n.encrypted_content.as_ref().unwrap();
+    assert_eq!(content.extra["future"], true);
+    assert_eq!(c.extra["extraTop"], 5);
+    // Round trip keeps everything.
+    let again: Value = serde_json::to_value(&c).unwrap();
+    assert_eq!(again["value"][0]["newProperty"]["a"], 1);
+    assert_eq!(again["value"][0]["encryptedContent"]["future"], true);
+}
