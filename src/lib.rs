@@ -52,9 +52,9 @@ pub mod decrypt;
 pub mod error;
 pub mod keys;
 pub mod model;
-pub mod resource;
 pub mod receiver;
 pub mod replay;
+pub mod resource;
 pub mod token;
 
 #[cfg(feature = "testing")]

@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, LifecycleEvent};
 use crate::replay::ReplayGuard;
 use crate::resource::Resource;
-use crate::token::{SigningKeys, TokenCache, TokenError, TokenValidator, ValidatedToken, Validation};
+use crate::token::{
+    SigningKeys, TokenCache, TokenError, TokenValidator, ValidatedToken, Validation,
+};
 
 /// The default body size limit: 1 MiB (a Teams message is about 28 KB at most).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -416,8 +418,9 @@ impl Receiver {
                 limit: self.max_body_bytes,
             });
         }
-        let raw: RawCollection = serde_json::from_slice(body)
-            .map_err(|e| Error::malformed("body", format!("not a JSON notification collection: {e}")))?;
+        let raw: RawCollection = serde_json::from_slice(body).map_err(|e| {
+            Error::malformed("body", format!("not a JSON notification collection: {e}"))
+        })?;
         let values = match raw.value {
             Some(Value::Array(values)) => values,
             Some(_) => return Err(Error::malformed("value", "not an array")),
@@ -484,9 +487,10 @@ impl Receiver {
                     Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
                 }
             }
-            let finish = |(index, prepared, notification): (usize, Prepared<'_>, ChangeNotification)| {
-                (index, self.finish(prepared, notification))
-            };
+            let finish =
+                |(index, prepared, notification): (usize, Prepared<'_>, ChangeNotification)| {
+                    (index, self.finish(prepared, notification))
+                };
             let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
                 ready.into_par_iter().map(finish).collect()
             } else {
@@ -516,10 +520,11 @@ impl Receiver {
             Ok(p) => p,
             Err(e) => return rejected(e, Some(notification)),
         };
-        let resource = match Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref()) {
-            Ok(r) => r,
-            Err(e) => return rejected(e, Some(notification)),
-        };
+        let resource =
+            match Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return rejected(e, Some(notification)),
+            };
         if let Some(guard) = &self.replay
             && !guard.insert(&notification)
         {

@@ -266,6 +266,15 @@ impl TokenIssuer {
         })
     }
 
+    /// An issuer signing with `key` under `kid` (to sign fixtures with a key kept on disk).
+    pub fn from_key(key: crate::PrivateKey, kid: impl Into<String>) -> Self {
+        TokenIssuer {
+            key,
+            kid: kid.into(),
+            other: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The `kid` of the issuer's key.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -293,7 +302,12 @@ impl TokenIssuer {
 
     /// The claims of a valid token for `app_id` in `tenant_id`, valid from a minute ago for an
     /// hour.
-    pub fn claims(&self, version: crate::token::TokenVersion, app_id: &str, tenant_id: &str) -> Value {
+    pub fn claims(
+        &self,
+        version: crate::token::TokenVersion,
+        app_id: &str,
+        tenant_id: &str,
+    ) -> Value {
         let now = crate::token::now_unix();
         let mut claims = serde_json::json!({
             "aud": app_id,
@@ -305,7 +319,8 @@ impl TokenIssuer {
             "oid": "5a2c1d0e-1234-4c8e-9f00-0123456789ab",
             "sub": "5a2c1d0e-1234-4c8e-9f00-0123456789ab",
         });
-        claims[version.publisher_claim()] = Value::String(crate::token::GRAPH_CHANGE_TRACKING_APP_ID.into());
+        claims[version.publisher_claim()] =
+            Value::String(crate::token::GRAPH_CHANGE_TRACKING_APP_ID.into());
         claims
     }
 
@@ -326,7 +341,12 @@ impl TokenIssuer {
     }
 
     /// A valid token for `app_id` in `tenant_id`.
-    pub fn token(&self, version: crate::token::TokenVersion, app_id: &str, tenant_id: &str) -> String {
+    pub fn token(
+        &self,
+        version: crate::token::TokenVersion,
+        app_id: &str,
+        tenant_id: &str,
+    ) -> String {
         self.sign(&self.claims(version, app_id, tenant_id))
     }
 
@@ -348,7 +368,9 @@ impl TokenIssuer {
                 claims["nbf"] = (now - 7200).into();
             }
             TokenFlaw::NotYetValid => claims["nbf"] = (now + 3600).into(),
-            TokenFlaw::WrongAudience => claims["aud"] = "00000000-0000-0000-0000-000000000bad".into(),
+            TokenFlaw::WrongAudience => {
+                claims["aud"] = "00000000-0000-0000-0000-000000000bad".into()
+            }
             TokenFlaw::WrongPublisher => {
                 claims[version.publisher_claim()] = "11111111-2222-3333-4444-555555555555".into();
             }
@@ -363,10 +385,13 @@ impl TokenIssuer {
                 claims[other.publisher_claim()] = crate::token::GRAPH_CHANGE_TRACKING_APP_ID.into();
             }
             TokenFlaw::IssuerContainingTenant => {
-                claims["iss"] = format!("https://evil.example/{}", version.issuer(tenant_id)).into();
+                claims["iss"] =
+                    format!("https://evil.example/{}", version.issuer(tenant_id)).into();
             }
             TokenFlaw::OtherTenantsIssuer => {
-                claims["iss"] = version.issuer("99999999-9999-9999-9999-999999999999").into();
+                claims["iss"] = version
+                    .issuer("99999999-9999-9999-9999-999999999999")
+                    .into();
             }
             TokenFlaw::AlgNone => {
                 let header = serde_json::json!({"alg": "none", "typ": "JWT", "kid": self.kid});
@@ -387,7 +412,8 @@ impl TokenIssuer {
                 return format!("{input}.{}", b64url(&mac));
             }
             TokenFlaw::UnknownKid => {
-                let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "unknown-kid"});
+                let header =
+                    serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "unknown-kid"});
                 return self.sign_with(&self.key, &header, &claims);
             }
             TokenFlaw::ForeignSignature => {

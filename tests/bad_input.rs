@@ -12,7 +12,8 @@ const PLAINTEXT: &[u8] = br#"{"id":"1","availability":"Busy"}"#;
 fn decryptor() -> Decryptor {
     let (key, cert) = common::keypair(2048);
     let mut ring = KeyRing::new();
-    ring.add(ID, common::copy_key(key), Some(cert.clone())).unwrap();
+    ring.add(ID, common::copy_key(key), Some(cert.clone()))
+        .unwrap();
     Decryptor::new(ring)
 }
 
@@ -49,7 +50,10 @@ fn msgraph_b64_encode(bytes: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -140,7 +144,10 @@ fn unknown_id_names_the_id() {
         .encrypt(PLAINTEXT)
         .unwrap();
     let err = decryptor().decrypt(&c).unwrap_err();
-    assert!(matches!(&err, Error::UnknownCertificateId(id) if id == "never-registered"), "{err}");
+    assert!(
+        matches!(&err, Error::UnknownCertificateId(id) if id == "never-registered"),
+        "{err}"
+    );
     assert!(err.to_string().contains("never-registered"));
 }
 
@@ -165,8 +172,15 @@ fn no_id_and_several_keys_is_no_matching_key() {
     let mut ring = KeyRing::new();
     ring.add("a", common::copy_key(k1), None).unwrap();
     ring.add("b", common::copy_key(k2), None).unwrap();
-    let c = encryptor().without_certificate_id().without_thumbprint().encrypt(PLAINTEXT).unwrap();
-    assert!(matches!(Decryptor::new(ring).decrypt(&c), Err(Error::NoMatchingKey)));
+    let c = encryptor()
+        .without_certificate_id()
+        .without_thumbprint()
+        .encrypt(PLAINTEXT)
+        .unwrap();
+    assert!(matches!(
+        Decryptor::new(ring).decrypt(&c),
+        Err(Error::NoMatchingKey)
+    ));
 }
 
 #[test]
@@ -206,7 +220,11 @@ fn missing_fields_are_named() {
 fn ciphertext_not_a_multiple_of_16_under_a_valid_mac_is_malformed() {
     for len in [0usize, 1, 15, 17, 33] {
         let c = encryptor().seal_ciphertext(&vec![0xAB; len]).unwrap();
-        expect_malformed(&c, "encryptedContent.data", &format!("{len}-byte ciphertext"));
+        expect_malformed(
+            &c,
+            "encryptedContent.data",
+            &format!("{len}-byte ciphertext"),
+        );
     }
 }
 
@@ -225,13 +243,19 @@ fn bad_padding_under_a_valid_mac_fails_verification() {
 #[test]
 fn invalid_utf8_under_a_valid_mac_is_a_plaintext_error() {
     let c = encryptor().encrypt(&[b'{', 0xFF, 0xFE, b'}']).unwrap();
-    assert!(matches!(decryptor().decrypt(&c), Err(Error::Plaintext("UTF-8"))));
+    assert!(matches!(
+        decryptor().decrypt(&c),
+        Err(Error::Plaintext("UTF-8"))
+    ));
 }
 
 #[test]
 fn unwrapped_keys_of_a_wrong_length_fail_verification() {
     for len in [0usize, 1, 15, 20, 31, 33, 64] {
-        let c = encryptor().symmetric_key(&vec![0x42; len]).encrypt(PLAINTEXT).unwrap();
+        let c = encryptor()
+            .symmetric_key(&vec![0x42; len])
+            .encrypt(PLAINTEXT)
+            .unwrap();
         expect_verification(&c, &format!("{len}-byte key"));
     }
 }
@@ -268,14 +292,19 @@ fn encrypted_pkcs8_pem_loads_with_its_password_only() {
     let der = key.to_pkcs8_der();
     let info = pkcs8::PrivateKeyInfoRef::try_from(der.as_slice()).unwrap();
     let encrypted = info.encrypt("s3cret").unwrap();
-    let pem = encrypted.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF).unwrap();
+    let pem = encrypted
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap();
     let (loaded, _) = msgraph_notify::PrivateKey::load(pem.as_bytes(), Some("s3cret")).unwrap();
     assert_eq!(loaded.public_key_pkcs1_der(), key.public_key_pkcs1_der());
     assert!(matches!(
         msgraph_notify::PrivateKey::load(pem.as_bytes(), Some("wrong")),
         Err(Error::Key(_))
     ));
-    assert!(matches!(msgraph_notify::PrivateKey::load(pem.as_bytes(), None), Err(Error::Key(_))));
+    assert!(matches!(
+        msgraph_notify::PrivateKey::load(pem.as_bytes(), None),
+        Err(Error::Key(_))
+    ));
 }
 
 #[test]

@@ -13,9 +13,15 @@ fn roundtrip(bits: usize, aes_len: usize, plaintext: &[u8]) {
         .encrypt(plaintext)
         .unwrap();
     let mut ring = KeyRing::new();
-    ring.add("cert-id", common::copy_key(key), Some(cert.clone())).unwrap();
+    ring.add("cert-id", common::copy_key(key), Some(cert.clone()))
+        .unwrap();
     let out = Decryptor::new(ring).decrypt(&content).unwrap();
-    assert_eq!(out.as_bytes(), plaintext, "{bits}-bit RSA, AES-{}", aes_len * 8);
+    assert_eq!(
+        out.as_bytes(),
+        plaintext,
+        "{bits}-bit RSA, AES-{}",
+        aes_len * 8
+    );
 }
 
 fn json_of_len(len: usize) -> Vec<u8> {
@@ -72,11 +78,17 @@ fn rotation_two_live_keys_each_serve_their_id() {
     let (k1, c1) = common::keypair(2048);
     let (k2, c2) = common::other_keypair();
     let mut ring = KeyRing::new();
-    ring.add("old", common::copy_key(k1), Some(c1.clone())).unwrap();
-    ring.add("new", common::copy_key(k2), Some(c2.clone())).unwrap();
+    ring.add("old", common::copy_key(k1), Some(c1.clone()))
+        .unwrap();
+    ring.add("new", common::copy_key(k2), Some(c2.clone()))
+        .unwrap();
     let d = Decryptor::new(ring);
-    let a = GraphEncryptor::new(c1, "old").encrypt(b"{\"k\":1}").unwrap();
-    let b = GraphEncryptor::new(c2, "new").encrypt(b"{\"k\":2}").unwrap();
+    let a = GraphEncryptor::new(c1, "old")
+        .encrypt(b"{\"k\":1}")
+        .unwrap();
+    let b = GraphEncryptor::new(c2, "new")
+        .encrypt(b"{\"k\":2}")
+        .unwrap();
     assert_eq!(d.decrypt(&a).unwrap().as_bytes(), b"{\"k\":1}");
     assert_eq!(d.decrypt(&b).unwrap().as_bytes(), b"{\"k\":2}");
 }
@@ -86,11 +98,15 @@ fn an_id_less_key_serves_by_thumbprint_among_several() {
     let (k1, c1) = common::keypair(2048);
     let (k2, c2) = common::other_keypair();
     let mut ring = KeyRing::new();
-    ring.add_without_id(common::copy_key(k1), Some(c1.clone())).unwrap();
-    ring.add("other", common::copy_key(k2), Some(c2.clone())).unwrap();
+    ring.add_without_id(common::copy_key(k1), Some(c1.clone()))
+        .unwrap();
+    ring.add("other", common::copy_key(k2), Some(c2.clone()))
+        .unwrap();
     let d = Decryptor::new(ring);
     // Unknown id, but the thumbprint names the id-less key's certificate.
-    let a = GraphEncryptor::new(c1, "unregistered-id").encrypt(b"{}").unwrap();
+    let a = GraphEncryptor::new(c1, "unregistered-id")
+        .encrypt(b"{}")
+        .unwrap();
     assert_eq!(d.decrypt(&a).unwrap().as_bytes(), b"{}");
 }
 
@@ -114,7 +130,10 @@ fn whole_notification_types_the_resource() {
         "id": "u1", "availability": "DoNotDisturb", "activity": "Presenting"
     });
     let n = GraphEncryptor::new(c, "id")
-        .notification(&presence, &NotificationSpec::new("t1", "communications/presences/u1"))
+        .notification(
+            &presence,
+            &NotificationSpec::new("t1", "communications/presences/u1"),
+        )
         .unwrap();
     let d = Decryptor::with_key(common::copy_key(k), Some(c.clone())).unwrap();
     let out = d.decrypt_notification(&n).unwrap();
@@ -128,13 +147,21 @@ fn whole_notification_types_the_resource() {
     // A chat message has no @odata.type: the resource path decides.
     let chat = serde_json::json!({"id": "1", "messageType": "message", "body": {"content": "hi"}});
     let n = GraphEncryptor::new(c, "id")
-        .notification(&chat, &NotificationSpec::new("t1", "chats('19:x')/messages('1')"))
+        .notification(
+            &chat,
+            &NotificationSpec::new("t1", "chats('19:x')/messages('1')"),
+        )
         .unwrap();
-    assert!(matches!(d.decrypt_notification(&n).unwrap().resource, Resource::ChatMessage(_)));
+    assert!(matches!(
+        d.decrypt_notification(&n).unwrap().resource,
+        Resource::ChatMessage(_)
+    ));
     // Anything else is kept as JSON.
     let user = serde_json::json!({"@odata.type": "#microsoft.graph.user", "id": "u"});
     let n = GraphEncryptor::new(c, "id")
         .notification(&user, &NotificationSpec::new("t1", "users/u"))
         .unwrap();
-    assert!(matches!(d.decrypt_notification(&n).unwrap().resource, Resource::Other(v) if v["id"] == "u"));
+    assert!(
+        matches!(d.decrypt_notification(&n).unwrap().resource, Resource::Other(v) if v["id"] == "u")
+    );
 }

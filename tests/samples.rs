@@ -21,7 +21,9 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 
 #[test]
 fn every_sample_parses() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let mut files = Vec::new();
     walk(&shared.join("samples"), &mut files);
     assert!(files.len() >= 20, "only {} samples found", files.len());
@@ -29,11 +31,11 @@ fn every_sample_parses() {
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let bytes = std::fs::read(path).unwrap();
-        let value: Value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        let value: Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
         if value.get("value").is_some() {
-            let c: ChangeNotificationCollection = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let c: ChangeNotificationCollection =
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!c.value.is_empty(), "{name}");
             collections += 1;
         } else if value.get("subscriptionId").is_some() {
@@ -58,22 +60,30 @@ fn every_sample_parses() {
             resources += 1;
         }
     }
-    assert!(collections >= 8 && singles >= 1 && resources >= 8, "{collections} {singles} {resources}");
+    assert!(
+        collections >= 8 && singles >= 1 && resources >= 8,
+        "{collections} {singles} {resources}"
+    );
 }
 
 #[test]
 fn doc_quirks_are_tolerated() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let s = shared.join("samples");
     // Free text in changeType (Event Hubs) is kept.
     let c: ChangeNotificationCollection = serde_json::from_slice(
         &std::fs::read(s.join("collection/eventhubs-validation-message.json")).unwrap(),
     )
     .unwrap();
-    assert!(matches!(&c.value[0].change_type, Some(ChangeType::Other(t)) if t.starts_with("Validation:")));
+    assert!(
+        matches!(&c.value[0].change_type, Some(ChangeType::Other(t)) if t.starts_with("Validation:"))
+    );
     // The chatMessage example has no dataSignature, yet parses.
     let c: ChangeNotificationCollection = serde_json::from_slice(
-        &std::fs::read(s.join("chatmessage/chatmessage-rich-notification-chat-encrypted.json")).unwrap(),
+        &std::fs::read(s.join("chatmessage/chatmessage-rich-notification-chat-encrypted.json"))
+            .unwrap(),
     )
     .unwrap();
     let content = c.value[0].encrypted_content.as_ref().unwrap();
@@ -88,7 +98,9 @@ fn doc_quirks_are_tolerated() {
 
 #[test]
 fn call_events_type_and_keep_participants() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let bytes = std::fs::read(
         shared.join("samples/onlinemeeting/onlinemeeting-decrypted-rosterUpdated-exit.json"),
     )
@@ -107,13 +119,17 @@ fn call_events_type_and_keep_participants() {
     let Resource::CallEvent(event) = Resource::from_json(&legacy, None).unwrap() else {
         panic!("not a call event");
     };
-    assert_eq!(event.event_type, Some(CallEventType::LegacyCallRosterUpdate));
+    assert_eq!(
+        event.event_type,
+        Some(CallEventType::LegacyCallRosterUpdate)
+    );
     assert_eq!(event.active_participants_joined.unwrap().len(), 1);
 }
 
 #[test]
 fn unknown_properties_and_the_capitalised_key_survive() {
-    let body = br#"{"value":[{"subscriptionId":"s","changeType":"UPDATED","lifecycleEvent":"somethingNew",
+    let body =
+        br#"{"value":[{"subscriptionId":"s","changeType":"UPDATED","lifecycleEvent":"somethingNew",
         "newProperty":{"a":1},"EncryptedContent":{"data":"AA==","dataKey":"AA==","future":true}}],
         "validationTokens":["t"],"extraTop":5}"#;
     let c: ChangeNotificationCollection = serde_json::from_slice(body).unwrap();

@@ -19,6 +19,8 @@ pub struct FetchConfig {
     /// OpenID metadata URL (its `jwks_uri` is followed). Default: [`DEFAULT_METADATA_URL`]; set the
     /// national cloud's host there.
     pub metadata_url: String,
+    /// A JWKS URL to fetch directly, skipping the metadata. Default: none.
+    pub jwks_url: Option<String>,
     /// How long fetched keys are trusted before a refresh. Default: 12 hours.
     pub ttl: Duration,
     /// The least time between two fetches triggered by unknown `kid`s. Default: 5 minutes, so a
@@ -32,6 +34,7 @@ impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
             metadata_url: DEFAULT_METADATA_URL.to_owned(),
+            jwks_url: None,
             ttl: Duration::from_secs(12 * 3600),
             min_refresh_interval: Duration::from_secs(300),
             timeout: Duration::from_secs(10),
@@ -40,6 +43,14 @@ impl Default for FetchConfig {
 }
 
 impl FetchConfig {
+    /// The defaults, fetching the JWKS at `url` directly (no OpenID metadata).
+    pub fn with_jwks_url(url: impl Into<String>) -> Self {
+        FetchConfig {
+            jwks_url: Some(url.into()),
+            ..Self::default()
+        }
+    }
+
     /// The defaults with another metadata URL.
     pub fn with_metadata_url(url: impl Into<String>) -> Self {
         FetchConfig {
@@ -229,13 +240,21 @@ impl KeyFetcher {
     }
 
     async fn fetch(&self) -> Result<Jwks, FetchError> {
-        let url = &self.config.metadata_url;
-        let body = self.get(url).await?;
-        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
-            url: url.clone(),
-            what: "OpenID metadata with a jwks_uri",
-            reason: e.to_string(),
-        })?;
+        let jwks_uri = match &self.config.jwks_url {
+            Some(url) => url.clone(),
+            None => {
+                let url = &self.config.metadata_url;
+                let body = self.get(url).await?;
+                let metadata: Metadata =
+                    serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
+                        url: url.clone(),
+                        what: "OpenID metadata with a jwks_uri",
+                        reason: e.to_string(),
+                    })?;
+                metadata.jwks_uri
+            }
+        };
+        let metadata = Metadata { jwks_uri };
         let body = self.get(&metadata.jwks_uri).await?;
         let jwks = Jwks::from_json(&body).map_err(|e| FetchError::Parse {
             url: metadata.jwks_uri.clone(),

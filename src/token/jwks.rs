@@ -74,8 +74,9 @@ impl Jwks {
     /// Reads and parses a JWKS file.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::malformed("jwks", format!("cannot read {}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::malformed("jwks", format!("cannot read {}: {e}", path.display()))
+        })?;
         Self::from_json(&bytes)
     }
 

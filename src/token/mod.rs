@@ -279,7 +279,11 @@ impl TokenValidator {
             _ => String::new(),
         };
         if !self.validation.app_ids.contains(&app_id) {
-            let shown = claims.aud.as_ref().map(Value::to_string).unwrap_or_default();
+            let shown = claims
+                .aud
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default();
             return Err(TokenError::Audience(shown));
         }
         let version = match claims.ver.as_deref() {
@@ -334,10 +338,12 @@ fn parse_header(token: &str) -> Result<Header, TokenError> {
     let (Some(header), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(TokenError::Malformed("a JWT has three dot-separated parts".into()));
+        return Err(TokenError::Malformed(
+            "a JWT has three dot-separated parts".into(),
+        ));
     };
-    let bytes =
-        b64url(header).map_err(|e| TokenError::Malformed(format!("header is not base64url: {e}")))?;
+    let bytes = b64url(header)
+        .map_err(|e| TokenError::Malformed(format!("header is not base64url: {e}")))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| TokenError::Malformed(format!("header is not a JSON object: {e}")))
 }

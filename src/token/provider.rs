@@ -68,9 +68,10 @@ mod rust {
 
     impl signature::Signer<Vec<u8>> for Rs256Signer {
         fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
-            let key = crate::PrivateKey::from_der(&self.pkcs1)
-                .map_err(|_| signature::Error::new())?;
-            key.sign_pkcs1_sha256(msg).map_err(|_| signature::Error::new())
+            let key =
+                crate::PrivateKey::from_der(&self.pkcs1).map_err(|_| signature::Error::new())?;
+            key.sign_pkcs1_sha256(msg)
+                .map_err(|_| signature::Error::new())
         }
     }
 
