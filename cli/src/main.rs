@@ -1,1 +1,95 @@
-fn main() {}
+//! `msgraph-notify`: make keys, encrypt fixtures, decrypt captured notifications, run a demo, and
+//! serve a real receiver for Microsoft Graph change notifications with resource data.
+//!
+//! Every command calls only the public API of the `msgraph-notify` library.
+
+mod decrypt;
+mod demo;
+mod encrypt;
+mod keygen;
+mod opts;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Verify and decrypt Microsoft Graph change notifications with resource data (Teams presence,
+/// meeting call events, chat messages).
+#[derive(Parser, Debug)]
+#[command(
+    name = "msgraph-notify",
+    version,
+    after_help = "Start with `msgraph-notify demo`: it runs the whole flow in memory, with no files and no network."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Keygen(keygen::Args),
+    Encrypt(encrypt::Args),
+    Decrypt(decrypt::Args),
+    Demo(demo::Args),
+    Serve(serve::Args),
+}
+
+/// A failure that makes the input or the options unusable: printed on stderr, exit code 2.
+#[derive(Debug)]
+pub struct Fail(pub String);
+
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Self {
+        Fail(e.to_string())
+    }
+}
+
+/// Builds a [`Fail`] from a format string.
+#[macro_export]
+macro_rules! fail {
+    ($($arg:tt)*) => { $crate::Fail(format!($($arg)*)) };
+}
+
+/// Exit code of a failure (unusable input or options).
+pub const EXIT_UNUSABLE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(args),
+        Command::Encrypt(args) => encrypt::run(args),
+        Command::Decrypt(args) => decrypt::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Fail(reason)) => {
+            eprintln!("msgraph-notify: {reason}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &str) -> Result<Vec<u8>, Fail> {
+    use std::io::Read;
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map_err(|e| fail!("cannot read standard input: {e}"))?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).map_err(|e| fail!("cannot read {path}: {e}"))
+    }
+}
+
+/// Whether stderr is a terminal (progress is shown only then).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}

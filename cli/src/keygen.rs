@@ -1,0 +1,133 @@
+//! `keygen`: an RSA key and a self-signed certificate for a subscription's `encryptionCertificate`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use msgraph_notify::{Certificate, PrivateKey};
+
+use crate::{Fail, fail};
+
+/// Make an RSA private key and a self-signed certificate for a Graph subscription.
+///
+/// Writes DIR/key.pem (PKCS#8, file mode 0600) and DIR/cert.pem, and prints on stdout the JSON to
+/// paste into the subscription request (`encryptionCertificate`, `encryptionCertificateId`).
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  msgraph-notify keygen --out ./keys --cert-id receiver-2026\n  \
+    # then create the subscription with includeResourceData: true and the two printed fields"
+)]
+pub struct Args {
+    /// The directory to write key.pem and cert.pem into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    out: String,
+
+    /// The key size in bits: 2048, 3072 or 4096.
+    #[arg(long, default_value_t = 2048, value_parser = parse_bits)]
+    bits: usize,
+
+    /// Your id for the certificate (≤ 128 characters): Graph echoes it in each notification's
+    /// encryptionCertificateId. Default: `msgraph-notify-` and the first 8 digits of the thumbprint.
+    #[arg(long, value_name = "ID")]
+    cert_id: Option<String>,
+
+    /// How many days the certificate is valid (Graph does not check; it is informational).
+    #[arg(long, default_value_t = 365, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    days: u32,
+
+    /// The certificate's subject common name.
+    #[arg(long, default_value = "msgraph-notify", value_name = "CN")]
+    common_name: String,
+
+    /// Overwrite key.pem and cert.pem when they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    if let Some(id) = &args.cert_id
+        && (id.is_empty() || id.chars().count() > 128)
+    {
+        return Err(fail!("--cert-id must be 1 to 128 characters"));
+    }
+    let dir = Path::new(&args.out);
+    std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+    let key_path = dir.join("key.pem");
+    let cert_path = dir.join("cert.pem");
+    if !args.force {
+        for p in [&key_path, &cert_path] {
+            if p.exists() {
+                return Err(fail!("{} exists (use --force to overwrite)", p.display()));
+            }
+        }
+    }
+
+    if crate::stderr_is_terminal() {
+        eprintln!("generating a {}-bit RSA key...", args.bits);
+    }
+    let key = PrivateKey::generate(args.bits).map_err(|e| fail!("key generation failed: {e}"))?;
+    let cert = Certificate::self_signed(&key, &args.common_name, args.days)
+        .map_err(|e| fail!("certificate generation failed: {e}"))?;
+    let thumbprint = cert.thumbprint();
+    let cert_id = args.cert_id.unwrap_or_else(|| {
+        format!(
+            "msgraph-notify-{}",
+            thumbprint
+                .get(..8)
+                .unwrap_or(&thumbprint)
+                .to_ascii_lowercase()
+        )
+    });
+
+    write_private(&key_path, key.to_pkcs8_pem().as_bytes())
+        .map_err(|e| fail!("cannot write {}: {e}", key_path.display()))?;
+    std::fs::write(&cert_path, cert.to_pem())
+        .map_err(|e| fail!("cannot write {}: {e}", cert_path.display()))?;
+
+    let out = serde_json::json!({
+        "encryptionCertificate": cert.encryption_certificate(),
+        "encryptionCertificateId": cert_id,
+        "thumbprint": thumbprint,
+        "notAfter": cert.not_after(),
+        "key": key_path.display().to_string(),
+        "certificate": cert_path.display().to_string(),
+    });
+    println!("{out}");
+    if crate::stderr_is_terminal() {
+        eprintln!(
+            "wrote {} (mode 0600) and {}",
+            key_path.display(),
+            cert_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a secret file readable by its owner only (mode 0600 from creation, on Unix).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An existing file (--force) keeps its old mode through open(): set it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+}
+
+fn parse_bits(s: &str) -> Result<usize, String> {
+    match s {
+        "2048" | "3072" | "4096" => s.parse().map_err(|_| "not a number".to_owned()),
+        _ => Err("must be 2048, 3072 or 4096".to_owned()),
+    }
+}
