@@ -2,8 +2,10 @@
 //!
 //! A genuine POST can be replayed by whoever captured it for as long as its validation token lives
 //! (8 to 24 hours), and Graph itself retries deliveries it thinks failed. Each accepted item is
-//! remembered by SHA-256 of its subscription id and `dataSignature` (the signature is unique per
+//! remembered by SHA-256 of its `dataSignature` (the signature is unique per
 //! item: every item has its own symmetric key); a second arrival is reported as a duplicate.
+//! Only the signature is fingerprinted: it is the one authenticated value of the item, whereas the
+//! subscription id and other metadata can be changed by whoever replays the POST.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -13,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::ChangeNotification;
 
-/// Remembers accepted items for `ttl`, at most `capacity` of them (the oldest are forgotten
+/// Remembers accepted items (by SHA-256 of their `dataSignature`) for `ttl`, at most `capacity` of them (the oldest are forgotten
 /// first when full). Memory stays within `capacity` × about 80 bytes whatever arrives.
 ///
 /// ```
@@ -49,11 +51,8 @@ impl ReplayGuard {
     fn fingerprint(n: &ChangeNotification) -> Option<[u8; 32]> {
         let content = n.encrypted_content.as_ref()?;
         let signature = content.data_signature.as_deref()?;
-        let mut h = Sha256::new();
-        h.update(n.subscription_id.as_deref().unwrap_or("").as_bytes());
-        h.update([0u8]);
-        h.update(signature.as_bytes());
-        Some(h.finalize().into())
+        // The crate's base64 decoding is canonical, so one signature has one spelling.
+        Some(Sha256::digest(signature.trim().as_bytes()).into())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -23,7 +23,8 @@ pub struct FetchConfig {
     pub jwks_url: Option<String>,
     /// How long fetched keys are trusted before a refresh. Default: 12 hours.
     pub ttl: Duration,
-    /// The least time between two fetches triggered by unknown `kid`s. Default: 5 minutes, so a
+    /// The least time between two fetches triggered by unknown `kid`s (scheduled refreshes do not
+    /// count). Default: 5 minutes, so a
     /// flood of tokens with invented `kid`s costs at most one fetch per interval.
     pub min_refresh_interval: Duration,
     /// Timeout of each HTTP request. Default: 10 seconds.
@@ -98,6 +99,7 @@ pub enum FetchError {
 #[derive(Debug, Default)]
 struct State {
     last_attempt: Option<Instant>,
+    last_kid_refresh: Option<Instant>,
     last_success: Option<Instant>,
     last_error: Option<FetchError>,
 }
@@ -185,7 +187,7 @@ impl KeyFetcher {
     }
 
     /// Makes sure a key with `kid` is present if Microsoft publishes one: when it is unknown,
-    /// refetches unless the last attempt was within `min_refresh_interval`. Returns whether the
+    /// refetches unless the last refetch for an unknown `kid` was within `min_refresh_interval`. Returns whether the
     /// key is present afterwards.
     pub async fn ensure_kid(&self, kid: &str) -> bool {
         if self.keys.contains(kid) {
@@ -196,12 +198,13 @@ impl KeyFetcher {
             return true; // another task fetched it meanwhile
         }
         let recent = state
-            .last_attempt
+            .last_kid_refresh
             .is_some_and(|t| t.elapsed() < self.config.min_refresh_interval);
         if recent {
             state.last_error.get_or_insert(FetchError::RateLimited);
             return false;
         }
+        state.last_kid_refresh = Some(Instant::now());
         let _ = self.fetch_locked(&mut state).await;
         self.keys.contains(kid)
     }
