@@ -181,7 +181,13 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     // The server and its queue sender are gone: the workers drain what is queued, then stop.
     eprintln!("msgraph-notify serve: stopping; draining the queue");
     let joined = tokio::task::spawn_blocking(move || {
-        threads.into_iter().map(|t| t.join().is_ok()).all(|ok| ok)
+        // Join every thread, even after a failed one.
+        let failed = threads
+            .into_iter()
+            .map(|t| t.join())
+            .filter(Result::is_err)
+            .count();
+        failed == 0
     })
     .await
     .unwrap_or(false);
