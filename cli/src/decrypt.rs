@@ -41,7 +41,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             let reply =
                 runtime.block_on(built.receiver.receive_fetching_keys(fetcher, None, &body));
             if let Some(e) = runtime.block_on(fetcher.last_error()) {
-                eprintln!("warning: fetching the token signing keys failed: {e}");
+                errln!("warning: fetching the token signing keys failed: {e}");
             }
             reply
         }

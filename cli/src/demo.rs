@@ -29,7 +29,7 @@ const CLIENT_STATE: &str = "demo-client-state-b3f1";
 pub struct Args {}
 
 pub fn run(_args: Args) -> Result<ExitCode, Fail> {
-    println!(
+    outln!(
         "msgraph-notify demo: a Graph subscriber and a Graph-like sender, in memory (no files, no network).\n"
     );
 
@@ -38,13 +38,13 @@ pub fn run(_args: Args) -> Result<ExitCode, Fail> {
     let cert = Certificate::self_signed(&key, "msgraph-notify-demo", 30)
         .map_err(|e| fail!("certificate generation failed: {e}"))?;
     let pem_cert = cert.encryption_certificate();
-    println!(
+    outln!(
         "1. The subscriber makes a {}-bit RSA key and a self-signed certificate.",
         key.bits()
     );
-    println!("   thumbprint {}", cert.thumbprint());
-    println!("   The subscription request carries (abridged):");
-    println!(
+    outln!("   thumbprint {}", cert.thumbprint());
+    outln!("   The subscription request carries (abridged):");
+    outln!(
         "   {}",
         json!({
             "changeType": "updated",
@@ -58,7 +58,7 @@ pub fn run(_args: Args) -> Result<ExitCode, Fail> {
 
     // 2. The identity platform stand-in.
     let issuer = TokenIssuer::new().map_err(|e| fail!("token issuer: {e}"))?;
-    println!(
+    outln!(
         "\n2. A stand-in for the Microsoft identity platform signs validation tokens (RS256, kid {}).",
         issuer.kid()
     );
@@ -70,17 +70,17 @@ pub fn run(_args: Args) -> Result<ExitCode, Fail> {
             .client_state(CLIENT_STATE)
             .build()
             .map_err(|e| fail!("{e}"))?;
-    println!(
+    outln!(
         "   The receiver accepts tokens for app {APP_ID}, published by Graph change tracking ({GRAPH_CHANGE_TRACKING_APP_ID}),\n   \
          and items whose clientState is the subscription's secret."
     );
 
     // 3. Handshake.
     let query = "validationToken=Validation%3A%20Testing%20client%20application%20reachability%20for%20subscription%20Request-Id%3A%207b1a2c3d";
-    println!("\n3. Graph checks the notification URL: POST ?{query}");
+    outln!("\n3. Graph checks the notification URL: POST ?{query}");
     match receiver.receive(Some(query), b"") {
         Ok(Reply::Handshake(token)) => {
-            println!("   The receiver answers 200 text/plain with the decoded token: {token:?}")
+            outln!("   The receiver answers 200 text/plain with the decoded token: {token:?}")
         }
         _ => return Err(fail!("the handshake was not recognised")),
     }
@@ -101,39 +101,39 @@ pub fn run(_args: Args) -> Result<ExitCode, Fail> {
     let token = issuer.token(TokenVersion::V2, APP_ID, TENANT);
     let body = json!({ "value": value, "validationTokens": [token] });
     let body_bytes = body.to_string().into_bytes();
-    println!(
+    outln!(
         "\n4. Graph encrypts three changes for the certificate and POSTs them ({} bytes):",
         body_bytes.len()
     );
-    println!(
+    outln!(
         "   a presence change, a meeting rosterUpdated event, a new chat message. Each item has a fresh AES-256 key"
     );
-    println!(
+    outln!(
         "   wrapped with RSA-OAEP-SHA1, AES-CBC ciphertext and an HMAC-SHA256 signature. The first item (abridged):"
     );
-    println!("   {}", abridge_json(&body["value"][0]));
-    println!("   validationTokens: one JWT (ver 2.0, aud {APP_ID}, tid {TENANT}).");
+    outln!("   {}", abridge_json(&body["value"][0]));
+    outln!("   validationTokens: one JWT (ver 2.0, aud {APP_ID}, tid {TENANT}).");
 
     // 5. Through the receiver.
-    println!(
+    outln!(
         "\n5. The receiver answers 202 at once, then checks the token, the clientState and each signature, and only then decrypts:"
     );
     let items = notifications(&receiver, &body_bytes)?;
     let mut ok = items.len() == genuine.len();
     for item in &items {
         ok &= matches!(item.outcome, Outcome::Decrypted(_));
-        println!("   [{}] {}", item.index, describe(item));
+        outln!("   [{}] {}", item.index, describe(item));
     }
-    println!("   As JSON lines (what `decrypt` and `serve` print):");
+    outln!("   As JSON lines (what `decrypt` and `serve` print):");
     for item in &items {
-        println!("   {}", item.to_json());
+        outln!("   {}", item.to_json());
     }
 
     // 6. Forgeries.
-    println!(
+    outln!(
         "\n6. A forger holds the certificate (it is public: it went into the subscription request), so it can"
     );
-    println!("   encrypt an item whose signature verifies. What stops it:");
+    outln!("   encrypt an item whose signature verifies. What stops it:");
     let fake = json!({
         "id": "1700000009999", "messageType": "message", "chatId": "19:demo-chat@thread.v2",
         "from": {"user": {"displayName": "IT Support"}},
@@ -184,15 +184,15 @@ pub fn run(_args: Args) -> Result<ExitCode, Fail> {
         for item in &items {
             if let Outcome::Rejected(r) = &item.outcome {
                 rejected += 1;
-                println!("   {what}: rejected: {}", r.error);
+                outln!("   {what}: rejected: {}", r.error);
             } else {
                 ok = false;
-                println!("   {what}: NOT rejected ({})", item.outcome.status());
+                outln!("   {what}: NOT rejected ({})", item.outcome.status());
             }
         }
     }
 
-    println!(
+    outln!(
         "\n{} genuine items decrypted; {rejected} of {} forged items rejected.",
         items
             .iter()

@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         }
     }
     let text = serde_json::to_string_pretty(&body).map_err(|e| fail!("{e}"))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

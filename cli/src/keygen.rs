@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     }
 
     if crate::stderr_is_terminal() {
-        eprintln!("generating a {}-bit RSA key...", args.bits);
+        errln!("generating a {}-bit RSA key...", args.bits);
     }
     let key = PrivateKey::generate(args.bits).map_err(|e| fail!("key generation failed: {e}"))?;
     let cert = Certificate::self_signed(&key, &args.common_name, args.days)
@@ -92,9 +92,9 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         "key": key_path.display().to_string(),
         "certificate": cert_path.display().to_string(),
     });
-    println!("{out}");
+    outln!("{out}");
     if crate::stderr_is_terminal() {
-        eprintln!(
+        errln!(
             "wrote {} (mode 0600) and {}",
             key_path.display(),
             cert_path.display()

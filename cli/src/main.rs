@@ -3,6 +3,22 @@
 //!
 //! Every command calls only the public API of the `msgraph-notify` library.
 
+/// `println!` that does not panic when stdout is closed (`| head`): the output is dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that does not panic when stderr is closed.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod decrypt;
 mod demo;
 mod encrypt;
@@ -67,7 +83,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Fail(reason)) => {
-            eprintln!("msgraph-notify: {reason}");
+            errln!("msgraph-notify: {reason}");
             ExitCode::from(EXIT_UNUSABLE)
         }
     }

@@ -130,7 +130,7 @@ impl ReceiverOpts {
     pub fn build(&self, max_body: usize, parallel: bool) -> Result<Built, Fail> {
         let ring = self.key_ring()?;
         if ring.is_empty() {
-            eprintln!("warning: no --key given: items with encrypted content will be rejected");
+            errln!("warning: no --key given: items with encrypted content will be rejected");
         }
         let mut builder = Receiver::builder(Decryptor::new(ring))
             .max_body_bytes(max_body)
@@ -140,7 +140,7 @@ impl ReceiverOpts {
         }
         let mut fetcher = None;
         if self.insecure_skip_tokens {
-            eprintln!("{SKIP_TOKENS_WARNING}");
+            errln!("{SKIP_TOKENS_WARNING}");
             builder = dangerous::skip_token_validation(builder);
         } else {
             if self.app_ids.is_empty() {

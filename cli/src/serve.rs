@@ -102,7 +102,7 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     let local = listener
         .local_addr()
         .map_err(|e| fail!("cannot read the listening address: {e}"))?;
-    eprintln!("msgraph-notify serve: listening on http://{local}");
+    errln!("msgraph-notify serve: listening on http://{local}");
 
     let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
@@ -111,7 +111,7 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
         tokio::spawn(async move {
             loop {
                 if let Err(e) = fetcher.refresh().await {
-                    eprintln!("warning: fetching the token signing keys failed: {e}");
+                    errln!("warning: fetching the token signing keys failed: {e}");
                 }
                 tokio::time::sleep(fetcher.config().ttl).await;
             }
@@ -145,7 +145,9 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let queued = tx.upgrade().map_or(0, |t| t.max_capacity() - t.capacity());
-                eprint!(
+                use std::io::Write as _;
+                let _ = write!(
+                    std::io::stderr(),
                     "\r{} POSTs, {} items ({} rejected), {} queued   ",
                     stats.posts.load(Ordering::Relaxed),
                     stats.items.load(Ordering::Relaxed),
@@ -176,10 +178,10 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
         () = async {
             stopping.notified().await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => eprintln!("msgraph-notify serve: connections still open after {SHUTDOWN_GRACE:?}: closing them"),
+        } => errln!("msgraph-notify serve: connections still open after {SHUTDOWN_GRACE:?}: closing them"),
     }
     // The server and its queue sender are gone: the workers drain what is queued, then stop.
-    eprintln!("msgraph-notify serve: stopping; draining the queue");
+    errln!("msgraph-notify serve: stopping; draining the queue");
     let joined = tokio::task::spawn_blocking(move || {
         // Join every thread, even after a failed one.
         let failed = threads
@@ -193,7 +195,7 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     .unwrap_or(false);
     use std::io::Write;
     let _ = std::io::stdout().lock().flush();
-    eprintln!(
+    errln!(
         "msgraph-notify serve: stopped after {} POSTs, {} items ({} rejected), {} bodies refused",
         stats.posts.load(Ordering::Relaxed),
         stats.items.load(Ordering::Relaxed),
@@ -238,7 +240,7 @@ async fn handle_request(
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(_) => {
             state.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-            eprintln!("warning: the queue is full: answered 503 (Graph retries later)");
+            errln!("warning: the queue is full: answered 503 (Graph retries later)");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "5")],
@@ -274,13 +276,13 @@ fn work(
                 stats.items.fetch_add(items.len() as u64, Ordering::Relaxed);
                 stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
                 if let Err(e) = crate::decrypt::write_items(&items) {
-                    eprintln!("warning: cannot write to stdout: {e}");
+                    errln!("warning: cannot write to stdout: {e}");
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-                eprintln!("warning: POST {}: body refused: {e}", job.path);
+                errln!("warning: POST {}: body refused: {e}", job.path);
             }
         }
     }
