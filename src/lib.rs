@@ -65,3 +65,8 @@ pub use error::{Error, Result};
 pub use keys::{Certificate, KeyRing, PrivateKey};
 pub use model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};
 pub use resource::Resource;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
