@@ -160,7 +160,6 @@ impl Item {
 }
 
 /// Builds a [`Receiver`].
-#[derive(Debug)]
 #[must_use]
 pub struct ReceiverBuilder {
     decryptor: Decryptor,
@@ -306,7 +305,6 @@ pub mod dangerous {
 /// assert!(matches!(reply, Reply::Handshake(t) if t == "Validation: ok"));
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct Receiver {
     decryptor: Decryptor,
     tokens: Option<TokenValidator>,
@@ -315,6 +313,29 @@ pub struct Receiver {
     max_body_bytes: usize,
     parallel: bool,
     replay: Option<ReplayGuard>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The clientState secrets are not shown, only how many there are.
+        f.debug_struct("Receiver")
+            .field("decryptor", &self.decryptor)
+            .field("tokens", &self.tokens)
+            .field("client_states", &self.client_states.len())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("parallel", &self.parallel)
+            .field("replay", &self.replay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ReceiverBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverBuilder")
+            .field("client_states", &self.client_states.len())
+            .field("skip_tokens", &self.skip_tokens)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

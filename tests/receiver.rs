@@ -555,3 +555,10 @@ fn the_docs_samples_go_through_the_receiver() {
         &TokenError::Missing
     );
 }
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let shown = format!("{:?}", receiver());
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(shown.contains("client_states: 1"));
+}
