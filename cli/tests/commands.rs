@@ -384,3 +384,45 @@ fn every_command_has_help_with_an_example() {
     }
     assert!(text(&run(&["--help"], b"").stdout).contains("demo"));
 }
+
+#[test]
+fn decrypt_opens_the_real_graph_vector_from_its_pkcs12() {
+    let Some(shared) = shared_dir() else { return };
+    let dir = shared.join("vectors/dotnet-sdk");
+    let content: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("encryptedContent.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("decrypted.json")).unwrap()).unwrap();
+    let body = json!({"value": [{"subscriptionId": "s", "tenantId": TENANT, "changeType": "created",
+                                 "resource": "teams", "encryptedContent": content}]});
+    let pfx = s(&dir.join("certificate.pfx"));
+    let out = run(
+        &[
+            "decrypt",
+            "--key",
+            &pfx,
+            "--password",
+            "rich",
+            "--insecure-skip-tokens",
+            "-",
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(lines(&out)[0]["data"], expected);
+
+    // The wrong password: the key does not load.
+    let out = run(
+        &[
+            "decrypt",
+            "--key",
+            &pfx,
+            "--password",
+            "wrong",
+            "--insecure-skip-tokens",
+            "-",
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

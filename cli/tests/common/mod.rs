@@ -334,3 +334,24 @@ pub fn static_server(body: String) -> (SocketAddr, Arc<Mutex<usize>>) {
     });
     (addr, hits)
 }
+
+/// `../shared` beside the repository, or `$MSGRAPH_NOTIFY_SHARED`. `None` (with a note) when it is
+/// absent, except under `CI=true`, where absence fails the test.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("MSGRAPH_NOTIFY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    if dir.join("vectors").is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the shared test data is missing at {} (CI=true)",
+        dir.display()
+    );
+    eprintln!(
+        "skipping: the shared test data is absent at {} (set MSGRAPH_NOTIFY_SHARED)",
+        dir.display()
+    );
+    None
+}
