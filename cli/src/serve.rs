@@ -3,7 +3,8 @@
 //! The async runtime only moves bytes: it answers the handshake, reads each body (up to the
 //! limit) and queues it. CPU work (token signatures, RSA, AES) runs on dedicated worker threads
 //! fed by a bounded queue, so a burst never delays the `202` answers of other POSTs, and memory
-//! stays bounded: when the queue stays full the POST is answered `503` (Graph retries later).
+//! stays bounded: when the queue stays full, or too many requests are being read at once, the POST
+//! is answered `503` (Graph retries later).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -13,18 +14,22 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Receiver, Reply};
 use msgraph_notify::token::fetch::KeyFetcher;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::opts::ReceiverOpts;
 use crate::{Fail, fail};
 
 /// How long a POST waits for room in the queue before it is answered 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// How long one request may take to arrive and be queued.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may linger after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -55,6 +60,11 @@ pub struct Args {
     /// How many bodies may wait for a worker. Memory stays under about --queue × --max-body.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue: u32,
+
+    /// How many requests may be read at once; more are answered 503 at once. With --queue this
+    /// bounds memory to about (--queue + --max-in-flight) × --max-body.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_in_flight: u32,
 
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -165,7 +175,11 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     let app = Router::new()
         .fallback(handle_request)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(args.max_body));
+        .layer(DefaultBodyLimit::max(args.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Semaphore::new(args.max_in_flight as usize)),
+            limit_in_flight,
+        ));
 
     let stopping = Arc::new(Notify::new());
     let signalled = Arc::clone(&stopping);
@@ -241,14 +255,36 @@ async fn handle_request(
         Err(_) => {
             state.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
             errln!("warning: the queue is full: answered 503 (Graph retries later)");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "5")],
-                "busy\n",
-            )
-                .into_response()
+            busy()
         }
     }
+}
+
+/// Refuses a request with 503 before its body is read when too many are in flight; times out
+/// requests whose body takes too long to arrive.
+async fn limit_in_flight(
+    State(slots): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(permit) = slots.try_acquire() else {
+        return busy();
+    };
+    // A sender that trickles its body (slowloris) loses its slot after REQUEST_TIMEOUT.
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, next.run(request))
+        .await
+        .unwrap_or_else(|_| (StatusCode::REQUEST_TIMEOUT, "too slow\n").into_response());
+    drop(permit);
+    response
+}
+
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "busy\n",
+    )
+        .into_response()
 }
 
 /// A worker: takes bodies off the queue until it is closed and empty.

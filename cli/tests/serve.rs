@@ -188,3 +188,41 @@ fn serve_refuses_unusable_options() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn back_pressure_answers_503_instead_of_buffering_without_bound() {
+    use std::io::{Read, Write};
+    let fx = Fixture::new();
+    let mut args = fx.receiver_args();
+    args.extend(["--max-in-flight".into(), "1".into()]);
+    let mut served = Served::start(&args);
+
+    // A slow sender holds the only slot: headers sent, body not yet.
+    let body = fx.body(vec![fx.item(&Fixture::presence("slow"))]);
+    let mut slow = std::net::TcpStream::connect(served.addr).unwrap();
+    write!(
+        slow,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Another POST meanwhile is refused at once, before its body is read.
+    let start = Instant::now();
+    let answer = served.post("/", &fx.body(vec![fx.item(&Fixture::presence("other"))]));
+    assert_eq!(answer.status, 503);
+    assert!(answer.head.to_ascii_lowercase().contains("retry-after"));
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    // The slow sender finishes and is accepted.
+    slow.write_all(&body).unwrap();
+    let mut raw = String::new();
+    let _ = slow.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 202"), "{raw}");
+    let lines = served.wait_lines(1, Duration::from_secs(10));
+    assert_eq!(lines[0]["data"]["id"], "slow");
+    assert_eq!(served.terminate(), Some(0));
+    assert_eq!(served.json_lines().len(), 1);
+}
