@@ -170,8 +170,12 @@ pub struct ReceiverBuilder {
     max_body_bytes: usize,
     parallel: bool,
     token_cache_capacity: usize,
+    max_tokens: usize,
     replay: Option<ReplayGuard>,
 }
+
+/// The default limit on validation tokens per body (Graph sends one per app and tenant).
+pub const DEFAULT_MAX_VALIDATION_TOKENS: usize = 100;
 
 impl ReceiverBuilder {
     /// Token rules (the receiving app ids, tenants, leeway). Required, unless token checks are
@@ -214,6 +218,15 @@ impl ReceiverBuilder {
         self
     }
 
+    /// The most validation tokens one body may carry. Graph sends one per (app, tenant) in the
+    /// body; a body with more is treated as forged (each of its encrypted items is rejected), so a
+    /// body stuffed with tokens cannot buy many signature checks. Default:
+    /// [`DEFAULT_MAX_VALIDATION_TOKENS`].
+    pub fn max_validation_tokens(mut self, limit: usize) -> Self {
+        self.max_tokens = limit;
+        self
+    }
+
     /// Report items already accepted as duplicates (replays, or Graph's retries). Default: off.
     pub fn replay_guard(mut self, guard: ReplayGuard) -> Self {
         self.replay = Some(guard);
@@ -247,6 +260,7 @@ impl ReceiverBuilder {
             client_states: self.client_states,
             max_body_bytes: self.max_body_bytes,
             parallel: self.parallel,
+            max_tokens: self.max_tokens,
             replay: self.replay,
         })
     }
@@ -312,6 +326,7 @@ pub struct Receiver {
     client_states: Vec<Zeroizing<Vec<u8>>>,
     max_body_bytes: usize,
     parallel: bool,
+    max_tokens: usize,
     replay: Option<ReplayGuard>,
 }
 
@@ -366,6 +381,7 @@ impl Receiver {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             parallel: false,
             token_cache_capacity: 1024,
+            max_tokens: DEFAULT_MAX_VALIDATION_TOKENS,
             replay: None,
         }
     }
@@ -579,11 +595,21 @@ impl Receiver {
     }
 
     fn judge_tokens(&self, validator: &TokenValidator, tokens: Option<&Value>) -> Verdicts {
-        let tokens = token_strings(tokens);
+        let mut tokens = token_strings(tokens);
         let mut verdicts = Verdicts {
             present: !tokens.is_empty(),
             ..Verdicts::default()
         };
+        tokens.sort_unstable();
+        tokens.dedup();
+        if tokens.len() > self.max_tokens {
+            verdicts.unattributed = Some(TokenError::Malformed(format!(
+                "{} validation tokens in one body; at most {} are accepted",
+                tokens.len(),
+                self.max_tokens
+            )));
+            return verdicts;
+        }
         let leeway = validator.validation().leeway.as_secs();
         for token in &tokens {
             let result = match self.cache.get(token, leeway) {

@@ -562,3 +562,38 @@ fn debug_output_shows_no_secret() {
     assert!(!shown.contains(SECRET), "{shown}");
     assert!(shown.contains("client_states: 1"));
 }
+
+#[test]
+fn a_body_stuffed_with_tokens_is_refused_without_checking_them() {
+    let r = Receiver::builder(decryptor())
+        .validation(Validation::new([APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .max_validation_tokens(3)
+        .build()
+        .unwrap();
+    let good = issuer().token(TokenVersion::V2, APP, TENANT_A);
+    // Duplicates of one token count once.
+    let out = items(
+        &r,
+        &body(vec![v(presence(TENANT_A))], Some(vec![good.clone(); 10])),
+    );
+    assert_eq!(out[0].status(), "decrypted");
+    let mut tokens = vec![good];
+    tokens.extend((0..3).map(|i| {
+        issuer().flawed_token(
+            TokenVersion::V1,
+            APP,
+            &format!("t{i}"),
+            TokenFlaw::ForeignSignature,
+        )
+    }));
+    let out = items(
+        &r,
+        &body(vec![v(presence(TENANT_A)), basic()], Some(tokens)),
+    );
+    assert!(
+        matches!(token_rejection(&out[0]), TokenError::Malformed(m) if m.contains("at most 3"))
+    );
+    assert_eq!(out[1].status(), "basic");
+}
