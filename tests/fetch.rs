@@ -277,3 +277,28 @@ async fn a_slow_server_times_out_and_the_keys_are_kept() {
     );
     assert!(fetcher.signing_keys().contains(issuer.kid()));
 }
+
+#[tokio::test]
+async fn the_background_refresher_recovers_after_a_failed_start() {
+    let issuer = TokenIssuer::new().unwrap();
+    let server = Server::start(issuer.jwks_json());
+    server.set_mode(Mode::Status(500));
+    let mut c = config(&server);
+    c.min_refresh_interval = Duration::from_millis(100);
+    let fetcher = std::sync::Arc::new(KeyFetcher::new(c).unwrap());
+    let task = fetcher.clone().spawn_refresher();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!fetcher.signing_keys().contains(issuer.kid()));
+    server.set_mode(Mode::Serve);
+    let mut waited = 0;
+    while !fetcher.signing_keys().contains(issuer.kid()) && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    task.abort();
+    assert!(
+        fetcher.signing_keys().contains(issuer.kid()),
+        "the retry fetched the keys"
+    );
+    assert_eq!(fetcher.last_error().await, None);
+}

@@ -58,7 +58,7 @@ fn each_flaw_has_its_own_reason() {
         assert_eq!(check(&t(NotYetValid)), Err(TokenError::NotYetValid));
         assert!(matches!(
             check(&t(WrongAudience)),
-            Err(TokenError::Audience(_))
+            Err(TokenError::Audience(a)) if a == "00000000-0000-0000-0000-000000000bad"
         ));
         assert!(
             matches!(check(&t(WrongPublisher)), Err(TokenError::Publisher(p)) if p.starts_with("11111111"))

@@ -209,6 +209,28 @@ impl KeyFetcher {
         self.keys.contains(kid)
     }
 
+    /// Keeps the keys fresh in the background: refreshes whenever they are older than the TTL, and
+    /// after a failed fetch retries every `min_refresh_interval` (the last good keys stay in use
+    /// meanwhile). Runs until the returned task is aborted or the runtime shuts down.
+    pub fn spawn_refresher(self: std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let wait = match self.refresh_if_stale().await {
+                    Ok(()) => {
+                        let state = self.state.lock().await;
+                        let age = state.last_success.map_or(Duration::ZERO, |t| t.elapsed());
+                        self.config
+                            .ttl
+                            .saturating_sub(age)
+                            .max(Duration::from_secs(1))
+                    }
+                    Err(_) => self.config.min_refresh_interval.max(Duration::from_secs(1)),
+                };
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+
     async fn fetch_locked(&self, state: &mut State) -> Result<usize, FetchError> {
         state.last_attempt = Some(Instant::now());
         match self.fetch().await {

@@ -279,11 +279,11 @@ impl TokenValidator {
             _ => String::new(),
         };
         if !self.validation.app_ids.contains(&app_id) {
-            let shown = claims
-                .aud
-                .as_ref()
-                .map(Value::to_string)
-                .unwrap_or_default();
+            let shown = match &claims.aud {
+                Some(Value::String(aud)) => aud.clone(),
+                Some(other) => other.to_string(),
+                None => "<none>".to_owned(),
+            };
             return Err(TokenError::Audience(shown));
         }
         let version = match claims.ver.as_deref() {
