@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use base64::Engine;
 use msgraph_notify::receiver::{Outcome, Receiver, Reply};
 use msgraph_notify::replay::ReplayGuard;
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
-use msgraph_notify::token::{TokenVersion, Validation};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw, TokenIssuer};
+use msgraph_notify::token::{TokenError, TokenVersion, Validation};
 use msgraph_notify::{Decryptor, EncryptedContent, Error, KeyRing};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -372,6 +372,112 @@ proptest! {
         }
         receive_any(&body)?;
     }
+}
+
+// ---- The threat model's core: a forger holding the certificate ----
+
+/// The `validationTokens` a forger without a genuine token for the tenant can send.
+fn forged_tokens() -> impl Strategy<Value = Value> {
+    let flaw = prop::sample::select(vec![
+        TokenFlaw::Expired,
+        TokenFlaw::NotYetValid,
+        TokenFlaw::WrongAudience,
+        TokenFlaw::WrongPublisher,
+        TokenFlaw::PublisherInOtherVersionsClaim,
+        TokenFlaw::IssuerContainingTenant,
+        TokenFlaw::OtherTenantsIssuer,
+        TokenFlaw::AlgNone,
+        TokenFlaw::Hs256WithPublicKey,
+        TokenFlaw::UnknownKid,
+        TokenFlaw::ForeignSignature,
+        TokenFlaw::UnknownVersion,
+    ]);
+    let version = prop_oneof![Just(TokenVersion::V1), Just(TokenVersion::V2)];
+    prop_oneof![
+        Just(Value::Null),
+        Just(json!([])),
+        json_value(),
+        prop::collection::vec("[A-Za-z0-9_.-]{0,120}", 1..4).prop_map(|t| json!(t)),
+        (version.clone(), flaw)
+            .prop_map(|(v, f)| json!([issuer().flawed_token(v, APP, TENANT, f)])),
+        // Genuine tokens, but for another tenant or another app.
+        version.clone().prop_map(|v| json!([issuer().token(
+            v,
+            APP,
+            "33333333-aaaa-4bbb-8ccc-000000000003"
+        )])),
+        version.prop_map(|v| json!([issuer().token(v, "another-app", TENANT)])),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Anyone with the subscriber's certificate (it is public) can build an `encryptedContent`
+    /// whose MAC verifies. Without a valid token for the item's tenant, every such item is
+    /// rejected for the token, before any RSA work: never decrypted, never a `Verification`
+    /// error (which would mean the private key was used).
+    #[test]
+    fn forged_items_without_a_valid_token_never_reach_rsa(
+        tokens in forged_tokens(),
+        resources in prop::collection::vec(resource_json(), 1..4),
+    ) {
+        let (_, cert) = common::keypair(2048);
+        let mut spec = NotificationSpec::new(TENANT, "communications/presences/u1");
+        spec.client_state = Some("secret".into());
+        let encryptor = GraphEncryptor::new(cert, "cert-1");
+        let value: Vec<Value> = resources
+            .iter()
+            .map(|r| serde_json::to_value(encryptor.notification(r, &spec).unwrap()).unwrap())
+            .collect();
+        let body = json!({"value": value, "validationTokens": tokens}).to_string();
+        let Ok(Reply::Notifications(items)) = receiver().receive(None, body.as_bytes()) else {
+            return Err(TestCaseError::fail("a well-formed body"));
+        };
+        prop_assert_eq!(items.len(), resources.len());
+        for item in items {
+            match &item.outcome {
+                Outcome::Rejected(r) => prop_assert!(
+                    matches!(r.error, Error::Token(_)),
+                    "rejected for {:?}, not for the token", r.error
+                ),
+                other => prop_assert!(false, "forged item accepted: {}", other.status()),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_same_forged_items_with_a_valid_token_do_verify() {
+    // The counterpart of the property above: it is the token, and nothing else, that stops them.
+    let (_, cert) = common::keypair(2048);
+    let mut spec = NotificationSpec::new(TENANT, "communications/presences/u2");
+    spec.client_state = Some("secret".into());
+    let forged = GraphEncryptor::new(cert, "cert-1")
+        .notification(&json!({"@odata.type": "#microsoft.graph.presence"}), &spec)
+        .unwrap();
+    let body = json!({
+        "value": [forged],
+        "validationTokens": [issuer().token(TokenVersion::V2, APP, TENANT)],
+    })
+    .to_string();
+    let Ok(Reply::Notifications(items)) = receiver().receive(None, body.as_bytes()) else {
+        panic!("a well-formed body");
+    };
+    assert_eq!(items[0].outcome.status(), "decrypted");
+    // And the missing-token case names itself.
+    let body = json!({"value": [items_value(&body)]}).to_string();
+    let Ok(Reply::Notifications(items)) = receiver().receive(None, body.as_bytes()) else {
+        panic!("a well-formed body");
+    };
+    assert!(matches!(
+        &items[0].outcome,
+        Outcome::Rejected(r) if matches!(r.error, Error::Token(TokenError::Missing))
+    ));
+}
+
+fn items_value(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).unwrap()["value"][0].clone()
 }
 
 #[test]
