@@ -18,6 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (key, cert) = PrivateKey::load(&std::fs::read(std::env::var("KEY")?)?, None)?;
     let fetcher = Arc::new(KeyFetcher::new(FetchConfig::default())?); // Microsoft's signing keys
     fetcher.refresh().await?;
+    Arc::clone(&fetcher).spawn_refresher(); // keeps them fresh; rotation is also caught by kid
     let receiver = Arc::new(
         Receiver::builder(Decryptor::with_key(key, cert)?)
             .validation(Validation::new([std::env::var("APP_ID")?]))

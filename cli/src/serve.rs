@@ -117,15 +117,13 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
     if let Some(fetcher) = &fetcher {
-        let fetcher = Arc::clone(fetcher);
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = fetcher.refresh().await {
-                    errln!("warning: fetching the token signing keys failed: {e}");
-                }
-                tokio::time::sleep(fetcher.config().ttl).await;
-            }
-        });
+        if let Err(e) = fetcher.refresh().await {
+            errln!(
+                "warning: fetching the token signing keys failed: {e} (retrying in the background)"
+            );
+        }
+        // Refreshes at the TTL, and after a failure every min_refresh_interval.
+        Arc::clone(fetcher).spawn_refresher();
     }
 
     let stats = Arc::new(Stats::default());
