@@ -171,8 +171,12 @@ pub struct ReceiverBuilder {
     parallel: bool,
     token_cache_capacity: usize,
     max_tokens: usize,
+    max_items: usize,
     replay: Option<ReplayGuard>,
 }
+
+/// The default limit on items per body.
+pub const DEFAULT_MAX_ITEMS: usize = 1000;
 
 /// The default limit on validation tokens per body (Graph sends one per app and tenant).
 pub const DEFAULT_MAX_VALIDATION_TOKENS: usize = 100;
@@ -227,6 +231,14 @@ impl ReceiverBuilder {
         self
     }
 
+    /// The most items of one body that are processed; the items past it are rejected before any
+    /// token or RSA work (a captured token must not buy unlimited RSA unwraps). Default:
+    /// [`DEFAULT_MAX_ITEMS`].
+    pub fn max_items(mut self, limit: usize) -> Self {
+        self.max_items = limit;
+        self
+    }
+
     /// Report items already accepted as duplicates (replays, or Graph's retries). Default: off.
     pub fn replay_guard(mut self, guard: ReplayGuard) -> Self {
         self.replay = Some(guard);
@@ -261,6 +273,7 @@ impl ReceiverBuilder {
             max_body_bytes: self.max_body_bytes,
             parallel: self.parallel,
             max_tokens: self.max_tokens,
+            max_items: self.max_items,
             replay: self.replay,
         })
     }
@@ -327,6 +340,7 @@ pub struct Receiver {
     max_body_bytes: usize,
     parallel: bool,
     max_tokens: usize,
+    max_items: usize,
     replay: Option<ReplayGuard>,
 }
 
@@ -382,6 +396,7 @@ impl Receiver {
             parallel: false,
             token_cache_capacity: 1024,
             max_tokens: DEFAULT_MAX_VALIDATION_TOKENS,
+            max_items: DEFAULT_MAX_ITEMS,
             replay: None,
         }
     }
@@ -467,6 +482,16 @@ impl Receiver {
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
         let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
         for (index, value) in values.into_iter().enumerate() {
+            if index >= self.max_items {
+                outcomes.push(Some(rejected(
+                    Error::malformed(
+                        format!("value[{index}]"),
+                        format!("more than {} items in one body", self.max_items),
+                    ),
+                    None,
+                )));
+                continue;
+            }
             let notification = match ChangeNotification::deserialize(value) {
                 Ok(n) => n,
                 Err(e) => {

@@ -597,3 +597,34 @@ fn a_body_stuffed_with_tokens_is_refused_without_checking_them() {
     );
     assert_eq!(out[1].status(), "basic");
 }
+
+#[test]
+fn items_past_the_limit_are_rejected_before_any_rsa_work() {
+    let r = Receiver::builder(decryptor())
+        .validation(Validation::new([APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .max_items(2)
+        .build()
+        .unwrap();
+    let token = issuer().token(TokenVersion::V2, APP, TENANT_A);
+    let out = items(
+        &r,
+        &body(
+            vec![
+                v(presence(TENANT_A)),
+                basic(),
+                v(presence(TENANT_A)),
+                basic(),
+            ],
+            Some(vec![token]),
+        ),
+    );
+    assert_eq!(out[0].status(), "decrypted");
+    assert_eq!(out[1].status(), "basic");
+    for o in &out[2..] {
+        assert!(
+            matches!(rejection(o), Error::Malformed { reason, .. } if reason.contains("more than 2 items"))
+        );
+    }
+}
