@@ -218,6 +218,25 @@ fn crate_hmac_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     mac.verify_slice(tag).is_ok()
 }
 
+/// Base64-decodes `text` chunk by chunk, feeding each decoded chunk to HMAC-SHA256 while it is
+/// in L1; checks the tag at the end.
+fn fused_decode_mac(e: &base64::engine::Simd, text: &str, tag: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    const CHUNK: usize = 8192; // characters: a multiple of 4, 6 KiB decoded
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&KEY).expect("hmac");
+    let mut out = vec![0u8; text.len() / 4 * 3];
+    let mut len = 0;
+    for chunk in text.as_bytes().chunks(CHUNK) {
+        let n = e.decode_slice(chunk, &mut out[len..]).expect("b64");
+        mac.update(&out[len..len + n]);
+        len += n;
+    }
+    out.truncate(len);
+    assert!(mac.verify_slice(tag).is_ok());
+    out
+}
+
 fn crate_aes_decrypt(key: &[u8], buf: &mut [u8]) -> usize {
     use aes::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
     cbc::Decryptor::<aes::Aes256>::new_from_slices(key, &key[..16])
@@ -344,6 +363,27 @@ fn bench_symmetric(c: &mut Criterion, k: &Keys) {
     }
     g.finish();
 
+    // A design the library could adopt: decode `data` in L1-sized chunks and MAC each chunk
+    // while it is hot, instead of decoding all of it and then reading it again for the MAC.
+    let mut g = c.benchmark_group("decode_and_mac");
+    for (n, _, s) in &inputs {
+        g.throughput(Throughput::Bytes(s.data.len() as u64));
+        let e = engine();
+        g.bench_with_input(BenchmarkId::new("separate", label(*n)), s, |b, s| {
+            use base64::Engine;
+            b.iter(|| {
+                let data = e.decode(black_box(s.data_b64.as_bytes())).expect("b64");
+                assert!(crate_hmac_verify(&KEY, &data, &s.signature));
+                data
+            })
+        });
+        assert_eq!(fused_decode_mac(&e, &s.data_b64, &s.signature), s.data);
+        g.bench_with_input(BenchmarkId::new("fused", label(*n)), s, |b, s| {
+            b.iter(|| fused_decode_mac(&e, black_box(&s.data_b64), &s.signature))
+        });
+    }
+    g.finish();
+
     let mut g = c.benchmark_group("json_typed");
     for (n, pt, _) in &inputs {
         g.throughput(Throughput::Bytes(pt.len() as u64));
@@ -374,7 +414,7 @@ fn except_rsa(item_json: &[u8]) -> Resource {
     let wrapped = e.decode(c.data_key.as_deref().expect("key")).expect("b64");
     black_box(&wrapped);
     let mut data = e.decode(c.data.as_deref().expect("data")).expect("b64");
-    assert!(!data.is_empty() && data.len() % 16 == 0);
+    assert!(!data.is_empty() && data.len().is_multiple_of(16));
     assert!(crate_hmac_verify(&KEY, &data, &sig));
     let len = crate_aes_decrypt(&KEY, &mut data);
     data.truncate(len);
@@ -458,6 +498,51 @@ fn bench_notification(c: &mut Criterion, k: &Keys) {
                 b.iter(|| openssl_notification(black_box(j), &unwrap, &thumb))
             });
         }
+    }
+    g.finish();
+
+    // Parts of `except_rsa` with no group of their own.
+    let mut g = c.benchmark_group("item_parse");
+    for (n, json) in &items {
+        g.throughput(Throughput::Bytes(json.len() as u64));
+        g.bench_with_input(BenchmarkId::new("crate", label(*n)), json, |b, j| {
+            b.iter(|| serde_json::from_slice::<ChangeNotification>(black_box(j)).expect("item"))
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("utf8_check");
+    for &n in &SIZES {
+        let pt = chat_message(n);
+        g.throughput(Throughput::Bytes(n as u64));
+        g.bench_with_input(BenchmarkId::new("std", label(n)), &pt, |b, pt| {
+            b.iter(|| std::str::from_utf8(black_box(pt)).is_ok())
+        });
+    }
+    g.finish();
+    // Dropping the decrypted buffer: `Zeroizing<Vec<u8>>` (what the library holds) against a
+    // bulk zeroize of the same bytes (`<[u8]>::zeroize`, then the spare capacity).
+    let mut g = c.benchmark_group("zeroize_drop");
+    for &n in &SIZES {
+        g.throughput(Throughput::Bytes(n as u64));
+        g.bench_function(BenchmarkId::new("zeroizing_vec", label(n)), |b| {
+            b.iter_batched(
+                || zeroize::Zeroizing::new(vec![1u8; n + 16]),
+                drop,
+                BatchSize::LargeInput,
+            )
+        });
+        g.bench_function(BenchmarkId::new("bulk_slice", label(n)), |b| {
+            b.iter_batched(
+                || vec![1u8; n + 16],
+                |mut v| {
+                    use zeroize::Zeroize;
+                    v.as_mut_slice().zeroize();
+                    v.spare_capacity_mut().zeroize();
+                    drop(v)
+                },
+                BatchSize::LargeInput,
+            )
+        });
     }
     g.finish();
 

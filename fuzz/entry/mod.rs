@@ -35,8 +35,11 @@ pub const CERT_ID: &str = "fuzz-cert";
 /// The resource path of the fixtures.
 pub const RESOURCE: &str = "communications/presences/fuzz-user";
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every target: its name (the folder under `fuzz/seeds` and `fuzz/regressions`) and entry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("collection_json", collection_json),
     ("resource_json", resource_json),
     ("encrypted_content", encrypted_content),
