@@ -92,6 +92,7 @@ impl PrivateKey {
             if label == PEM_PKCS8_ENCRYPTED {
                 let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
                     .map_err(|e| Error::Key(format!("bad encrypted PKCS#8: {e}")))?;
+                check_kdf_cost(&info.encryption_algorithm)?;
                 let doc = info.decrypt(password).map_err(|_| {
                     Error::Key(
                         "cannot decrypt the key: wrong password or unsupported cipher".into(),
@@ -244,6 +245,36 @@ impl PrivateKey {
     pub(crate) fn sign_pkcs1_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
         backend::sign_pkcs1_sha256(&self.pkcs8, msg).map_err(Error::Backend)
     }
+}
+
+/// Refuses key-derivation parameters that would take minutes or gigabytes: a key file's own
+/// parameters decide the cost of opening it.
+fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<()> {
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+    // scrypt needs 128 * r * N bytes: at most 1 GiB.
+    const MAX_SCRYPT_N_TIMES_R: u64 = 1 << 23;
+    if let EncryptionScheme::Pbes2(params) = scheme {
+        match &params.kdf {
+            Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => {
+                return Err(Error::Key(format!(
+                    "the key's PBKDF2 iteration count {} exceeds {MAX_PBKDF2_ITERATIONS}",
+                    p.iteration_count
+                )));
+            }
+            Kdf::Scrypt(p)
+                if p.cost_parameter.saturating_mul(u64::from(p.block_size))
+                    > MAX_SCRYPT_N_TIMES_R
+                    || p.parallelization > 16 =>
+            {
+                return Err(Error::Key(
+                    "the key's scrypt parameters need more than 1 GiB or 16 lanes".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn modulus_bits(modulus: &[u8]) -> usize {

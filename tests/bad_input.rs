@@ -317,3 +317,24 @@ fn a_certificate_of_another_key_is_refused_at_registration() {
         Err(Error::Certificate(_))
     ));
 }
+
+#[test]
+fn a_key_file_demanding_a_huge_kdf_cost_is_refused_at_once() {
+    use pkcs8::der::Encode;
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2};
+    let params =
+        pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(50_000_000, &[1u8; 16], [2u8; 16])
+            .unwrap();
+    let info = pkcs8::EncryptedPrivateKeyInfoRef {
+        encryption_algorithm: EncryptionScheme::Pbes2(params),
+        encrypted_data: pkcs8::der::asn1::OctetStringRef::new(&[0u8; 1232]).unwrap(),
+    };
+    let der = info.to_der().unwrap();
+    let pem = pkcs8::der::pem::encode_string("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF, &der)
+        .unwrap();
+    match msgraph_notify::PrivateKey::load(pem.as_bytes(), Some("pw")) {
+        // Refused by the parameter check, before any derivation (a wrong password would say so).
+        Err(Error::Key(reason)) => assert!(reason.contains("iteration count"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
