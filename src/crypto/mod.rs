@@ -88,43 +88,40 @@ pub(crate) fn aes_cbc_decrypt_in_place(key: &[u8], buf: &mut [u8]) -> Option<usi
 /// AES-CBC encryption as Graph does it (IV = the key's first 16 bytes, PKCS#7).
 #[cfg(feature = "testing")]
 pub(crate) fn aes_cbc_encrypt(key: &[u8], plaintext: &[u8]) -> Option<Vec<u8>> {
-    let iv = key.get(..16)?;
-    fn run<C>(key: &[u8], iv: &[u8], pt: &[u8]) -> Option<Vec<u8>>
-    where
-        cbc::Encryptor<C>: KeyIvInit + BlockModeEncrypt,
-        C: aes::cipher::BlockCipherEncrypt,
-    {
-        let enc = cbc::Encryptor::<C>::new_from_slices(key, iv).ok()?;
-        Some(enc.encrypt_padded_vec::<Pkcs7>(pt))
-    }
-    match key.len() {
-        16 => run::<aes::Aes128>(key, iv, plaintext),
-        24 => run::<aes::Aes192>(key, iv, plaintext),
-        32 => run::<aes::Aes256>(key, iv, plaintext),
-        _ => None,
-    }
+    aes_cbc_encrypt_with::<Pkcs7>(key, plaintext)
 }
 
 /// AES-CBC encryption of whole blocks with no padding (test kit: builds bad padding).
 #[cfg(feature = "testing")]
 pub(crate) fn aes_cbc_encrypt_unpadded(key: &[u8], blocks: &[u8]) -> Option<Vec<u8>> {
-    use aes::cipher::block_padding::NoPadding;
     if !blocks.len().is_multiple_of(16) {
         return None;
     }
+    aes_cbc_encrypt_with::<aes::cipher::block_padding::NoPadding>(key, blocks)
+}
+
+#[cfg(feature = "testing")]
+fn aes_cbc_encrypt_with<P: aes::cipher::block_padding::Padding>(
+    key: &[u8],
+    plaintext: &[u8],
+) -> Option<Vec<u8>> {
     let iv = key.get(..16)?;
-    fn run<C>(key: &[u8], iv: &[u8], pt: &[u8]) -> Option<Vec<u8>>
+    fn run<C, P: aes::cipher::block_padding::Padding>(
+        key: &[u8],
+        iv: &[u8],
+        pt: &[u8],
+    ) -> Option<Vec<u8>>
     where
         cbc::Encryptor<C>: KeyIvInit + BlockModeEncrypt,
         C: aes::cipher::BlockCipherEncrypt,
     {
         let enc = cbc::Encryptor::<C>::new_from_slices(key, iv).ok()?;
-        Some(enc.encrypt_padded_vec::<NoPadding>(pt))
+        Some(enc.encrypt_padded_vec::<P>(pt))
     }
     match key.len() {
-        16 => run::<aes::Aes128>(key, iv, blocks),
-        24 => run::<aes::Aes192>(key, iv, blocks),
-        32 => run::<aes::Aes256>(key, iv, blocks),
+        16 => run::<aes::Aes128, P>(key, iv, plaintext),
+        24 => run::<aes::Aes192, P>(key, iv, plaintext),
+        32 => run::<aes::Aes256, P>(key, iv, plaintext),
         _ => None,
     }
 }
