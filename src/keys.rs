@@ -231,7 +231,8 @@ impl PrivateKey {
         rsa_public_key_der(&self.modulus, &self.public_exponent)
     }
 
-    /// The public key's modulus and exponent, big-endian.
+    /// The public key's modulus and exponent, big-endian (test kit: JWKS).
+    #[cfg(feature = "testing")]
     pub(crate) fn public_components(&self) -> (&[u8], &[u8]) {
         (&self.modulus, &self.public_exponent)
     }

@@ -145,3 +145,14 @@ fn unknown_properties_and_the_capitalised_key_survive() {
     assert_eq!(again["value"][0]["newProperty"]["a"], 1);
     assert_eq!(again["value"][0]["encryptedContent"]["future"], true);
 }
+
+#[test]
+fn a_resource_that_does_not_fit_its_type_is_kept_as_json() {
+    // `availability` as a number: not the typed model, but a verified resource is never lost.
+    let json = br##"{"@odata.type":"#microsoft.graph.presence","availability":5,"id":"u"}"##;
+    match Resource::from_json(json, None).unwrap() {
+        Resource::Other(v) => assert_eq!(v["availability"], 5),
+        other => panic!("{other:?}"),
+    }
+    assert!(Resource::from_json(b"{not json", None).is_err());
+}

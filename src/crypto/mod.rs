@@ -19,7 +19,9 @@ pub(crate) mod rust_crypto;
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
 pub(crate) use rust_crypto as backend;
 
-use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+#[cfg(feature = "testing")]
+use aes::cipher::BlockModeEncrypt;
+use aes::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use hmac::{KeyInit, Mac};
 use zeroize::Zeroizing;
@@ -47,7 +49,8 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// HMAC-SHA256 of `data` under all of `key`.
+/// HMAC-SHA256 of `data` under all of `key` (test kit).
+#[cfg(feature = "testing")]
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length; this cannot fail.
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());

@@ -14,6 +14,7 @@ pub use chat_message::{
 };
 pub use presence::{Activity, Availability, Presence};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -84,13 +85,13 @@ impl Resource {
     /// has no `@odata.type` (the chatMessage payload has none).
     pub fn from_json(json: &[u8], resource_path: Option<&str>) -> Result<Self> {
         let value: Value = serde_json::from_slice(json).map_err(|_| Error::Plaintext("JSON"))?;
-        Self::from_value(value, resource_path)
+        Ok(Self::from_value(value, resource_path))
     }
 
     /// Types an already parsed JSON value (see [`Resource::from_json`]).
-    pub fn from_value(value: Value, resource_path: Option<&str>) -> Result<Self> {
+    pub fn from_value(value: Value, resource_path: Option<&str>) -> Self {
         if !value.is_object() {
-            return Ok(Resource::Other(value));
+            return Resource::Other(value);
         }
         let by_type = value
             .get("@odata.type")
@@ -100,20 +101,17 @@ impl Resource {
         let kind = by_type
             .or_else(|| resource_path.map(kind_of_path))
             .unwrap_or(Kind::Other);
-        let typed = |e: serde_json::Error| {
-            Error::malformed(
-                "resource",
-                format!("the decrypted resource does not fit its type: {e}"),
-            )
-        };
-        Ok(match kind {
-            Kind::Presence => Resource::Presence(serde_json::from_value(value).map_err(typed)?),
+        // A verified resource is never lost: one whose fields do not fit the typed model (a
+        // property whose JSON type changed, say) is kept as JSON.
+        let typed = match kind {
+            Kind::Presence => Presence::deserialize(&value).map(Resource::Presence),
             Kind::ChatMessage => {
-                Resource::ChatMessage(Box::new(serde_json::from_value(value).map_err(typed)?))
+                ChatMessage::deserialize(&value).map(|m| Resource::ChatMessage(Box::new(m)))
             }
-            Kind::CallEvent => Resource::CallEvent(serde_json::from_value(value).map_err(typed)?),
-            Kind::Other => Resource::Other(value),
-        })
+            Kind::CallEvent => CallEvent::deserialize(&value).map(Resource::CallEvent),
+            Kind::Other => return Resource::Other(value),
+        };
+        typed.unwrap_or(Resource::Other(value))
     }
 
     /// A short name for the kind: `presence`, `chatMessage`, `callEvent` or `other`.
