@@ -16,8 +16,8 @@
 //! - `json_typed/crate/{size}`: `Resource::from_json` of a chatMessage.
 //! - `notification/{crate,openssl}/{size}`: one notification's JSON in, typed resource out
 //!   (parse, key choice, three base64 decodes, RSA-2048 unwrap, HMAC, AES, UTF-8, JSON typing).
-//! - `except_rsa/crate/{size}`: the same, with the symmetric key given (every stage but the
-//!   unwrap, on the same crates and calls as the library).
+//! - `except_rsa/{parsed,from_json}/{size}`: the library's own path with the symmetric key given
+//!   (every stage but the unwrap), from the parsed notification or from the item's JSON.
 //! - `token/*`: validation of a first-seen token, a cache hit, and a receiver call whose token is
 //!   cached and whose item stops before RSA.
 //! - `batch100/{sequential,parallel}`: one POST of 100 encrypted 1 KiB items through `Receiver`.
@@ -400,28 +400,6 @@ fn bench_symmetric(c: &mut Criterion, k: &Keys) {
 
 // ---- whole notification --------------------------------------------------------------------
 
-/// Every stage but the RSA unwrap, as the library runs them (src/decrypt.rs, same crates and
-/// calls), with the symmetric key given.
-fn except_rsa(item_json: &[u8]) -> Resource {
-    use base64::Engine;
-    let n: ChangeNotification = serde_json::from_slice(item_json).expect("item");
-    let c = n.encrypted_content.as_ref().expect("content");
-    let e = engine();
-    let sig = e
-        .decode(c.data_signature.as_deref().expect("sig"))
-        .expect("b64");
-    assert_eq!(sig.len(), 32);
-    let wrapped = e.decode(c.data_key.as_deref().expect("key")).expect("b64");
-    black_box(&wrapped);
-    let mut data = e.decode(c.data.as_deref().expect("data")).expect("b64");
-    assert!(!data.is_empty() && data.len().is_multiple_of(16));
-    assert!(crate_hmac_verify(&KEY, &data, &sig));
-    let len = crate_aes_decrypt(&KEY, &mut data);
-    data.truncate(len);
-    std::str::from_utf8(&data).expect("utf8");
-    Resource::from_json(&data, n.resource.as_deref()).expect("json")
-}
-
 #[cfg(feature = "openssl-bench")]
 fn openssl_notification(
     item_json: &[u8],
@@ -546,12 +524,27 @@ fn bench_notification(c: &mut Criterion, k: &Keys) {
     }
     g.finish();
 
+    // Every stage but the RSA unwrap, through the library's own path with the symmetric key
+    // given (`decrypt_notification_with_symmetric_key`, testing only): `parsed` starts from the
+    // parsed notification, `from_json` from the item's JSON.
     let mut g = c.benchmark_group("except_rsa");
     for (n, json) in &items {
-        assert_eq!(except_rsa(json), whole(json).resource);
+        let parsed: ChangeNotification = serde_json::from_slice(json).expect("item");
+        let except_rsa = |n: &ChangeNotification| {
+            decryptor
+                .decrypt_notification_with_symmetric_key(n, &KEY)
+                .expect("decrypt")
+        };
+        assert_eq!(except_rsa(&parsed).resource, whole(json).resource);
         g.throughput(Throughput::Bytes(*n as u64));
-        g.bench_with_input(BenchmarkId::new("crate", label(*n)), json, |b, j| {
-            b.iter(|| except_rsa(black_box(j)))
+        g.bench_with_input(BenchmarkId::new("parsed", label(*n)), &parsed, |b, p| {
+            b.iter(|| except_rsa(black_box(p)))
+        });
+        g.bench_with_input(BenchmarkId::new("from_json", label(*n)), json, |b, j| {
+            b.iter(|| {
+                let n: ChangeNotification = serde_json::from_slice(black_box(j)).expect("item");
+                except_rsa(&n)
+            })
         });
     }
     g.finish();

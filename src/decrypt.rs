@@ -185,18 +185,55 @@ impl Decryptor {
     /// Verifies, decrypts and types the resource of one notification.
     ///
     /// The type comes from the plaintext's `@odata.type`, or else from the notification's
-    /// resource path; anything else is [`Resource::Other`] with the raw JSON.
+    /// resource path; anything else is [`Resource::Other`] with the raw JSON. This checks no
+    /// validation token: a [`Receiver`](crate::receiver::Receiver) does, and should be what
+    /// handles POSTs.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey, Resource};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let message = serde_json::json!({"id": "1", "body": {"contentType": "text", "content": "hi"}});
+    /// let spec = NotificationSpec::new("tenant-1", "chats('19:abc')/messages('1')");
+    /// let notification = GraphEncryptor::new(&cert, "cert-1").notification(&message, &spec)?;
+    ///
+    /// let decrypted = Decryptor::with_key(key, Some(cert))?.decrypt_notification(&notification)?;
+    /// // No @odata.type in a chatMessage payload: the resource path types it.
+    /// let Resource::ChatMessage(m) = &decrypted.resource else { panic!("{:?}", decrypted.resource) };
+    /// assert_eq!(m.body.as_ref().and_then(|b| b.content.as_deref()), Some("hi"));
+    /// assert_eq!(decrypted.plaintext.json::<serde_json::Value>()?, message);
+    /// # Ok(()) }
+    /// ```
     pub fn decrypt_notification(&self, notification: &ChangeNotification) -> Result<Decrypted> {
         let content = notification
             .encrypted_content
             .as_ref()
             .ok_or_else(|| Error::missing("encryptedContent"))?;
-        let plaintext = self.decrypt(content)?;
-        let resource = Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref())?;
-        Ok(Decrypted {
-            resource,
-            plaintext,
-        })
+        self.prepare(content)?
+            .finish_typed(notification.resource.as_deref())
+    }
+
+    /// [`Decryptor::decrypt_notification`] with the symmetric key given instead of unwrapped:
+    /// every step but the RSA operation, so that benchmarks can measure the rest of the
+    /// library's own path. Not for production use: it trusts the caller's key.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn decrypt_notification_with_symmetric_key(
+        &self,
+        notification: &ChangeNotification,
+        symmetric: &[u8],
+    ) -> Result<Decrypted> {
+        let content = notification
+            .encrypted_content
+            .as_ref()
+            .ok_or_else(|| Error::missing("encryptedContent"))?;
+        let prepared = self.prepare(content)?;
+        let resource_path = notification.resource.as_deref();
+        let data = prepared.open_with(symmetric)?;
+        typed(data, resource_path)
     }
 }
 
@@ -211,25 +248,56 @@ pub(crate) struct Prepared<'a> {
 impl Prepared<'_> {
     /// RSA-OAEP unwrap, HMAC check in constant time, then AES-CBC in place and the UTF-8 check.
     pub(crate) fn finish(self) -> Result<Plaintext> {
-        let Prepared {
-            key,
-            wrapped,
-            mut data,
-            signature,
-        } = self;
-        let symmetric = key.unwrap_key(&wrapped).ok_or(Error::Verification)?;
-        if !matches!(symmetric.len(), 16 | 24 | 32) {
-            return Err(Error::Verification);
-        }
-        if !crypto::hmac_sha256_verify(&symmetric, data.bytes(), &signature) {
-            return Err(Error::Verification);
-        }
-        // In place; on failure `data` is wiped on drop like the plaintext.
-        data.len = crypto::aes_cbc_decrypt_in_place(&symmetric, &mut data.buf)
-            .ok_or(Error::Verification)?;
+        let data = self.open()?;
         if std::str::from_utf8(data.bytes()).is_err() {
             return Err(Error::Plaintext("UTF-8"));
         }
         Ok(Plaintext(data))
     }
+
+    /// [`Prepared::finish`], then the resource typed (the UTF-8 check done once, for both).
+    pub(crate) fn finish_typed(self, resource_path: Option<&str>) -> Result<Decrypted> {
+        typed(self.open()?, resource_path)
+    }
+
+    /// RSA-OAEP unwrap, then [`Prepared::open_with`] the symmetric key.
+    fn open(self) -> Result<SecretBuf> {
+        let symmetric = self
+            .key
+            .unwrap_key(&self.wrapped)
+            .ok_or(Error::Verification)?;
+        self.open_with(&symmetric)
+    }
+
+    /// HMAC check in constant time, then AES-CBC in place: the plaintext bytes, not yet checked
+    /// to be UTF-8.
+    fn open_with(self, symmetric: &[u8]) -> Result<SecretBuf> {
+        let Prepared {
+            mut data,
+            signature,
+            ..
+        } = self;
+        if !matches!(symmetric.len(), 16 | 24 | 32) {
+            return Err(Error::Verification);
+        }
+        if !crypto::hmac_sha256_verify(symmetric, data.bytes(), &signature) {
+            return Err(Error::Verification);
+        }
+        // In place; on failure `data` is wiped on drop like the plaintext.
+        data.len = crypto::aes_cbc_decrypt_in_place(symmetric, &mut data.buf)
+            .ok_or(Error::Verification)?;
+        Ok(data)
+    }
+}
+
+/// Checks decrypted bytes to be UTF-8 and types them.
+fn typed(data: SecretBuf, resource_path: Option<&str>) -> Result<Decrypted> {
+    let Ok(text) = std::str::from_utf8(data.bytes()) else {
+        return Err(Error::Plaintext("UTF-8"));
+    };
+    let resource = Resource::from_json_str(text, resource_path)?;
+    Ok(Decrypted {
+        resource,
+        plaintext: Plaintext(data),
+    })
 }

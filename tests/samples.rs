@@ -56,7 +56,37 @@ fn every_sample_parses() {
             } else {
                 None
             };
-            Resource::from_json(&bytes, path_hint).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let resource =
+                Resource::from_json(&bytes, path_hint).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let expected = if name.contains("presence") {
+                "presence"
+            } else if name.contains("chatmessage") {
+                "chatMessage"
+            } else if name.contains("outlook") {
+                "other"
+            } else if name.contains("participant-shape") {
+                // One participant of an older event, not a whole event: kept as JSON or typed,
+                // either is fine; it must only parse.
+                resource.kind()
+            } else {
+                "callEvent"
+            };
+            assert_eq!(resource.kind(), expected, "{name}");
+            // The direct typed parse and the parse through a `Value` agree, with any hint.
+            for hint in [
+                None,
+                path_hint,
+                Some("communications/presences/x"),
+                Some("chats/x/messages/y"),
+                Some("communications/onlineMeetings/x/meetingCallEvents"),
+                Some("users/x/events"),
+            ] {
+                assert_eq!(
+                    Resource::from_json(&bytes, hint).unwrap(),
+                    Resource::from_value(value.clone(), hint),
+                    "{name} with {hint:?}"
+                );
+            }
             resources += 1;
         }
     }
@@ -155,4 +185,69 @@ fn a_resource_that_does_not_fit_its_type_is_kept_as_json() {
         other => panic!("{other:?}"),
     }
     assert!(Resource::from_json(b"{not json", None).is_err());
+}
+
+/// `Resource::from_json` parses straight into the type the resource path names; whenever that
+/// shortcut does not apply, the result is still exactly what typing through a `Value` gives.
+#[test]
+fn direct_typing_agrees_with_value_typing() {
+    let cases: &[&str] = &[
+        // The path says chatMessage, the JSON says presence: the JSON wins.
+        r##"{"@odata.type":"#microsoft.graph.presence","availability":"Busy","body":{"content":"x"}}"##,
+        // An @odata.type we do not know: the path decides.
+        r##"{"@odata.type":"#microsoft.graph.somethingNew","id":"1","body":{"content":"x"}}"##,
+        // An @odata.type that is not a string is ignored, as by `from_value`.
+        r#"{"@odata.type":7,"id":"1"}"#,
+        // A known field twice: serde refuses it, a `Value` keeps the last.
+        r#"{"id":"1","id":"2","body":{"content":"x"}}"#,
+        // A field of the wrong JSON type: kept as JSON.
+        r#"{"id":5,"body":{"content":"x"}}"#,
+        r#"{"availability":["Busy"]}"#,
+        // Not an object.
+        r#"["id","1"]"#,
+        r#""text""#,
+        "null",
+        // Unknown fields everywhere, nested.
+        r#"{"id":"1","from":{"user":{"id":"u","x":{"y":[1,2]}},"z":null},"q":1.5}"#,
+        "  {\"id\":\"\\u00e9\\ud83d\\ude00\"}  ",
+    ];
+    let paths = [
+        None,
+        Some("chats('x')/messages('y')"),
+        Some("communications/presences/x"),
+        Some("communications/onlineMeetings/x/meetingCallEvents"),
+        Some("users/x/messages"),
+        Some("users/x/events"),
+    ];
+    for json in cases {
+        let value: Value = serde_json::from_str(json).unwrap();
+        for path in paths {
+            assert_eq!(
+                Resource::from_json(json.as_bytes(), path).unwrap(),
+                Resource::from_value(value.clone(), path),
+                "{json} with {path:?}"
+            );
+        }
+    }
+    let chat = Some("chats('x')/messages('y')");
+    let conflicting = cases[0].as_bytes();
+    assert_eq!(
+        Resource::from_json(conflicting, chat).unwrap().kind(),
+        "presence"
+    );
+    assert_eq!(
+        Resource::from_json(cases[3].as_bytes(), chat)
+            .unwrap()
+            .kind(),
+        "chatMessage"
+    );
+    assert_eq!(
+        Resource::from_json(cases[4].as_bytes(), chat)
+            .unwrap()
+            .kind(),
+        "other"
+    );
+    // Bytes that are not UTF-8, or not JSON, are errors.
+    assert!(Resource::from_json(b"{\"id\":\"\xff\"}", chat).is_err());
+    assert!(Resource::from_json(b"{\"id\":", chat).is_err());
 }
