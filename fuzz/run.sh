@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS each (default 30); fails on any crash, leak or timeout.
 #   bash fuzz/run.sh 30
-# Needs a nightly toolchain; installs cargo-fuzz when it is missing. New inputs go to
+# Installs a nightly toolchain and cargo-fuzz when they are missing. New inputs go to
 # fuzz/corpus/<target> (gitignored), seeded from the committed fuzz/seeds/<target>; crash inputs
 # land in fuzz/artifacts/<target>: copy the ones worth keeping to fuzz/regressions/<target>, which
 # tests/fuzz_regression.rs replays on stable.
@@ -16,6 +16,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
+if ! rustup run "$TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+    echo "installing the $TOOLCHAIN toolchain" >&2
+    rustup toolchain install "$TOOLCHAIN" --profile minimal
+fi
 targets=$(cargo "+$TOOLCHAIN" fuzz list)
 cargo "+$TOOLCHAIN" fuzz build
 

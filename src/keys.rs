@@ -30,7 +30,11 @@ pub struct PrivateKey {
     rsa: backend::RsaKey,
     pkcs8: Zeroizing<Vec<u8>>,
     modulus: Vec<u8>,
+    /// Read by the test kit only (its JWKS).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     public_exponent: Vec<u8>,
+    /// The public key as PKCS#1 `RSAPublicKey` DER, encoded once when the key is loaded.
+    public_der: Vec<u8>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -87,6 +91,21 @@ impl PrivateKey {
 
     /// Loads an `ENCRYPTED PRIVATE KEY` PEM (PKCS#8, PBES2) with its password. Unencrypted PEM is
     /// accepted too, and the password ignored.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::keys::PrivateKey;
+    /// # let der = PrivateKey::generate(2048)?.to_pkcs8_der();
+    /// # let pem = pkcs8::PrivateKeyInfoRef::try_from(der.as_slice())?
+    /// #     .encrypt("s3cret")?
+    /// #     .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)?;
+    /// // `pem` is a "-----BEGIN ENCRYPTED PRIVATE KEY-----" file, e.g. from
+    /// // `openssl pkcs8 -topk8 -v2 aes-256-cbc`.
+    /// let key = PrivateKey::from_encrypted_pem(&pem, "s3cret")?;
+    /// assert_eq!(key.bits(), 2048);
+    /// assert!(PrivateKey::from_encrypted_pem(&pem, "wrong").is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn from_encrypted_pem(pem: &str, password: &str) -> Result<Self> {
         for (label, der) in pem_blocks(pem)? {
             if label == PEM_PKCS8_ENCRYPTED {
@@ -106,6 +125,27 @@ impl PrivateKey {
 
     /// Loads the key (and its certificate, if the file has one) from a PKCS#12 file (`.pfx`,
     /// `.p12`), legacy (RC2-40, 3DES) or modern (PBES2 with AES).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::keys::{Certificate, PrivateKey};
+    /// # let key = PrivateKey::generate(2048)?;
+    /// # let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// # let chain = p12_keystore::PrivateKeyChain::new(
+    /// #     vec![1u8; 20],
+    /// #     p12_keystore::PrivateKey::from_der(&key.to_pkcs8_der())?,
+    /// #     [p12_keystore::Certificate::from_der(cert.der())?],
+    /// # );
+    /// # let mut store = p12_keystore::KeyStore::new();
+    /// # store.add_entry("receiver", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    /// # let pfx = store.writer("s3cret").write()?;
+    /// // `pfx` is the bytes of a .pfx file, e.g. exported from Azure Key Vault.
+    /// let (key, cert) = PrivateKey::from_pkcs12(&pfx, "s3cret")?;
+    /// let cert = cert.expect("the file carries the certificate");
+    /// assert!(cert.matches(&key));
+    /// println!("encryptionCertificate thumbprint {}", cert.thumbprint());
+    /// # Ok(()) }
+    /// ```
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<(Self, Option<Certificate>)> {
         let store = p12_keystore::KeyStore::from_pkcs12(
             der,
@@ -202,12 +242,14 @@ impl PrivateKey {
                 "RSA keys of 2048 to 4096 bits are supported; this one has {bits}"
             )));
         }
+        let public_der = rsa_public_key_der(&modulus, &public_exponent)?;
         let key = backend::RsaKey::from_pkcs8_der(der).map_err(Error::Key)?;
         Ok(PrivateKey {
             rsa: key,
             pkcs8: Zeroizing::new(der.to_vec()),
             modulus,
             public_exponent,
+            public_der,
         })
     }
 
@@ -228,7 +270,7 @@ impl PrivateKey {
 
     /// The public key as PKCS#1 `RSAPublicKey` DER.
     pub fn public_key_pkcs1_der(&self) -> Vec<u8> {
-        rsa_public_key_der(&self.modulus, &self.public_exponent)
+        self.public_der.clone()
     }
 
     /// The public key's modulus and exponent, big-endian (test kit: JWKS).
@@ -285,16 +327,14 @@ fn modulus_bits(modulus: &[u8]) -> usize {
     }
 }
 
-fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
-    let (Ok(n), Ok(e)) = (pkcs1::UintRef::new(n), pkcs1::UintRef::new(e)) else {
-        return Vec::new();
-    };
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
+    let bad = |e: pkcs1::der::Error| Error::Key(format!("bad RSA public key: {e}"));
     pkcs1::RsaPublicKey {
-        modulus: n,
-        public_exponent: e,
+        modulus: pkcs1::UintRef::new(n).map_err(bad)?,
+        public_exponent: pkcs1::UintRef::new(e).map_err(bad)?,
     }
     .to_der()
-    .unwrap_or_default()
+    .map_err(bad)
 }
 
 fn looks_like_pem(bytes: &[u8]) -> bool {
@@ -328,8 +368,23 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
     Ok(blocks)
 }
 
+/// PEM (RFC 7468): the base64 of `der` in lines of 64 characters between the two labels.
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    pkcs8::der::pem::encode_string(label, pkcs8::der::pem::LineEnding::LF, der).unwrap_or_default()
+    use base64::Engine;
+    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    // Base64 is ASCII, so every 64-byte chunk is whole characters.
+    for line in b64.as_bytes().chunks(64) {
+        out.extend(line.iter().map(|&b| char::from(b)));
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
 }
 
 /// An X.509 certificate: its DER, SHA-1 thumbprint and RSA public key.
@@ -427,7 +482,12 @@ impl Certificate {
             .push(rcgen::DnType::CommonName, common_name);
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + time::Duration::days(i64::from(days));
+        params.not_after = now
+            .checked_add(time::Duration::days(i64::from(days)))
+            .filter(|t| t.year() <= 9999)
+            .ok_or_else(|| {
+                Error::Certificate(format!("{days} days from now is past the year 9999"))
+            })?;
         let mut serial = crate::crypto::random_bytes(16)?;
         serial[0] &= 0x7f; // a positive INTEGER
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));

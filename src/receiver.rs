@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::decrypt::{Decryptor, Plaintext, Prepared};
+use crate::decrypt::{Decrypted, Decryptor, Plaintext, Prepared};
 use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, LifecycleEvent};
 use crate::replay::ReplayGuard;
@@ -117,8 +117,27 @@ impl Item {
     /// `lifecycleEvent` for lifecycle items, `error` when rejected.
     ///
     /// ```
-    /// # use msgraph_notify::receiver::{Item, Outcome};
-    /// # fn show(item: &Item) { println!("{}", item.to_json()); }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Receiver, Reply, dangerous};
+    /// use msgraph_notify::{Decryptor, PrivateKey};
+    ///
+    /// let receiver = dangerous::skip_token_validation(Receiver::builder(Decryptor::with_key(
+    ///     PrivateKey::generate(2048)?,
+    ///     None,
+    /// )?))
+    /// .build()?;
+    /// let body = br#"{"value":[
+    ///     {"subscriptionId":"s1","tenantId":"t1","lifecycleEvent":"missed"},
+    ///     {"subscriptionId":7}
+    /// ]}"#;
+    /// let Reply::Notifications(items) = receiver.receive(None, body)? else { unreachable!() };
+    /// let lines: Vec<_> = items.iter().map(|item| item.to_json()).collect();
+    /// assert_eq!(lines[0]["status"], "lifecycle");
+    /// assert_eq!(lines[0]["lifecycleEvent"], "missed");
+    /// assert_eq!(lines[0]["subscriptionId"], "s1");
+    /// assert_eq!(lines[1]["status"], "rejected");
+    /// assert!(lines[1]["error"].as_str().unwrap().contains("subscriptionId"));
+    /// # Ok(()) }
     /// ```
     pub fn to_json(&self) -> Value {
         let mut out = json!({"index": self.index, "status": self.outcome.status()});
@@ -173,6 +192,7 @@ pub struct ReceiverBuilder {
     max_tokens: usize,
     max_items: usize,
     replay: Option<ReplayGuard>,
+    subscription_apps: HashMap<String, String>,
 }
 
 /// The default limit on items per body.
@@ -240,8 +260,96 @@ impl ReceiverBuilder {
     }
 
     /// Report items already accepted as duplicates (replays, or Graph's retries). Default: off.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+    /// use msgraph_notify::replay::ReplayGuard;
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, Error, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     // Remember up to 100,000 items for a day: longer than a token lives.
+    ///     .replay_guard(ReplayGuard::new(100_000, Duration::from_secs(24 * 3600)))
+    ///     .build()?;
+    /// let spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// let body = serde_json::json!({
+    ///     "value": [item],
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "my-app", "tenant-1")],
+    /// })
+    /// .to_string();
+    /// let outcome = |reply: Reply| match reply {
+    ///     Reply::Notifications(mut items) => items.remove(0).outcome,
+    ///     _ => unreachable!(),
+    /// };
+    /// assert!(matches!(outcome(receiver.receive(None, body.as_bytes())?), Outcome::Decrypted(_)));
+    /// // The same POST again (a replay, or Graph retrying): reported, not processed twice.
+    /// let Outcome::Rejected(again) = outcome(receiver.receive(None, body.as_bytes())?) else {
+    ///     panic!("accepted twice")
+    /// };
+    /// assert!(matches!(again.error, Error::Duplicate));
+    /// # Ok(()) }
+    /// ```
     pub fn replay_guard(mut self, guard: ReplayGuard) -> Self {
         self.replay = Some(guard);
+        self
+    }
+
+    /// Binds a subscription to the app that created it: its encrypted items then need a valid
+    /// token issued to that app (`aud`) for their tenant, not merely one for their tenant.
+    ///
+    /// Graph sends one token per (app, tenant) in a body, but an item does not name its app, so
+    /// without this a token of any configured app covers every item of its tenant: enough when
+    /// one app receives on the endpoint, and what the protocol allows at all when several do
+    /// and their subscriptions are unknown. Call once per subscription; the app must be one of
+    /// [`Validation::new`]'s app ids.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenError, TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, Error, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["app-a", "app-b"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     .subscription_app("sub-of-a", "app-a")
+    ///     .build()?;
+    ///
+    /// let mut spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// spec.subscription_id = "sub-of-a".into();
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// // A genuine token, but of the other app:
+    /// let body = serde_json::json!({
+    ///     "value": [item],
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "app-b", "tenant-1")],
+    /// });
+    /// let Reply::Notifications(items) = receiver.receive(None, body.to_string().as_bytes())? else {
+    ///     unreachable!()
+    /// };
+    /// let Outcome::Rejected(r) = &items[0].outcome else { panic!("accepted") };
+    /// assert!(matches!(r.error, Error::Token(TokenError::AppNotCovered { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn subscription_app(
+        mut self,
+        subscription_id: impl Into<String>,
+        app_id: impl Into<String>,
+    ) -> Self {
+        self.subscription_apps
+            .insert(subscription_id.into(), app_id.into());
         self
     }
 
@@ -254,6 +362,19 @@ impl ReceiverBuilder {
                     return Err(Error::malformed(
                         "validation.app_ids",
                         "at least one receiving app id is needed to check validation tokens",
+                    ));
+                }
+                if let Some((sub, app)) = self
+                    .subscription_apps
+                    .iter()
+                    .find(|(_, app)| !v.app_ids.contains(app.as_str()))
+                {
+                    return Err(Error::malformed(
+                        "subscription_app",
+                        format!(
+                            "subscription {sub:?} is bound to app {app:?}, which is not one of \
+                             the receiving app ids: no token could ever cover its items"
+                        ),
                     ));
                 }
                 Some(TokenValidator::new(v, self.keys))
@@ -275,6 +396,7 @@ impl ReceiverBuilder {
             max_tokens: self.max_tokens,
             max_items: self.max_items,
             replay: self.replay,
+            subscription_apps: self.subscription_apps,
         })
     }
 }
@@ -286,6 +408,28 @@ pub mod dangerous {
 
     /// Accepts encrypted items without validation tokens. Only for opening a captured payload
     /// offline: anyone holding your certificate can forge an `encryptedContent` that verifies.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply, dangerous};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// // A captured POST body whose tokens have long expired (here: none at all).
+    /// let spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// let captured = serde_json::json!({ "value": [item] }).to_string();
+    ///
+    /// let builder = Receiver::builder(Decryptor::with_key(key, Some(cert))?);
+    /// let offline = dangerous::skip_token_validation(builder).build()?;
+    /// let Reply::Notifications(items) = offline.receive(None, captured.as_bytes())? else {
+    ///     unreachable!()
+    /// };
+    /// assert!(matches!(items[0].outcome, Outcome::Decrypted(_)));
+    /// # Ok(()) }
+    /// ```
     pub fn skip_token_validation(builder: ReceiverBuilder) -> ReceiverBuilder {
         ReceiverBuilder {
             skip_tokens: true,
@@ -342,6 +486,8 @@ pub struct Receiver {
     max_tokens: usize,
     max_items: usize,
     replay: Option<ReplayGuard>,
+    /// subscriptionId → the app whose tokens alone cover its items.
+    subscription_apps: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -379,6 +525,8 @@ struct RawCollection {
 struct Verdicts {
     present: bool,
     valid_tenants: HashSet<String>,
+    /// (app, tenant) of every valid token.
+    valid_pairs: HashSet<(String, String)>,
     failed: HashMap<String, TokenError>,
     unattributed: Option<TokenError>,
 }
@@ -398,6 +546,7 @@ impl Receiver {
             max_tokens: DEFAULT_MAX_VALIDATION_TOKENS,
             max_items: DEFAULT_MAX_ITEMS,
             replay: None,
+            subscription_apps: HashMap::new(),
         }
     }
 
@@ -492,16 +641,23 @@ impl Receiver {
                 )));
                 continue;
             }
-            let notification = match ChangeNotification::deserialize(value) {
-                Ok(n) => n,
-                Err(e) => {
-                    outcomes.push(Some(rejected(
-                        Error::malformed(format!("value[{index}]"), e.to_string()),
-                        None,
-                    )));
-                    continue;
-                }
-            };
+            let notification =
+                match serde_path_to_error::deserialize::<_, ChangeNotification>(value) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The field's path inside the item (`encryptedContent.data`), as the later
+                        // checks name theirs; the item itself when it is not an object.
+                        let field = match e.path().to_string() {
+                            root if root == "." => format!("value[{index}]"),
+                            path => path,
+                        };
+                        outcomes.push(Some(rejected(
+                            Error::malformed(field, e.into_inner().to_string()),
+                            None,
+                        )));
+                        continue;
+                    }
+                };
             if !self.client_state_ok(notification.client_state.as_deref()) {
                 outcomes.push(Some(rejected(Error::ClientState, Some(notification))));
                 continue;
@@ -535,7 +691,17 @@ impl Receiver {
             for (index, notification) in pending {
                 let checked = verdicts
                     .as_ref()
-                    .map_or(Ok(()), |v| binding(v, notification.tenant_id.as_deref()))
+                    .map_or(Ok(()), |v| {
+                        let app = notification
+                            .subscription_id
+                            .as_ref()
+                            .and_then(|s| self.subscription_apps.get(s));
+                        binding(
+                            v,
+                            notification.tenant_id.as_deref(),
+                            app.map(String::as_str),
+                        )
+                    })
                     .and_then(|()| self.not_replayed(&notification))
                     .and_then(|()| {
                         let content = notification
@@ -578,15 +744,13 @@ impl Receiver {
     }
 
     fn finish(&self, prepared: Prepared<'_>, notification: ChangeNotification) -> Outcome {
-        let plaintext = match prepared.finish() {
-            Ok(p) => p,
+        let Decrypted {
+            resource,
+            plaintext,
+        } = match prepared.finish_typed(notification.resource.as_deref()) {
+            Ok(d) => d,
             Err(e) => return rejected(e, Some(notification)),
         };
-        let resource =
-            match Resource::from_json(plaintext.as_bytes(), notification.resource.as_deref()) {
-                Ok(r) => r,
-                Err(e) => return rejected(e, Some(notification)),
-            };
         if let Some(guard) = &self.replay
             && !guard.insert(&notification)
         {
@@ -645,6 +809,9 @@ impl Receiver {
             };
             match result {
                 Ok(valid) => {
+                    verdicts
+                        .valid_pairs
+                        .insert((valid.app_id.clone(), valid.tenant_id.clone()));
                     verdicts.valid_tenants.insert(valid.tenant_id);
                 }
                 Err(e) => match TokenValidator::peek_tenant(token) {
@@ -673,8 +840,9 @@ fn token_strings(tokens: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// Whether the body's tokens cover an encrypted item of `tenant`.
-fn binding(verdicts: &Verdicts, tenant: Option<&str>) -> Result<()> {
+/// Whether the body's tokens cover an encrypted item of `tenant` (and of `app`, when its
+/// subscription is bound to one).
+fn binding(verdicts: &Verdicts, tenant: Option<&str>, app: Option<&str>) -> Result<()> {
     if !verdicts.present {
         return Err(TokenError::Missing.into());
     }
@@ -693,6 +861,17 @@ fn binding(verdicts: &Verdicts, tenant: Option<&str>) -> Result<()> {
     if !verdicts.valid_tenants.contains(tenant) {
         return Err(TokenError::NotCovered(tenant.to_owned()).into());
     }
+    if let Some(app) = app
+        && !verdicts
+            .valid_pairs
+            .contains(&(app.to_owned(), tenant.to_owned()))
+    {
+        return Err(TokenError::AppNotCovered {
+            app_id: app.to_owned(),
+            tenant_id: tenant.to_owned(),
+        }
+        .into());
+    }
     Ok(())
 }
 
@@ -709,6 +888,49 @@ impl Receiver {
     /// (rate-limited by the fetcher). The fetcher must refresh the same [`SigningKeys`] this
     /// receiver was built with. The work itself is synchronous and CPU-bound: call this from a
     /// task that may block (e.g. after `tokio::task::spawn_blocking` hand-off, or a worker).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
+    /// use msgraph_notify::token::{TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let issuer = TokenIssuer::new()?; // stands in for the identity platform
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let jwks_url = format!("http://{}/keys", listener.local_addr()?);
+    /// # let jwks = issuer.jwks_json();
+    /// # std::thread::spawn(move || {
+    /// #     use std::io::{Read, Write};
+    /// #     let (mut stream, _) = listener.accept().unwrap();
+    /// #     let _ = stream.read(&mut [0u8; 4096]).unwrap();
+    /// #     let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", jwks.len());
+    /// #     stream.write_all(head.as_bytes()).unwrap();
+    /// #     stream.write_all(jwks.as_bytes()).unwrap();
+    /// # });
+    /// // `jwks_url` serves the issuer's keys on 127.0.0.1.
+    /// let fetcher = KeyFetcher::new(FetchConfig::with_jwks_url(jwks_url))?;
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .signing_keys(fetcher.signing_keys()) // empty until the first fetch
+    ///     .build()?;
+    ///
+    /// let spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// let body = serde_json::json!({
+    ///     "value": [item],
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "my-app", "tenant-1")],
+    /// })
+    /// .to_string();
+    /// let reply = tokio::runtime::Runtime::new()?
+    ///     .block_on(receiver.receive_fetching_keys(&fetcher, None, body.as_bytes()))?;
+    /// let Reply::Notifications(items) = reply else { unreachable!() };
+    /// assert!(matches!(items[0].outcome, Outcome::Decrypted(_))); // the kid was fetched
+    /// # Ok(()) }
+    /// ```
     pub async fn receive_fetching_keys(
         &self,
         fetcher: &crate::token::fetch::KeyFetcher,

@@ -3,7 +3,10 @@
 //!
 //! Never use these in production code paths: they exist to build fixtures.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::crypto::{self, Wrap};
 use crate::error::{Error, Result};
@@ -38,14 +41,34 @@ pub enum KeyWrap {
 /// assert_eq!(content.encryption_certificate_thumbprint, Some(cert.thumbprint()));
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GraphEncryptor<'a> {
     cert: &'a Certificate,
     certificate_id: Option<String>,
-    symmetric_key: Option<Vec<u8>>,
+    symmetric_key: Option<Zeroizing<Vec<u8>>>,
     aes_key_len: usize,
     wrap: KeyWrap,
     thumbprint: bool,
+}
+
+/// Shows no key material: a given symmetric key appears as its length only.
+impl fmt::Debug for GraphEncryptor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphEncryptor")
+            .field("certificate", &self.cert.thumbprint())
+            .field("certificate_id", &self.certificate_id)
+            .field(
+                "symmetric_key",
+                &self
+                    .symmetric_key
+                    .as_ref()
+                    .map(|k| format!("<{} bytes>", k.len())),
+            )
+            .field("aes_key_len", &self.aes_key_len)
+            .field("wrap", &self.wrap)
+            .field("thumbprint", &self.thumbprint)
+            .finish()
+    }
 }
 
 impl<'a> GraphEncryptor<'a> {
@@ -77,7 +100,7 @@ impl<'a> GraphEncryptor<'a> {
     /// still wrapped and used for the signature (the data is then encrypted under its SHA-256), to
     /// build items a receiver must refuse.
     pub fn symmetric_key(mut self, key: &[u8]) -> Self {
-        self.symmetric_key = Some(key.to_vec());
+        self.symmetric_key = Some(Zeroizing::new(key.to_vec()));
         self
     }
 
@@ -112,7 +135,7 @@ impl<'a> GraphEncryptor<'a> {
 
     fn seal(&self, make_data: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Result<EncryptedContent> {
         let key = match &self.symmetric_key {
-            Some(k) => zeroize::Zeroizing::new(k.clone()),
+            Some(k) => k.clone(),
             None => crypto::random_bytes(self.aes_key_len)?,
         };
         let aes_key: zeroize::Zeroizing<Vec<u8>> = if matches!(key.len(), 16 | 24 | 32) {
@@ -325,6 +348,12 @@ impl TokenIssuer {
     }
 
     /// Signs `claims` with RS256 under the issuer's `kid`.
+    ///
+    /// # Panics
+    ///
+    /// If the crypto backend fails to sign (a failing system RNG), here and in
+    /// [`TokenIssuer::token`] and [`TokenIssuer::flawed_token`]: a test kit must not hand back a
+    /// token that is broken in a way the test did not ask for.
     pub fn sign(&self, claims: &Value) -> String {
         let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
         self.sign_with(&self.key, &header, claims)
@@ -336,7 +365,12 @@ impl TokenIssuer {
             b64url(header.to_string().as_bytes()),
             b64url(claims.to_string().as_bytes())
         );
-        let sig = key.sign_pkcs1_sha256(input.as_bytes()).unwrap_or_default();
+        // A test kit: a token with a broken signature would make a test pass or fail for the
+        // wrong reason, so a backend failure (only a failing system RNG causes one) stops it.
+        #[allow(clippy::expect_used)]
+        let sig = key
+            .sign_pkcs1_sha256(input.as_bytes())
+            .expect("the crypto backend failed to sign a test token");
         format!("{input}.{}", b64url(&sig))
     }
 
@@ -417,11 +451,11 @@ impl TokenIssuer {
                 return self.sign_with(&self.key, &header, &claims);
             }
             TokenFlaw::ForeignSignature => {
+                // Never the issuer's own key: that would make this token valid.
+                #[allow(clippy::expect_used)]
                 let other = self.other.get_or_init(|| {
-                    crate::PrivateKey::generate(2048).unwrap_or_else(|_| {
-                        crate::PrivateKey::from_der(&self.key.to_pkcs8_der())
-                            .unwrap_or_else(|_| unreachable!())
-                    })
+                    crate::PrivateKey::generate(2048)
+                        .expect("the crypto backend failed to generate a test key")
                 });
                 return self.sign_with(other, &header, &claims);
             }

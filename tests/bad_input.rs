@@ -338,3 +338,37 @@ fn a_key_file_demanding_a_huge_kdf_cost_is_refused_at_once() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_certificate_lifetime_past_year_9999_is_an_error_not_a_panic() {
+    let (key, _) = common::keypair(2048);
+    for days in [u32::MAX, 3_000_000] {
+        assert!(matches!(
+            msgraph_notify::Certificate::self_signed(key, "receiver", days),
+            Err(Error::Certificate(_))
+        ));
+    }
+    assert!(msgraph_notify::Certificate::self_signed(key, "receiver", 36_500).is_ok());
+}
+
+#[test]
+fn pem_output_is_rfc7468_and_loads_back() {
+    let (key, cert) = common::keypair(2048);
+    for (pem, label) in [
+        (key.to_pkcs8_pem().to_string(), "PRIVATE KEY"),
+        (cert.to_pem(), "CERTIFICATE"),
+    ] {
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines[0], format!("-----BEGIN {label}-----"));
+        assert_eq!(*lines.last().unwrap(), format!("-----END {label}-----"));
+        let body = &lines[1..lines.len() - 1];
+        assert!(body[..body.len() - 1].iter().all(|l| l.len() == 64));
+        assert!((1..=64).contains(&body[body.len() - 1].len()));
+        assert!(pem.ends_with('\n'));
+    }
+    let (loaded, _) =
+        msgraph_notify::PrivateKey::load(key.to_pkcs8_pem().as_bytes(), None).unwrap();
+    assert_eq!(loaded.public_key_pkcs1_der(), key.public_key_pkcs1_der());
+    let reloaded = msgraph_notify::Certificate::load(cert.to_pem().as_bytes()).unwrap();
+    assert_eq!(reloaded.thumbprint(), cert.thumbprint());
+}

@@ -229,6 +229,59 @@ fn a_tenant_no_token_covers_is_rejected() {
 }
 
 #[test]
+fn a_subscription_bound_to_an_app_needs_that_apps_token() {
+    const OTHER_APP: &str = "app-2";
+    let r = Receiver::builder(decryptor())
+        .validation(Validation::new([APP, OTHER_APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .subscription_app("sub-of-app-1", APP)
+        .build()
+        .unwrap();
+    let item = |subscription: &str| {
+        let mut n = v(presence(TENANT_A));
+        n["subscriptionId"] = subscription.into();
+        n
+    };
+    let bound = || item("sub-of-app-1");
+    let unbound = || item("sub-unknown");
+    // Only the other app's token: the bound item is refused, the unbound one is covered.
+    let other_only = vec![issuer().token(TokenVersion::V2, OTHER_APP, TENANT_A)];
+    let out = items(&r, &body(vec![bound(), unbound()], Some(other_only)));
+    assert_eq!(
+        token_rejection(&out[0]),
+        &TokenError::AppNotCovered {
+            app_id: APP.into(),
+            tenant_id: TENANT_A.into()
+        }
+    );
+    assert_eq!(out[1].status(), "decrypted");
+    // The bound app's token, v1.0 this time: both pass.
+    let own = vec![issuer().token(TokenVersion::V1, APP, TENANT_A)];
+    let out = items(&r, &body(vec![bound(), unbound()], Some(own)));
+    assert_eq!(out[0].status(), "decrypted");
+    assert_eq!(out[1].status(), "decrypted");
+    // The bound app's token for another tenant does not cover this one.
+    let elsewhere = vec![
+        issuer().token(TokenVersion::V2, APP, TENANT_B),
+        issuer().token(TokenVersion::V2, OTHER_APP, TENANT_A),
+    ];
+    let out = items(&r, &body(vec![bound()], Some(elsewhere)));
+    assert!(matches!(
+        token_rejection(&out[0]),
+        TokenError::AppNotCovered { .. }
+    ));
+    // Binding a subscription to an app that is not a receiving app is a configuration error.
+    let err = Receiver::builder(decryptor())
+        .validation(Validation::new([APP]))
+        .signing_keys(issuer().signing_keys())
+        .subscription_app("sub-x", "not-configured")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Malformed { field, .. } if field == "subscription_app"));
+}
+
+#[test]
 fn a_failed_token_taints_its_tenant_only() {
     let r = receiver();
     let tokens = vec![
@@ -413,14 +466,23 @@ fn one_bad_item_never_sinks_the_others() {
         ),
     );
     assert!(matches!(rejection(&out[0]), Error::Malformed { field, .. } if field == "value[0]"));
-    assert!(matches!(rejection(&out[1]), Error::Malformed { .. }));
+    // A field of the wrong JSON type is named by its path in the item.
+    assert!(
+        matches!(rejection(&out[1]), Error::Malformed { field, reason } if field == "subscriptionId" && reason.contains("integer")),
+        "{:?}",
+        rejection(&out[1])
+    );
     assert!(
         matches!(rejection(&out[2]), Error::Malformed { field, .. } if field == "encryptedContent.data")
     );
     assert_eq!(out[3].status(), "decrypted");
     assert!(matches!(rejection(&out[4]), Error::Verification));
     assert!(matches!(rejection(&out[5]), Error::Malformed { field, .. } if field == "tenantId"));
-    assert!(matches!(rejection(&out[6]), Error::Malformed { .. }));
+    assert!(
+        matches!(rejection(&out[6]), Error::Malformed { field, .. } if field == "encryptedContent"),
+        "{:?}",
+        rejection(&out[6])
+    );
     assert_eq!(out[7].status(), "decrypted");
 }
 

@@ -300,3 +300,36 @@ fn jwks_documents_that_are_not_jwks_are_errors() {
     }
     assert!(Jwks::from_json(b"{\"keys\":[]}").unwrap().is_empty());
 }
+
+/// The crate installs jsonwebtoken's process-wide crypto provider; on either backend its JWK
+/// helpers answer (jsonwebtoken's placeholder for custom providers panics instead).
+#[test]
+fn the_installed_provider_supports_jwk_helpers() {
+    let _ = validator(); // installs the provider
+    let key = msgraph_notify::PrivateKey::generate(2048).unwrap();
+    let der = key.to_pkcs8_der();
+    let info = pkcs8::PrivateKeyInfoRef::try_from(der.as_slice()).unwrap();
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_der(info.private_key.as_bytes());
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::RS256)
+        .unwrap();
+    let pkcs1 = key.public_key_pkcs1_der();
+    let public = pkcs1::RsaPublicKey::<pkcs1::UintRef<'_>>::try_from(pkcs1.as_slice()).unwrap();
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    };
+    let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
+        panic!("not an RSA JWK: {jwk:?}");
+    };
+    assert_eq!(rsa.n, b64(public.modulus.as_bytes()));
+    assert_eq!(rsa.e, b64(public.public_exponent.as_bytes()));
+    // The RFC 7638 thumbprint goes through the provider's digest.
+    let thumbprint = jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256);
+    assert_eq!(thumbprint.unwrap().len(), 43);
+    // Keys the provider cannot handle are errors, not panics.
+    let not_a_key = jsonwebtoken::EncodingKey::from_rsa_der(b"not a key");
+    assert!(
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&not_a_key, jsonwebtoken::Algorithm::RS256)
+            .is_err()
+    );
+}

@@ -81,7 +81,7 @@ pub struct Args {
 
     /// Password of an encrypted --token-key.
     #[arg(long, value_name = "P", requires = "token_key")]
-    token_key_password: Option<String>,
+    token_key_password: Option<crate::Secret>,
 
     /// Write the JWKS of --token-key to this file (for `decrypt --jwks` or `serve --jwks`).
     #[arg(long, value_name = "FILE", requires = "token_key")]
@@ -143,8 +143,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         let bytes = zeroize::Zeroizing::new(
             std::fs::read(path).map_err(|e| fail!("cannot read {path}: {e}"))?,
         );
-        let (key, _) = PrivateKey::load(&bytes, args.token_key_password.as_deref())
-            .map_err(|e| fail!("token key {path} does not load: {e}"))?;
+        let (key, _) = PrivateKey::load(
+            &bytes,
+            args.token_key_password.as_ref().map(crate::Secret::expose),
+        )
+        .map_err(|e| fail!("token key {path} does not load: {e}"))?;
         let issuer = TokenIssuer::from_key(key, &args.token_kid);
         let version = if args.token_version == "1" {
             TokenVersion::V1

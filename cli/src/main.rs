@@ -52,6 +52,32 @@ enum Command {
     Serve(serve::Args),
 }
 
+/// A secret given on the command line (a key password, a clientState): wiped on drop and shown as
+/// `<redacted>` by `Debug`, so no derived `Debug` of the options can print it.
+#[derive(Clone)]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+impl Secret {
+    /// The secret's text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(zeroize::Zeroizing::new(s.to_owned())))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// A failure that makes the input or the options unusable: printed on stderr, exit code 2.
 #[derive(Debug)]
 pub struct Fail(pub String);

@@ -7,7 +7,7 @@ use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
 use msgraph_notify::token::{Jwks, SigningKeys, Validation};
 use msgraph_notify::{Certificate, Decryptor, KeyRing, PrivateKey};
 
-use crate::{Fail, fail};
+use crate::{Fail, Secret, fail};
 
 /// Keys, signing keys and checks.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct ReceiverOpts {
         env = "MSGRAPH_NOTIFY_KEY_PASSWORD",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 
     /// A certificate (PEM or DER) to pair with a key that does not carry its own, so that the
     /// notification's thumbprint is checked. Repeatable; matched to keys by public key.
@@ -55,10 +55,16 @@ pub struct ReceiverOpts {
     #[arg(long = "tenant", value_name = "ID")]
     pub tenants: Vec<String>,
 
+    /// Bind a subscription to the app that created it: its encrypted items then need a valid
+    /// token issued to that app, not just one for their tenant. Repeatable; the app must be
+    /// one of --app-id.
+    #[arg(long = "subscription-app", value_name = "SUBSCRIPTION=APP")]
+    pub subscription_apps: Vec<String>,
+
     /// The subscription's clientState secret: every item must carry one of them. Repeatable
     /// (rotation).
     #[arg(long = "client-state", value_name = "S", hide_env_values = true)]
-    pub client_states: Vec<String>,
+    pub client_states: Vec<Secret>,
 
     /// Do not check validation tokens (prints a warning). Only for opening a captured payload
     /// offline: anyone holding your certificate can forge notifications that decrypt.
@@ -104,8 +110,9 @@ impl ReceiverOpts {
             let bytes = zeroize::Zeroizing::new(
                 std::fs::read(path).map_err(|e| fail!("cannot read key {path}: {e}"))?,
             );
-            let (key, mut cert) = PrivateKey::load(&bytes, self.password.as_deref())
-                .map_err(|e| fail!("key {path} does not load: {e}"))?;
+            let (key, mut cert) =
+                PrivateKey::load(&bytes, self.password.as_ref().map(Secret::expose))
+                    .map_err(|e| fail!("key {path} does not load: {e}"))?;
             if cert.is_none()
                 && let Some(entry) = certs.iter_mut().find(|(_, c, _)| c.matches(&key))
             {
@@ -136,7 +143,15 @@ impl ReceiverOpts {
             .max_body_bytes(max_body)
             .parallel(parallel);
         for secret in &self.client_states {
-            builder = builder.client_state(secret);
+            builder = builder.client_state(secret.expose());
+        }
+        for spec in &self.subscription_apps {
+            let Some((subscription, app)) = spec.split_once('=') else {
+                return Err(fail!(
+                    "--subscription-app {spec:?}: expected SUBSCRIPTION=APP"
+                ));
+            };
+            builder = builder.subscription_app(subscription, app);
         }
         let mut fetcher = None;
         if self.insecure_skip_tokens {

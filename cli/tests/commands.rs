@@ -166,6 +166,37 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
     );
     assert_eq!(dec.status.code(), Some(0), "stderr: {}", text(&dec.stderr));
     assert_eq!(lines(&dec).len(), 2);
+
+    // The subscription bound to another receiving app: the token (issued to APP_ID) no longer
+    // covers its items.
+    let subscription = body["value"][0]["subscriptionId"].as_str().unwrap();
+    let dec = run(
+        &[
+            "decrypt",
+            "--key",
+            &s(&fx.key_path),
+            "--jwks",
+            &s(&jwks),
+            "--app-id",
+            APP_ID,
+            "--app-id",
+            "other-app",
+            "--subscription-app",
+            &format!("{subscription}=other-app"),
+            "--client-state",
+            CLIENT_STATE,
+            "-",
+        ],
+        &enc.stdout,
+    );
+    assert_eq!(dec.status.code(), Some(1), "stderr: {}", text(&dec.stderr));
+    for item in lines(&dec) {
+        assert_eq!(item["status"], "rejected");
+        assert!(
+            item["error"].as_str().unwrap().contains("other-app"),
+            "{item}"
+        );
+    }
 }
 
 #[test]

@@ -111,15 +111,38 @@ struct Metadata {
 
 /// Fetches and refreshes [`SigningKeys`] from OpenID metadata.
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // Stand-in for login.microsoftonline.com: metadata and keys on 127.0.0.1.
+/// # let issuer = msgraph_notify::testing::TokenIssuer::new()?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let base = format!("http://{}", listener.local_addr()?);
+/// # let (metadata, jwks) = (format!(r#"{{"jwks_uri":"{base}/keys"}}"#), issuer.jwks_json());
+/// # std::thread::spawn(move || {
+/// #     use std::io::{Read, Write};
+/// #     for stream in listener.incoming().take(2) {
+/// #         let mut stream = stream.unwrap();
+/// #         let mut request = [0u8; 4096];
+/// #         let n = stream.read(&mut request).unwrap();
+/// #         let body = if request[..n].starts_with(b"GET /keys") { &jwks } else { &metadata };
+/// #         let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+/// #         stream.write_all(head.as_bytes()).unwrap();
+/// #         stream.write_all(body.as_bytes()).unwrap();
+/// #     }
+/// # });
+/// # let metadata_url = format!("{base}/.well-known/openid-configuration");
 /// use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
-/// let fetcher = KeyFetcher::new(FetchConfig::default())?;
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// // FetchConfig::default() reads Microsoft's public-cloud metadata; here, a local stand-in.
+/// let fetcher = KeyFetcher::new(FetchConfig::with_metadata_url(metadata_url))?;
 /// fetcher.refresh().await?;                 // at start-up
 /// let keys = fetcher.signing_keys();        // give these to the receiver
-/// // later, before validating a token with a kid not yet seen:
-/// fetcher.ensure_kid("some-kid").await;
-/// # let _ = keys; Ok(()) }
+/// assert!(keys.contains(issuer.kid()));
+/// // Later, before validating a token whose kid is not known yet (rate-limited):
+/// fetcher.ensure_kid(issuer.kid()).await;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok(()) }
 /// ```
 #[derive(Debug)]
 pub struct KeyFetcher {

@@ -46,6 +46,17 @@ pub enum TokenError {
     /// No valid token covers the item's tenant.
     #[error("no valid validation token covers tenant {0:?}")]
     NotCovered(String),
+    /// The item's subscription is bound to an app ([`ReceiverBuilder::subscription_app`]) and
+    /// no valid token issued to that app covers the item's tenant.
+    ///
+    /// [`ReceiverBuilder::subscription_app`]: crate::receiver::ReceiverBuilder::subscription_app
+    #[error("no valid validation token issued to app {app_id:?} covers tenant {tenant_id:?}")]
+    AppNotCovered {
+        /// The app the item's subscription belongs to.
+        app_id: String,
+        /// The item's tenant.
+        tenant_id: String,
+    },
     /// The token is not a well-formed JWT.
     #[error("not a well-formed JWT: {0}")]
     Malformed(String),

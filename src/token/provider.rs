@@ -20,13 +20,59 @@ pub(crate) fn install() {
 mod rust {
     use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
     use jsonwebtoken::errors::{ErrorKind, Result};
+    use jsonwebtoken::jwk::ThumbprintHash;
     use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey};
 
     pub(super) static PROVIDER: CryptoProvider = CryptoProvider {
         signer_factory,
         verifier_factory,
-        key_utils: KeyUtils::new_unimplemented(),
+        // jsonwebtoken's own placeholder panics; these answer or return an error.
+        key_utils: KeyUtils {
+            rsa_pub_components_from_private_key,
+            rsa_pub_components_from_public_key,
+            ec_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEcdsaKey.into()),
+            ed_pub_components_from_private_key: |_, _| Err(ErrorKind::InvalidEddsaKey.into()),
+            compute_digest,
+        },
     };
+
+    fn rsa_error(e: impl std::fmt::Display) -> jsonwebtoken::errors::Error {
+        ErrorKind::InvalidRsaKey(e.to_string()).into()
+    }
+
+    /// (n, e) of a PKCS#1 (or PKCS#8) RSA private key in DER.
+    fn rsa_pub_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = match pkcs1::RsaPrivateKeyRef::try_from(der) {
+            Ok(key) => key,
+            Err(_) => {
+                let info = pkcs8::PrivateKeyInfoRef::try_from(der).map_err(rsa_error)?;
+                pkcs1::RsaPrivateKeyRef::try_from(info.private_key).map_err(rsa_error)?
+            }
+        };
+        Ok((
+            key.modulus.as_bytes().to_vec(),
+            key.public_exponent.as_bytes().to_vec(),
+        ))
+    }
+
+    /// (n, e) of a PKCS#1 `RSAPublicKey` in DER.
+    fn rsa_pub_components_from_public_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = pkcs1::RsaPublicKey::<pkcs1::UintRef<'_>>::try_from(der).map_err(rsa_error)?;
+        Ok((
+            key.modulus.as_bytes().to_vec(),
+            key.public_exponent.as_bytes().to_vec(),
+        ))
+    }
+
+    fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
+        use sha2::Digest;
+        Ok(match hash {
+            ThumbprintHash::SHA256 => sha2::Sha256::digest(data).to_vec(),
+            ThumbprintHash::SHA384 => sha2::Sha384::digest(data).to_vec(),
+            ThumbprintHash::SHA512 => sha2::Sha512::digest(data).to_vec(),
+            _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+        })
+    }
 
     struct Rs256Verifier {
         n: Vec<u8>,
