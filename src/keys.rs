@@ -519,12 +519,33 @@ impl Certificate {
     /// The SHA-1 thumbprint, 40 upper-case hex digits, as Graph sends it in
     /// `encryptionCertificateThumbprint`.
     pub fn thumbprint(&self) -> String {
-        self.thumbprint.iter().map(|b| format!("{b:02X}")).collect()
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut hex = String::with_capacity(2 * self.thumbprint.len());
+        for b in &self.thumbprint {
+            hex.push(char::from(HEX[usize::from(b >> 4)]));
+            hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        hex
     }
 
-    /// Whether `thumbprint` (hex, any case) names this certificate.
+    /// Whether `thumbprint` (hex, any case) names this certificate. Compared digit by digit,
+    /// with no allocation: it runs for every notification.
     pub fn has_thumbprint(&self, thumbprint: &str) -> bool {
-        thumbprint.len() == 40 && thumbprint.eq_ignore_ascii_case(&self.thumbprint())
+        fn nibble(c: u8) -> Option<u8> {
+            char::from(c)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        }
+        let digits = thumbprint.as_bytes();
+        digits.len() == 2 * self.thumbprint.len()
+            && self
+                .thumbprint
+                .iter()
+                .zip(digits.chunks_exact(2))
+                .all(|(&b, pair)| match pair {
+                    [hi, lo] => nibble(*hi) == Some(b >> 4) && nibble(*lo) == Some(b & 0x0f),
+                    _ => false,
+                })
     }
 
     /// The value a subscription's `encryptionCertificate` needs: base64 of the DER.

@@ -372,3 +372,39 @@ fn pem_output_is_rfc7468_and_loads_back() {
     let reloaded = msgraph_notify::Certificate::load(cert.to_pem().as_bytes()).unwrap();
     assert_eq!(reloaded.thumbprint(), cert.thumbprint());
 }
+
+#[test]
+fn thumbprints_match_in_any_case_and_nothing_else() {
+    let (_, cert) = common::keypair(2048);
+    let upper = cert.thumbprint();
+    assert_eq!(upper.len(), 40);
+    assert!(
+        upper
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    );
+    let mixed: String = upper
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_lowercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    assert!(cert.has_thumbprint(&upper) && cert.has_thumbprint(&mixed));
+    let mut other = upper.clone().into_bytes();
+    other[39] = if other[39] == b'0' { b'1' } else { b'0' };
+    for wrong in [
+        String::from_utf8(other).unwrap(),
+        upper[..38].to_owned(),
+        format!("{upper}00"),
+        format!("G{}", &upper[1..]),
+        format!("{}é", &upper[..38]),
+        String::new(),
+    ] {
+        assert!(!cert.has_thumbprint(&wrong), "{wrong}");
+    }
+}
