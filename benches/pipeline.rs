@@ -461,8 +461,8 @@ fn bench_notification(c: &mut Criterion, k: &Keys) {
     }
     // The same work as `crate/1KiB` split in two: a bare aws-lc-rs unwrap, then the library's
     // path with the key given. Equal to `crate/1KiB` within noise, so the library adds nothing
-    // between the two; both exceed unwrap + `except_rsa/from_json/1KiB` measured apart, because
-    // after an RSA operation the rest runs with colder caches.
+    // between the two; both usually exceed unwrap + `except_rsa/from_json/1KiB` measured apart
+    // (BENCHMARKS.md).
     #[cfg(feature = "aws-lc")]
     {
         let content = enc.encrypt(b"{}").expect("encrypt");

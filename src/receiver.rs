@@ -192,7 +192,8 @@ pub struct ReceiverBuilder {
     max_tokens: usize,
     max_items: usize,
     replay: Option<ReplayGuard>,
-    subscription_apps: HashMap<String, String>,
+    subscription_apps: Vec<(String, String)>,
+    only_bound: bool,
 }
 
 /// The default limit on items per body.
@@ -310,7 +311,10 @@ impl ReceiverBuilder {
     /// without this a token of any configured app covers every item of its tenant: enough when
     /// one app receives on the endpoint, and what the protocol allows at all when several do
     /// and their subscriptions are unknown. Call once per subscription; the app must be one of
-    /// [`Validation::new`]'s app ids.
+    /// [`Validation::new`]'s app ids, and a subscription bound to two apps is a build error.
+    /// Subscription ids are compared ignoring ASCII case (they are GUIDs). Items of subscriptions
+    /// not bound are still covered by any app's token for their tenant, unless
+    /// [`ReceiverBuilder::only_bound_subscriptions`] is set.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -349,7 +353,48 @@ impl ReceiverBuilder {
         app_id: impl Into<String>,
     ) -> Self {
         self.subscription_apps
-            .insert(subscription_id.into(), app_id.into());
+            .push((subscription_id.into(), app_id.into()));
+        self
+    }
+
+    /// Rejects every encrypted item whose subscription was not bound with
+    /// [`ReceiverBuilder::subscription_app`] (`TokenError::UnboundSubscription`). With several
+    /// apps on one endpoint this closes the gap the binding leaves: a forger holding a captured
+    /// token of one app cannot cover items by naming a subscription id the receiver does not
+    /// know. Needs at least one binding.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenError, TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, Error, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["app-a"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     .subscription_app("sub-of-a", "app-a")
+    ///     .only_bound_subscriptions()
+    ///     .build()?;
+    /// let mut spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// spec.subscription_id = "invented".into();
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// let body = serde_json::json!({
+    ///     "value": [item],
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "app-a", "tenant-1")],
+    /// });
+    /// let Reply::Notifications(items) = receiver.receive(None, body.to_string().as_bytes())? else {
+    ///     unreachable!()
+    /// };
+    /// let Outcome::Rejected(r) = &items[0].outcome else { panic!("accepted") };
+    /// assert!(matches!(r.error, Error::Token(TokenError::UnboundSubscription(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn only_bound_subscriptions(mut self) -> Self {
+        self.only_bound = true;
         self
     }
 
@@ -377,6 +422,13 @@ impl ReceiverBuilder {
                         ),
                     ));
                 }
+                if self.only_bound && self.subscription_apps.is_empty() {
+                    return Err(Error::malformed(
+                        "only_bound_subscriptions",
+                        "no subscription is bound to an app: every encrypted item would be \
+                         rejected",
+                    ));
+                }
                 Some(TokenValidator::new(v, self.keys))
             }
             (None, false) => {
@@ -386,6 +438,27 @@ impl ReceiverBuilder {
                 ));
             }
         };
+        if tokens.is_none() && (!self.subscription_apps.is_empty() || self.only_bound) {
+            return Err(Error::malformed(
+                "subscription_app",
+                "subscriptions are bound to apps through validation tokens, which are skipped",
+            ));
+        }
+        let mut subscription_apps: HashMap<String, String> = HashMap::new();
+        for (sub, app) in self.subscription_apps {
+            let sub = sub.to_ascii_lowercase();
+            match subscription_apps.get(&sub) {
+                Some(bound) if *bound != app => {
+                    return Err(Error::malformed(
+                        "subscription_app",
+                        format!("subscription {sub:?} is bound to both {bound:?} and {app:?}"),
+                    ));
+                }
+                _ => {
+                    subscription_apps.insert(sub, app);
+                }
+            }
+        }
         Ok(Receiver {
             decryptor: self.decryptor,
             tokens,
@@ -396,7 +469,8 @@ impl ReceiverBuilder {
             max_tokens: self.max_tokens,
             max_items: self.max_items,
             replay: self.replay,
-            subscription_apps: self.subscription_apps,
+            subscription_apps,
+            only_bound: self.only_bound,
         })
     }
 }
@@ -486,8 +560,10 @@ pub struct Receiver {
     max_tokens: usize,
     max_items: usize,
     replay: Option<ReplayGuard>,
-    /// subscriptionId → the app whose tokens alone cover its items.
+    /// subscriptionId (ASCII lower case) → the app whose tokens alone cover its items.
     subscription_apps: HashMap<String, String>,
+    /// Encrypted items of subscriptions not in `subscription_apps` are rejected.
+    only_bound: bool,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -546,7 +622,8 @@ impl Receiver {
             max_tokens: DEFAULT_MAX_VALIDATION_TOKENS,
             max_items: DEFAULT_MAX_ITEMS,
             replay: None,
-            subscription_apps: HashMap::new(),
+            subscription_apps: Vec::new(),
+            only_bound: false,
         }
     }
 
@@ -692,14 +769,10 @@ impl Receiver {
                 let checked = verdicts
                     .as_ref()
                     .map_or(Ok(()), |v| {
-                        let app = notification
-                            .subscription_id
-                            .as_ref()
-                            .and_then(|s| self.subscription_apps.get(s));
                         binding(
                             v,
                             notification.tenant_id.as_deref(),
-                            app.map(String::as_str),
+                            self.required_app(&notification)?,
                         )
                     })
                     .and_then(|()| self.not_replayed(&notification))
@@ -761,6 +834,19 @@ impl Receiver {
             resource,
             plaintext,
         }))
+    }
+
+    /// The app whose token must cover `notification`: `None` when any app's will do.
+    fn required_app(&self, notification: &ChangeNotification) -> Result<Option<&str>> {
+        if self.subscription_apps.is_empty() {
+            return Ok(None);
+        }
+        let sub = notification.subscription_id.as_deref().unwrap_or_default();
+        match self.subscription_apps.get(&sub.to_ascii_lowercase()) {
+            Some(app) => Ok(Some(app)),
+            None if self.only_bound => Err(TokenError::UnboundSubscription(sub.to_owned()).into()),
+            None => Ok(None),
+        }
     }
 
     fn not_replayed(&self, notification: &ChangeNotification) -> Result<()> {

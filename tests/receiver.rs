@@ -271,6 +271,74 @@ fn a_subscription_bound_to_an_app_needs_that_apps_token() {
         token_rejection(&out[0]),
         TokenError::AppNotCovered { .. }
     ));
+    // Subscription ids are GUIDs: bound whatever their ASCII case.
+    let out = items(
+        &r,
+        &body(
+            vec![item("SUB-OF-APP-1")],
+            Some(vec![issuer().token(TokenVersion::V2, OTHER_APP, TENANT_A)]),
+        ),
+    );
+    assert!(matches!(
+        token_rejection(&out[0]),
+        TokenError::AppNotCovered { .. }
+    ));
+    // Only bound subscriptions: an invented id is refused even with a genuine token.
+    let strict = Receiver::builder(decryptor())
+        .validation(Validation::new([APP, OTHER_APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .subscription_app("sub-of-app-1", APP)
+        .only_bound_subscriptions()
+        .build()
+        .unwrap();
+    let tokens = vec![
+        issuer().token(TokenVersion::V2, APP, TENANT_A),
+        issuer().token(TokenVersion::V2, OTHER_APP, TENANT_A),
+    ];
+    let out = items(&strict, &body(vec![bound(), unbound()], Some(tokens)));
+    assert_eq!(out[0].status(), "decrypted");
+    assert_eq!(
+        token_rejection(&out[1]),
+        &TokenError::UnboundSubscription("sub-unknown".into())
+    );
+    // Configuration errors: a subscription bound to two apps, only-bound with no binding,
+    // bindings while tokens are skipped.
+    let builder = || {
+        Receiver::builder(decryptor())
+            .validation(Validation::new([APP, OTHER_APP]))
+            .signing_keys(issuer().signing_keys())
+    };
+    for (builder, field) in [
+        (
+            builder()
+                .subscription_app("s", APP)
+                .subscription_app("S", OTHER_APP),
+            "subscription_app",
+        ),
+        (
+            builder().only_bound_subscriptions(),
+            "only_bound_subscriptions",
+        ),
+        (
+            dangerous::skip_token_validation(builder().subscription_app("s", APP)),
+            "subscription_app",
+        ),
+    ] {
+        let err = builder.build().unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed { field: f, .. } if f == field),
+            "{err:?}"
+        );
+    }
+    // The same binding twice is fine.
+    assert!(
+        builder()
+            .subscription_app("s", APP)
+            .subscription_app("s", APP)
+            .build()
+            .is_ok()
+    );
     // Binding a subscription to an app that is not a receiving app is a configuration error.
     let err = Receiver::builder(decryptor())
         .validation(Validation::new([APP]))

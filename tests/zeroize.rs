@@ -10,8 +10,9 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use msgraph_notify::testing::GraphEncryptor;
 use msgraph_notify::{Decryptor, EncryptedContent, Error};
@@ -19,7 +20,15 @@ use msgraph_notify::{Decryptor, EncryptedContent, Error};
 /// Up to two secrets searched for, each 16 to 64 bytes (or none), set while disarmed.
 static mut SECRET_BYTES: [[u8; 64]; 2] = [[0; 64]; 2];
 static SECRET_LENS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
-static ARMED: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Armed on the one thread that runs a check: other test threads' frees are not scanned, so
+    /// the secrets are only ever read by the thread that wrote them.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn armed() -> bool {
+    ARMED.try_with(Cell::get).unwrap_or(false)
+}
 static FOUND: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// One armed window at a time (the test harness runs tests on several threads).
 static WINDOW: Mutex<()> = Mutex::new(());
@@ -32,16 +41,18 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 impl Scanning {
     /// # Safety
-    /// `ptr` must point to `size` initialised-or-not bytes owned by the allocator's caller.
+    /// `ptr` must be a live block of `size` bytes from this allocator (every byte of which is
+    /// initialised: blocks are handed out zeroed).
     unsafe fn scan(ptr: *mut u8, size: usize) {
-        if !ARMED.load(Ordering::SeqCst) {
+        if !armed() {
             return;
         }
-        // SAFETY: the block is still allocated and `size` bytes long; u8 has no invalid values.
+        // SAFETY: the block is live, `size` bytes long and fully initialised (zeroed at `alloc`,
+        // and `realloc` copies into a zeroed block).
         let block = unsafe { std::slice::from_raw_parts(ptr, size) };
         for (i, found) in FOUND.iter().enumerate() {
             let len = SECRET_LENS[i].load(Ordering::SeqCst);
-            // SAFETY: SECRET_BYTES is written only while disarmed, under WINDOW.
+            // SAFETY: only the armed thread gets here, and it wrote SECRET_BYTES before arming.
             let all: &[[u8; 64]; 2] = unsafe { &*std::ptr::addr_of!(SECRET_BYTES) };
             let secret = &all[i][..len];
             if contains(block, secret) {
@@ -53,7 +64,8 @@ impl Scanning {
 
 unsafe impl GlobalAlloc for Scanning {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        unsafe { System.alloc(layout) }
+        // Zeroed, so that a block's never-written bytes (spare capacity) can be read by `scan`.
+        unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -68,7 +80,7 @@ unsafe impl GlobalAlloc for Scanning {
         // `dealloc` so that the old block is scanned too.
         unsafe {
             let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            let new = System.alloc(new_layout);
+            let new = System.alloc_zeroed(new_layout);
             if !new.is_null() {
                 std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 self.dealloc(ptr, layout);
@@ -86,7 +98,8 @@ fn freed_copies(secrets: [&[u8]; 2], f: impl FnOnce()) -> [usize; 2] {
     let _window = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
     for (i, secret) in secrets.iter().enumerate() {
         assert!((16..=64).contains(&secret.len()) || secret.is_empty());
-        // SAFETY: disarmed, and WINDOW excludes other writers and armed readers.
+        // SAFETY: this thread is disarmed and holds WINDOW; no other thread reads the secrets
+        // (only an armed thread scans, and only the WINDOW holder arms itself).
         unsafe {
             let all: &mut [[u8; 64]; 2] = &mut *std::ptr::addr_of_mut!(SECRET_BYTES);
             all[i][..secret.len()].copy_from_slice(secret);
@@ -94,9 +107,9 @@ fn freed_copies(secrets: [&[u8]; 2], f: impl FnOnce()) -> [usize; 2] {
         SECRET_LENS[i].store(secret.len(), Ordering::SeqCst);
         FOUND[i].store(0, Ordering::SeqCst);
     }
-    ARMED.store(true, Ordering::SeqCst);
+    ARMED.with(|a| a.set(true));
     f();
-    ARMED.store(false, Ordering::SeqCst);
+    ARMED.with(|a| a.set(false));
     [
         FOUND[0].load(Ordering::SeqCst),
         FOUND[1].load(Ordering::SeqCst),

@@ -61,6 +61,10 @@ pub struct ReceiverOpts {
     #[arg(long = "subscription-app", value_name = "SUBSCRIPTION=APP")]
     pub subscription_apps: Vec<String>,
 
+    /// Reject encrypted items of subscriptions not bound with --subscription-app.
+    #[arg(long, requires = "subscription_apps")]
+    pub only_bound_subscriptions: bool,
+
     /// The subscription's clientState secret: every item must carry one of them. Repeatable
     /// (rotation).
     #[arg(long = "client-state", value_name = "S", hide_env_values = true)]
@@ -146,12 +150,18 @@ impl ReceiverOpts {
             builder = builder.client_state(secret.expose());
         }
         for spec in &self.subscription_apps {
-            let Some((subscription, app)) = spec.split_once('=') else {
+            let Some((subscription, app)) = spec
+                .split_once('=')
+                .filter(|(s, a)| !s.trim().is_empty() && !a.trim().is_empty())
+            else {
                 return Err(fail!(
                     "--subscription-app {spec:?}: expected SUBSCRIPTION=APP"
                 ));
             };
             builder = builder.subscription_app(subscription, app);
+        }
+        if self.only_bound_subscriptions {
+            builder = builder.only_bound_subscriptions();
         }
         let mut fetcher = None;
         if self.insecure_skip_tokens {

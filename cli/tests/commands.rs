@@ -197,6 +197,64 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
             "{item}"
         );
     }
+    // Only bound subscriptions, and this one is not: rejected. Bound to APP_ID: decrypted.
+    let strict = |binding: &str| {
+        run(
+            &[
+                "decrypt",
+                "--key",
+                &s(&fx.key_path),
+                "--jwks",
+                &s(&jwks),
+                "--app-id",
+                APP_ID,
+                "--subscription-app",
+                binding,
+                "--only-bound-subscriptions",
+                "--client-state",
+                CLIENT_STATE,
+                "-",
+            ],
+            &enc.stdout,
+        )
+    };
+    let dec = strict(&format!("another-subscription={APP_ID}"));
+    assert_eq!(dec.status.code(), Some(1), "stderr: {}", text(&dec.stderr));
+    assert!(lines(&dec).iter().all(|i| i["status"] == "rejected"));
+    let dec = strict(&format!("{}={APP_ID}", subscription.to_uppercase()));
+    assert_eq!(dec.status.code(), Some(0), "stderr: {}", text(&dec.stderr));
+    // Unusable bindings are exit 2: no app, no subscription, an app that is not --app-id,
+    // and a binding while tokens are skipped.
+    let key = s(&fx.key_path);
+    let jwks = s(&jwks);
+    let unusable: [&[&str]; 4] = [
+        &["--app-id", APP_ID, "--subscription-app", "sub="],
+        &["--app-id", APP_ID, "--subscription-app", "=app"],
+        &[
+            "--app-id",
+            APP_ID,
+            "--subscription-app",
+            "sub=not-an-app-id",
+        ],
+        &["--insecure-skip-tokens", "--subscription-app", "sub=app"],
+    ];
+    for args in unusable {
+        let mut all = vec!["decrypt", "--key", &key, "--jwks", &jwks];
+        all.extend_from_slice(args);
+        all.push("-");
+        let dec = run(&all, &enc.stdout);
+        assert_eq!(
+            dec.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&dec.stderr)
+        );
+        let stderr = text(&dec.stderr);
+        assert!(
+            stderr.contains("subscription") && !stderr.contains("cannot be used"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

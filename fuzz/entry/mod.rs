@@ -216,8 +216,22 @@ pub fn resource_json(data: &[u8]) {
         3 => Some("communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents"),
         _ => Some("users/u1/events"),
     };
-    if let Ok(r) = Resource::from_json(b.rest(), path) {
-        let _ = r.kind();
+    let bytes = b.rest();
+    let typed = Resource::from_json(bytes, path);
+    // The one-pass typing must give exactly what typing through a `Value` gives.
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => match &typed {
+            Ok(r) => assert_eq!(
+                *r,
+                Resource::from_value(value, path),
+                "one-pass typing differs"
+            ),
+            Err(e) => panic!("valid JSON refused by Resource::from_json: {e}"),
+        },
+        Err(_) => assert!(
+            typed.is_err(),
+            "invalid JSON accepted by Resource::from_json"
+        ),
     }
 }
 

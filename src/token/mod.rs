@@ -46,6 +46,12 @@ pub enum TokenError {
     /// No valid token covers the item's tenant.
     #[error("no valid validation token covers tenant {0:?}")]
     NotCovered(String),
+    /// The item's subscription is not bound to an app and the receiver accepts only bound ones
+    /// ([`ReceiverBuilder::only_bound_subscriptions`]).
+    ///
+    /// [`ReceiverBuilder::only_bound_subscriptions`]: crate::receiver::ReceiverBuilder::only_bound_subscriptions
+    #[error("subscription {0:?} is not bound to a receiving app")]
+    UnboundSubscription(String),
     /// The item's subscription is bound to an app ([`ReceiverBuilder::subscription_app`]) and
     /// no valid token issued to that app covers the item's tenant.
     ///
