@@ -208,11 +208,7 @@ impl Decryptor {
     /// # Ok(()) }
     /// ```
     pub fn decrypt_notification(&self, notification: &ChangeNotification) -> Result<Decrypted> {
-        let content = notification
-            .encrypted_content
-            .as_ref()
-            .ok_or_else(|| Error::missing("encryptedContent"))?;
-        self.prepare(content)?
+        self.prepare(encrypted_content(notification)?)?
             .finish_typed(notification.resource.as_deref())
     }
 
@@ -226,15 +222,19 @@ impl Decryptor {
         notification: &ChangeNotification,
         symmetric: &[u8],
     ) -> Result<Decrypted> {
-        let content = notification
-            .encrypted_content
-            .as_ref()
-            .ok_or_else(|| Error::missing("encryptedContent"))?;
-        let prepared = self.prepare(content)?;
-        let resource_path = notification.resource.as_deref();
-        let data = prepared.open_with(symmetric)?;
-        typed(data, resource_path)
+        let data = self
+            .prepare(encrypted_content(notification)?)?
+            .open_with(symmetric)?;
+        typed(data, notification.resource.as_deref())
     }
+}
+
+/// The notification's `encryptedContent`, or the error that names it missing.
+pub(crate) fn encrypted_content(notification: &ChangeNotification) -> Result<&EncryptedContent> {
+    notification
+        .encrypted_content
+        .as_ref()
+        .ok_or_else(|| Error::missing("encryptedContent"))
 }
 
 /// An `encryptedContent` that passed every check short of cryptography.

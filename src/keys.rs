@@ -368,23 +368,12 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
     Ok(blocks)
 }
 
-/// PEM (RFC 7468): the base64 of `der` in lines of 64 characters between the two labels.
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    // Base64 is ASCII, so every 64-byte chunk is whole characters.
-    for line in b64.as_bytes().chunks(64) {
-        out.extend(line.iter().map(|&b| char::from(b)));
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    out
+/// PEM (RFC 7468, lines of 64, LF). The encoder fails only for a label that is not valid PEM or
+/// a length past `usize`; callers pass this module's constant labels and key- or
+/// certificate-sized DER, so neither can happen.
+fn pem_encode(label: &'static str, der: &[u8]) -> String {
+    pkcs8::der::pem::encode_string(label, pkcs8::der::pem::LineEnding::LF, der)
+        .unwrap_or_else(|e| unreachable!("PEM encoding with label {label:?}: {e}"))
 }
 
 /// An X.509 certificate: its DER, SHA-1 thumbprint and RSA public key.

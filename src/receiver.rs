@@ -6,7 +6,7 @@
 //! flood of forged POSTs costs no RSA private-key operation. One bad item never sinks the others.
 //! The receiver knows nothing of HTTP: give it the query string and the body bytes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::decrypt::{Decrypted, Decryptor, Plaintext, Prepared};
+use crate::decrypt::{Decrypted, Decryptor, Plaintext, Prepared, encrypted_content};
 use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, LifecycleEvent};
 use crate::replay::ReplayGuard;
@@ -600,9 +600,8 @@ struct RawCollection {
 #[derive(Default)]
 struct Verdicts {
     present: bool,
-    valid_tenants: HashSet<String>,
-    /// (app, tenant) of every valid token.
-    valid_pairs: HashSet<(String, String)>,
+    /// Tenant → the apps (`aud`) of its valid tokens.
+    valid: HashMap<String, Vec<String>>,
     failed: HashMap<String, TokenError>,
     unattributed: Option<TokenError>,
 }
@@ -776,13 +775,7 @@ impl Receiver {
                         )
                     })
                     .and_then(|()| self.not_replayed(&notification))
-                    .and_then(|()| {
-                        let content = notification
-                            .encrypted_content
-                            .as_ref()
-                            .ok_or_else(|| Error::missing("encryptedContent"))?;
-                        self.decryptor.prepare(content)
-                    });
+                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?));
                 match checked {
                     Ok(prepared) => ready.push((index, prepared, notification)),
                     Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
@@ -895,10 +888,10 @@ impl Receiver {
             };
             match result {
                 Ok(valid) => {
-                    verdicts
-                        .valid_pairs
-                        .insert((valid.app_id.clone(), valid.tenant_id.clone()));
-                    verdicts.valid_tenants.insert(valid.tenant_id);
+                    let apps = verdicts.valid.entry(valid.tenant_id).or_default();
+                    if !apps.contains(&valid.app_id) {
+                        apps.push(valid.app_id);
+                    }
                 }
                 Err(e) => match TokenValidator::peek_tenant(token) {
                     Some(tid) => {
@@ -944,13 +937,11 @@ fn binding(verdicts: &Verdicts, tenant: Option<&str>, app: Option<&str>) -> Resu
     if let Some(e) = verdicts.failed.get(tenant) {
         return Err(e.clone().into());
     }
-    if !verdicts.valid_tenants.contains(tenant) {
+    let Some(apps) = verdicts.valid.get(tenant) else {
         return Err(TokenError::NotCovered(tenant.to_owned()).into());
-    }
+    };
     if let Some(app) = app
-        && !verdicts
-            .valid_pairs
-            .contains(&(app.to_owned(), tenant.to_owned()))
+        && !apps.iter().any(|a| a == app)
     {
         return Err(TokenError::AppNotCovered {
             app_id: app.to_owned(),

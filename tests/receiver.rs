@@ -231,10 +231,13 @@ fn a_tenant_no_token_covers_is_rejected() {
 #[test]
 fn a_subscription_bound_to_an_app_needs_that_apps_token() {
     const OTHER_APP: &str = "app-2";
-    let r = Receiver::builder(decryptor())
-        .validation(Validation::new([APP, OTHER_APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    let builder = || {
+        Receiver::builder(decryptor())
+            .validation(Validation::new([APP, OTHER_APP]))
+            .signing_keys(issuer().signing_keys())
+            .client_state(SECRET)
+    };
+    let r = builder()
         .subscription_app("sub-of-app-1", APP)
         .build()
         .unwrap();
@@ -284,10 +287,7 @@ fn a_subscription_bound_to_an_app_needs_that_apps_token() {
         TokenError::AppNotCovered { .. }
     ));
     // Only bound subscriptions: an invented id is refused even with a genuine token.
-    let strict = Receiver::builder(decryptor())
-        .validation(Validation::new([APP, OTHER_APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    let strict = builder()
         .subscription_app("sub-of-app-1", APP)
         .only_bound_subscriptions()
         .build()
@@ -304,11 +304,6 @@ fn a_subscription_bound_to_an_app_needs_that_apps_token() {
     );
     // Configuration errors: a subscription bound to two apps, only-bound with no binding,
     // bindings while tokens are skipped.
-    let builder = || {
-        Receiver::builder(decryptor())
-            .validation(Validation::new([APP, OTHER_APP]))
-            .signing_keys(issuer().signing_keys())
-    };
     for (builder, field) in [
         (
             builder()

@@ -167,28 +167,27 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
     assert_eq!(dec.status.code(), Some(0), "stderr: {}", text(&dec.stderr));
     assert_eq!(lines(&dec).len(), 2);
 
-    // The subscription bound to another receiving app: the token (issued to APP_ID) no longer
-    // covers its items.
+    // Subscriptions bound to apps: `decrypt` of the same body with these options added.
     let subscription = body["value"][0]["subscriptionId"].as_str().unwrap();
-    let dec = run(
-        &[
-            "decrypt",
-            "--key",
-            &s(&fx.key_path),
-            "--jwks",
-            &s(&jwks),
-            "--app-id",
-            APP_ID,
-            "--app-id",
-            "other-app",
-            "--subscription-app",
-            &format!("{subscription}=other-app"),
-            "--client-state",
-            CLIENT_STATE,
-            "-",
-        ],
-        &enc.stdout,
-    );
+    let key = s(&fx.key_path);
+    let jwks = s(&jwks);
+    let decrypt_with = |extra: &[&str]| {
+        let mut args = vec!["decrypt", "--key", &key, "--jwks", &jwks];
+        args.extend_from_slice(&["--client-state", CLIENT_STATE]);
+        args.extend_from_slice(extra);
+        args.push("-");
+        run(&args, &enc.stdout)
+    };
+    // Bound to another receiving app: the token (issued to APP_ID) no longer covers its items.
+    let to_other = format!("{subscription}=other-app");
+    let dec = decrypt_with(&[
+        "--app-id",
+        APP_ID,
+        "--app-id",
+        "other-app",
+        "--subscription-app",
+        &to_other,
+    ]);
     assert_eq!(dec.status.code(), Some(1), "stderr: {}", text(&dec.stderr));
     for item in lines(&dec) {
         assert_eq!(item["status"], "rejected");
@@ -197,26 +196,16 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
             "{item}"
         );
     }
-    // Only bound subscriptions, and this one is not: rejected. Bound to APP_ID: decrypted.
+    // Only bound subscriptions, and this one is not: rejected. Bound to APP_ID (in another
+    // case): decrypted.
     let strict = |binding: &str| {
-        run(
-            &[
-                "decrypt",
-                "--key",
-                &s(&fx.key_path),
-                "--jwks",
-                &s(&jwks),
-                "--app-id",
-                APP_ID,
-                "--subscription-app",
-                binding,
-                "--only-bound-subscriptions",
-                "--client-state",
-                CLIENT_STATE,
-                "-",
-            ],
-            &enc.stdout,
-        )
+        decrypt_with(&[
+            "--app-id",
+            APP_ID,
+            "--subscription-app",
+            binding,
+            "--only-bound-subscriptions",
+        ])
     };
     let dec = strict(&format!("another-subscription={APP_ID}"));
     assert_eq!(dec.status.code(), Some(1), "stderr: {}", text(&dec.stderr));
@@ -225,8 +214,6 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
     assert_eq!(dec.status.code(), Some(0), "stderr: {}", text(&dec.stderr));
     // Unusable bindings are exit 2: no app, no subscription, an app that is not --app-id,
     // and a binding while tokens are skipped.
-    let key = s(&fx.key_path);
-    let jwks = s(&jwks);
     let unusable: [&[&str]; 4] = [
         &["--app-id", APP_ID, "--subscription-app", "sub="],
         &["--app-id", APP_ID, "--subscription-app", "=app"],
@@ -239,17 +226,9 @@ fn encrypt_then_decrypt_round_trip_with_a_signed_token() {
         &["--insecure-skip-tokens", "--subscription-app", "sub=app"],
     ];
     for args in unusable {
-        let mut all = vec!["decrypt", "--key", &key, "--jwks", &jwks];
-        all.extend_from_slice(args);
-        all.push("-");
-        let dec = run(&all, &enc.stdout);
-        assert_eq!(
-            dec.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&dec.stderr)
-        );
+        let dec = decrypt_with(args);
         let stderr = text(&dec.stderr);
+        assert_eq!(dec.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("subscription") && !stderr.contains("cannot be used"),
             "{stderr}"

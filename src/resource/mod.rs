@@ -111,26 +111,28 @@ impl Resource {
 
     /// `text` parsed as `kind`, if it fits and its `@odata.type` does not name another kind.
     fn parse_as(kind: Kind, text: &str) -> Option<Self> {
-        let agrees = |extra: &serde_json::Map<String, Value>| match extra.get("@odata.type") {
-            Some(Value::String(t)) => {
-                matches!(kind_of_type(t), Kind::Other) || kind_of_type(t) == kind
+        /// `text` as a `T` whose `extra` (the unknown properties) holds no `@odata.type` of
+        /// another known kind. One that is not a string is ignored, as `from_value` does.
+        fn fits<T: serde::de::DeserializeOwned>(
+            text: &str,
+            kind: Kind,
+            extra: impl Fn(&T) -> &serde_json::Map<String, Value>,
+        ) -> Option<T> {
+            let typed: T = serde_json::from_str(text).ok()?;
+            let named = extra(&typed)
+                .get("@odata.type")
+                .and_then(Value::as_str)
+                .map(kind_of_type);
+            match named {
+                Some(other) if other != Kind::Other && other != kind => None,
+                _ => Some(typed),
             }
-            // `from_value` ignores an `@odata.type` that is not a string, and so does this.
-            _ => true,
-        };
+        }
         match kind {
-            Kind::Presence => serde_json::from_str::<Presence>(text)
-                .ok()
-                .filter(|p| agrees(&p.extra))
-                .map(Resource::Presence),
-            Kind::ChatMessage => serde_json::from_str::<ChatMessage>(text)
-                .ok()
-                .filter(|m| agrees(&m.extra))
+            Kind::Presence => fits(text, kind, |p: &Presence| &p.extra).map(Resource::Presence),
+            Kind::ChatMessage => fits(text, kind, |m: &ChatMessage| &m.extra)
                 .map(|m| Resource::ChatMessage(Box::new(m))),
-            Kind::CallEvent => serde_json::from_str::<CallEvent>(text)
-                .ok()
-                .filter(|e| agrees(&e.extra))
-                .map(Resource::CallEvent),
+            Kind::CallEvent => fits(text, kind, |e: &CallEvent| &e.extra).map(Resource::CallEvent),
             Kind::Other => None,
         }
     }
