@@ -2,27 +2,44 @@
 //!
 //! ```sh
 //! APP_ID=... KEY=key.pem cargo run --example axum_receiver --features fetch
+//! # offline, with signing keys from a file instead of Microsoft's endpoint:
+//! APP_ID=... KEY=key.pem JWKS=jwks.json cargo run --example axum_receiver --features fetch
 //! ```
-//! For production, add a bounded queue and a shutdown drain: `msgraph-notify serve` does both.
+//! Replayed items are reported as duplicates (a day's memory, in process). For production, add a
+//! bounded queue, a byte budget for bodies, connection limits and a shutdown drain:
+//! `msgraph-notify serve` does all of them.
 
 use std::sync::Arc;
 
 use axum::{Router, body::Bytes, extract::RawQuery, http::StatusCode, response::IntoResponse};
 use msgraph_notify::receiver::{Outcome, Receiver, Reply};
-use msgraph_notify::token::Validation;
+use msgraph_notify::replay::ReplayGuard;
 use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
+use msgraph_notify::token::{Jwks, SigningKeys, Validation};
 use msgraph_notify::{Decryptor, PrivateKey};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (key, cert) = PrivateKey::load(&std::fs::read(std::env::var("KEY")?)?, None)?;
-    let fetcher = Arc::new(KeyFetcher::new(FetchConfig::default())?); // Microsoft's signing keys
-    fetcher.refresh().await?;
-    Arc::clone(&fetcher).spawn_refresher(); // keeps them fresh; rotation is also caught by kid
+    // Microsoft's signing keys, or a JWKS file (JWKS=...) to run offline.
+    let fetcher = match std::env::var_os("JWKS") {
+        Some(path) => Arc::new(KeyFetcher::with_keys(
+            FetchConfig::default(),
+            SigningKeys::new(Jwks::from_file(path)?),
+        )?),
+        None => {
+            let fetcher = Arc::new(KeyFetcher::new(FetchConfig::default())?);
+            fetcher.refresh().await?;
+            Arc::clone(&fetcher).spawn_refresher(); // keeps them fresh; rotation is also caught by kid
+            fetcher
+        }
+    };
     let receiver = Arc::new(
         Receiver::builder(Decryptor::with_key(key, cert)?)
             .validation(Validation::new([std::env::var("APP_ID")?]))
             .signing_keys(fetcher.signing_keys())
+            // A captured POST replayed (even with its metadata rewritten) is a duplicate.
+            .replay_guard(ReplayGuard::default())
             .build()?,
     );
 
@@ -31,7 +48,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         async move {
             // The subscription handshake: echo the decoded token as text/plain.
             if let Some(token) = query.as_deref().and_then(Receiver::handshake_token) {
-                return (StatusCode::OK, [("content-type", "text/plain")], token).into_response();
+                let headers = [
+                    ("content-type", "text/plain; charset=utf-8"),
+                    ("x-content-type-options", "nosniff"),
+                ];
+                return (StatusCode::OK, headers, token).into_response();
             }
             // Answer 202 now; verify and decrypt off the async threads.
             tokio::spawn(async move {

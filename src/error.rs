@@ -86,9 +86,28 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The body holds more items (`value` elements) or validation tokens than the receiver
+    /// accepts. The body is refused whole, before any per-item work, so a flood of tiny elements
+    /// costs a parse and nothing more.
+    #[error(
+        "the body holds more than {limit} {what}: refused whole (Graph sends far fewer; raise the \
+         limit only for a trusted capture)"
+    )]
+    TooMany {
+        /// `items` or `validation tokens`.
+        what: &'static str,
+        /// The configured limit.
+        limit: usize,
+    },
+
     /// The item was already accepted earlier (a replay, or Graph retrying a delivery).
     #[error("duplicate of an item already accepted")]
     Duplicate,
+
+    /// The replay store could not say whether the item is a duplicate; the item is rejected
+    /// rather than risk processing it twice.
+    #[error(transparent)]
+    ReplayStore(#[from] crate::replay::ReplayStoreError),
 
     /// A random number generator or key generation failure.
     #[error("cryptographic backend failure: {0}")]

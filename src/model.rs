@@ -32,7 +32,19 @@ pub struct ChangeNotificationCollection {
 }
 
 /// One `changeNotification` (or lifecycle notification) inside a collection.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows every field but `clientState`, which it redacts: the secret must not reach a log
+/// through a printed notification or outcome.
+///
+/// ```
+/// use msgraph_notify::ChangeNotification;
+/// let n: ChangeNotification =
+///     serde_json::from_str(r#"{"subscriptionId":"s1","clientState":"hunter2"}"#)?;
+/// let shown = format!("{n:?}");
+/// assert!(shown.contains("s1") && !shown.contains("hunter2"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeNotification {
     /// The notification's id, when sent.
@@ -75,6 +87,31 @@ pub struct ChangeNotification {
     /// Properties this crate does not model, kept as received.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for ChangeNotification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeNotification")
+            .field("id", &self.id)
+            .field("subscription_id", &self.subscription_id)
+            .field(
+                "subscription_expiration_date_time",
+                &self.subscription_expiration_date_time,
+            )
+            .field("tenant_id", &self.tenant_id)
+            .field("change_type", &self.change_type)
+            .field("lifecycle_event", &self.lifecycle_event)
+            .field(
+                "client_state",
+                &self.client_state.as_ref().map(|_| "<redacted>"),
+            )
+            .field("resource", &self.resource)
+            .field("resource_data", &self.resource_data)
+            .field("encrypted_content", &self.encrypted_content)
+            .field("organization_id", &self.organization_id)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 impl ChangeNotification {

@@ -7,9 +7,12 @@
 //! The receiver knows nothing of HTTP: give it the query string and the body bytes.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -17,10 +20,11 @@ use zeroize::Zeroizing;
 use crate::decrypt::{Decrypted, Decryptor, Plaintext, Prepared, encrypted_content};
 use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, LifecycleEvent};
-use crate::replay::ReplayGuard;
+use crate::replay::{Fingerprint, ReplayGuard, ReplayStore};
 use crate::resource::Resource;
 use crate::token::{
-    SigningKeys, TokenCache, TokenError, TokenValidator, ValidatedToken, Validation,
+    SigningKeys, TokenCache, TokenError, TokenValidator, ValidatedToken, Validation, id_key,
+    ids_equal,
 };
 
 /// The default body size limit: 1 MiB (a Teams message is about 28 KB at most).
@@ -191,7 +195,7 @@ pub struct ReceiverBuilder {
     token_cache_capacity: usize,
     max_tokens: usize,
     max_items: usize,
-    replay: Option<ReplayGuard>,
+    replay: Option<Arc<dyn ReplayStore>>,
     subscription_apps: Vec<(String, String)>,
     only_bound: bool,
 }
@@ -244,23 +248,27 @@ impl ReceiverBuilder {
     }
 
     /// The most validation tokens one body may carry. Graph sends one per (app, tenant) in the
-    /// body; a body with more is treated as forged (each of its encrypted items is rejected), so a
-    /// body stuffed with tokens cannot buy many signature checks. Default:
+    /// body; a body with more is refused whole ([`Error::TooMany`]) while it is parsed, so a body
+    /// stuffed with tokens buys neither signature checks nor memory. Default:
     /// [`DEFAULT_MAX_VALIDATION_TOKENS`].
     pub fn max_validation_tokens(mut self, limit: usize) -> Self {
         self.max_tokens = limit;
         self
     }
 
-    /// The most items of one body that are processed; the items past it are rejected before any
-    /// token or RSA work (a captured token must not buy unlimited RSA unwraps). Default:
-    /// [`DEFAULT_MAX_ITEMS`].
+    /// The most items (`value` elements) one body may carry. A body with more is refused whole
+    /// ([`Error::TooMany`]) while it is parsed, before any per-item work: a 1 MiB body of
+    /// half a million tiny elements costs one aborted parse, not half a million outcomes, and a
+    /// captured token cannot buy unlimited RSA unwraps. Default: [`DEFAULT_MAX_ITEMS`]; raise it
+    /// to open a large trusted capture.
     pub fn max_items(mut self, limit: usize) -> Self {
         self.max_items = limit;
         self
     }
 
-    /// Report items already accepted as duplicates (replays, or Graph's retries). Default: off.
+    /// Report items already accepted as duplicates (replays, or Graph's retries), remembered in
+    /// the in-process [`ReplayGuard`]. Default: off in the library (a service receiving from
+    /// Graph should turn it on; `msgraph-notify serve` does). See [`crate::replay`].
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -300,7 +308,33 @@ impl ReceiverBuilder {
     /// # Ok(()) }
     /// ```
     pub fn replay_guard(mut self, guard: ReplayGuard) -> Self {
-        self.replay = Some(guard);
+        self.replay = Some(Arc::new(guard));
+        self
+    }
+
+    /// Report duplicates using any [`ReplayStore`], e.g. one shared by several replicas. The
+    /// same rules as [`ReceiverBuilder::replay_guard`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use msgraph_notify::receiver::{Receiver, dangerous};
+    /// use msgraph_notify::replay::{ReplayGuard, ReplayStore};
+    /// use msgraph_notify::{Decryptor, PrivateKey};
+    /// // One store shared by two receivers (say, two listeners of one process).
+    /// let store: Arc<dyn ReplayStore> = Arc::new(ReplayGuard::default());
+    /// let decryptor = || Decryptor::with_key(PrivateKey::generate(2048)?, None);
+    /// let a = dangerous::skip_token_validation(Receiver::builder(decryptor()?))
+    ///     .replay_store(Arc::clone(&store))
+    ///     .build()?;
+    /// let b = dangerous::skip_token_validation(Receiver::builder(decryptor()?))
+    ///     .replay_store(store)
+    ///     .build()?;
+    /// # let _ = (a, b);
+    /// # Ok(()) }
+    /// ```
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay = Some(store);
         self
     }
 
@@ -399,7 +433,30 @@ impl ReceiverBuilder {
     }
 
     /// The receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for a configuration that would weaken a check: no validation and
+    /// tokens not skipped, no app id, an empty (or blank) app id, tenant id or `clientState`
+    /// secret (an empty app id would match a token with no audience), a subscription bound to an
+    /// app that is not a receiving app or to two apps, or bindings while tokens are skipped.
     pub fn build(self) -> Result<Receiver> {
+        if self.client_states.iter().any(|s| s.trim_ascii().is_empty()) {
+            return Err(Error::malformed(
+                "client_state",
+                "an empty clientState secret would accept items that carry none",
+            ));
+        }
+        if self
+            .subscription_apps
+            .iter()
+            .any(|(sub, app)| sub.trim().is_empty() || app.trim().is_empty())
+        {
+            return Err(Error::malformed(
+                "subscription_app",
+                "a subscription id and an app id may not be empty",
+            ));
+        }
         let tokens = match (self.validation, self.skip_tokens) {
             (_, true) => None,
             (Some(v), false) => {
@@ -409,10 +466,25 @@ impl ReceiverBuilder {
                         "at least one receiving app id is needed to check validation tokens",
                     ));
                 }
+                if v.app_ids.iter().any(|a| a.trim().is_empty()) {
+                    return Err(Error::malformed(
+                        "validation.app_ids",
+                        "an empty app id would accept tokens without an audience",
+                    ));
+                }
+                if v.tenants
+                    .as_ref()
+                    .is_some_and(|t| t.is_empty() || t.iter().any(|t| t.trim().is_empty()))
+                {
+                    return Err(Error::malformed(
+                        "validation.tenants",
+                        "the tenant allow-list may not be empty or hold an empty tenant id",
+                    ));
+                }
                 if let Some((sub, app)) = self
                     .subscription_apps
                     .iter()
-                    .find(|(_, app)| !v.app_ids.contains(app.as_str()))
+                    .find(|(_, app)| !v.app_ids.iter().any(|a| ids_equal(a, app)))
                 {
                     return Err(Error::malformed(
                         "subscription_app",
@@ -448,7 +520,7 @@ impl ReceiverBuilder {
         for (sub, app) in self.subscription_apps {
             let sub = sub.to_ascii_lowercase();
             match subscription_apps.get(&sub) {
-                Some(bound) if *bound != app => {
+                Some(bound) if !ids_equal(bound, &app) => {
                     return Err(Error::malformed(
                         "subscription_app",
                         format!("subscription {sub:?} is bound to both {bound:?} and {app:?}"),
@@ -559,7 +631,7 @@ pub struct Receiver {
     parallel: bool,
     max_tokens: usize,
     max_items: usize,
-    replay: Option<ReplayGuard>,
+    replay: Option<Arc<dyn ReplayStore>>,
     /// subscriptionId (ASCII lower case) → the app whose tokens alone cover its items.
     subscription_apps: HashMap<String, String>,
     /// Encrypted items of subscriptions not in `subscription_apps` are rejected.
@@ -589,11 +661,190 @@ impl std::fmt::Debug for ReceiverBuilder {
     }
 }
 
-#[derive(Deserialize)]
+/// The two members of a collection the receiver reads, parsed with the item and token limits
+/// applied while parsing.
 struct RawCollection {
-    value: Option<Value>,
-    #[serde(rename = "validationTokens")]
+    value: Option<Vec<Value>>,
     validation_tokens: Option<Value>,
+}
+
+/// Parses a body as a collection, counting `value` elements and tokens as they arrive: past a
+/// limit the parse stops at once with [`Error::TooMany`].
+fn parse_collection(body: &[u8], max_items: usize, max_tokens: usize) -> Result<RawCollection> {
+    let exceeded = std::cell::Cell::new(None);
+    let seed = CollectionSeed {
+        max_items,
+        max_tokens,
+        exceeded: &exceeded,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = seed.deserialize(&mut de).and_then(|c| de.end().map(|()| c));
+    match (parsed, exceeded.get()) {
+        (_, Some((what, limit))) => Err(Error::TooMany { what, limit }),
+        (Ok(c), None) => Ok(c),
+        (Err(e), None) if e.is_data() && e.to_string().starts_with(NOT_AN_ARRAY) => {
+            Err(Error::malformed("value", "not an array"))
+        }
+        (Err(e), None) => Err(Error::malformed(
+            "body",
+            format!("not a JSON notification collection: {e}"),
+        )),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct CollectionSeed<'a> {
+    max_items: usize,
+    max_tokens: usize,
+    exceeded: &'a std::cell::Cell<Option<(&'static str, usize)>>,
+}
+
+impl<'de> DeserializeSeed<'de> for CollectionSeed<'_> {
+    type Value = RawCollection;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<RawCollection, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CollectionSeed<'_> {
+    type Value = RawCollection;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object with `value` (a changeNotificationCollection)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCollection, A::Error> {
+        let mut out = RawCollection {
+            value: None,
+            validation_tokens: None,
+        };
+        let (mut seen_value, mut seen_tokens) = (false, false);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "value" => {
+                    if std::mem::replace(&mut seen_value, true) {
+                        return Err(de::Error::duplicate_field("value"));
+                    }
+                    out.value = map.next_value_seed(Counted {
+                        what: "items",
+                        limit: self.max_items,
+                        exceeded: self.exceeded,
+                        lenient: false,
+                    })?;
+                }
+                "validationTokens" => {
+                    if std::mem::replace(&mut seen_tokens, true) {
+                        return Err(de::Error::duplicate_field("validationTokens"));
+                    }
+                    out.validation_tokens = map
+                        .next_value_seed(Counted {
+                            what: "validation tokens",
+                            limit: self.max_tokens,
+                            exceeded: self.exceeded,
+                            lenient: true,
+                        })?
+                        .map(Value::Array);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `null` or an array of at most `limit` JSON values. Anything else is an error, or, when
+/// `lenient`, a list of that one value (a `validationTokens` that is not an array counts as one
+/// malformed token, which fails validation like any other).
+struct Counted<'a> {
+    what: &'static str,
+    limit: usize,
+    exceeded: &'a std::cell::Cell<Option<(&'static str, usize)>>,
+    lenient: bool,
+}
+
+impl Counted<'_> {
+    fn other<E: de::Error>(self, value: Value) -> Result<Option<Vec<Value>>, E> {
+        if self.lenient {
+            Ok(Some(vec![value]))
+        } else {
+            Err(E::custom(NOT_AN_ARRAY))
+        }
+    }
+}
+
+const NOT_AN_ARRAY: &str = "value: not an array";
+
+impl<'de> DeserializeSeed<'de> for Counted<'_> {
+    type Value = Option<Vec<Value>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Counted<'_> {
+    type Value = Option<Vec<Value>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an array of {}", self.what)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(value) = seq.next_element::<Value>()? {
+            if out.len() >= self.limit {
+                self.exceeded.set(Some((self.what, self.limit)));
+                return Err(de::Error::custom("too many elements"));
+            }
+            out.push(value);
+        }
+        Ok(Some(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.other(value)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.other(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.other(Value::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.other(Value::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.other(Value::from(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.other(Value::from(v))
+    }
+}
+
+/// An encrypted item that passed every cheap check, waiting for its private-key operation.
+struct Ready<'a> {
+    index: usize,
+    prepared: Prepared<'a>,
+    notification: ChangeNotification,
+    /// Recorded in the replay store; removed again if the item fails.
+    fingerprint: Option<Fingerprint>,
 }
 
 /// What the tokens of one body prove.
@@ -665,7 +916,7 @@ impl Receiver {
         if body.len() > self.max_body_bytes {
             return Vec::new();
         }
-        let Ok(raw) = serde_json::from_slice::<RawCollection>(body) else {
+        let Ok(raw) = parse_collection(body, self.max_items, self.max_tokens) else {
             return Vec::new();
         };
         let mut kids: Vec<String> = token_strings(raw.validation_tokens.as_ref())
@@ -683,8 +934,9 @@ impl Receiver {
     ///
     /// Returns [`Reply::Handshake`] when the query carries `validationToken`; otherwise one
     /// [`Item`] per element of `value`. The error cases concern the body as a whole: larger than
-    /// the limit ([`Error::BodyTooLarge`]), not JSON, or `value` missing or not an array
-    /// ([`Error::Malformed`]).
+    /// the limit ([`Error::BodyTooLarge`]), more items or validation tokens than the limits
+    /// ([`Error::TooMany`], found while parsing, before any per-item work), not JSON, or `value`
+    /// missing or not an array ([`Error::Malformed`]).
     pub fn receive(&self, query: Option<&str>, body: &[u8]) -> Result<Reply> {
         if let Some(token) = query.and_then(Self::handshake_token) {
             return Ok(Reply::Handshake(token));
@@ -695,28 +947,14 @@ impl Receiver {
                 limit: self.max_body_bytes,
             });
         }
-        let raw: RawCollection = serde_json::from_slice(body).map_err(|e| {
-            Error::malformed("body", format!("not a JSON notification collection: {e}"))
-        })?;
-        let values = match raw.value {
-            Some(Value::Array(values)) => values,
-            Some(_) => return Err(Error::malformed("value", "not an array")),
-            None => return Err(Error::missing("value")),
+        let raw = parse_collection(body, self.max_items, self.max_tokens)?;
+        let Some(values) = raw.value else {
+            return Err(Error::missing("value"));
         };
 
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
         let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
         for (index, value) in values.into_iter().enumerate() {
-            if index >= self.max_items {
-                outcomes.push(Some(rejected(
-                    Error::malformed(
-                        format!("value[{index}]"),
-                        format!("more than {} items in one body", self.max_items),
-                    ),
-                    None,
-                )));
-                continue;
-            }
             let notification =
                 match serde_path_to_error::deserialize::<_, ChangeNotification>(value) {
                     Ok(n) => n,
@@ -763,7 +1001,7 @@ impl Receiver {
                 .tokens
                 .as_ref()
                 .map(|v| self.judge_tokens(v, raw.validation_tokens.as_ref()));
-            let mut ready: Vec<(usize, Prepared<'_>, ChangeNotification)> = Vec::new();
+            let mut ready: Vec<Ready<'_>> = Vec::new();
             for (index, notification) in pending {
                 let checked = verdicts
                     .as_ref()
@@ -774,17 +1012,19 @@ impl Receiver {
                             self.required_app(&notification)?,
                         )
                     })
-                    .and_then(|()| self.not_replayed(&notification))
-                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?));
+                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?))
+                    .and_then(|prepared| Ok((prepared, self.remember(&notification)?)));
                 match checked {
-                    Ok(prepared) => ready.push((index, prepared, notification)),
+                    Ok((prepared, fingerprint)) => ready.push(Ready {
+                        index,
+                        prepared,
+                        notification,
+                        fingerprint,
+                    }),
                     Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
                 }
             }
-            let finish =
-                |(index, prepared, notification): (usize, Prepared<'_>, ChangeNotification)| {
-                    (index, self.finish(prepared, notification))
-                };
+            let finish = |ready: Ready<'_>| (ready.index, self.finish(ready));
             let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
                 ready.into_par_iter().map(finish).collect()
             } else {
@@ -809,19 +1049,28 @@ impl Receiver {
         ))
     }
 
-    fn finish(&self, prepared: Prepared<'_>, notification: ChangeNotification) -> Outcome {
+    fn finish(&self, ready: Ready<'_>) -> Outcome {
+        let Ready {
+            prepared,
+            notification,
+            fingerprint,
+            ..
+        } = ready;
         let Decrypted {
             resource,
             plaintext,
         } = match prepared.finish_typed(notification.resource.as_deref()) {
             Ok(d) => d,
-            Err(e) => return rejected(e, Some(notification)),
+            Err(e) => {
+                // Forget what failed: a forged or broken copy must not stand in for the genuine
+                // item (it cannot share its fingerprint unless byte-identical, but it must not
+                // occupy the memory either).
+                if let (Some(store), Some(fp)) = (&self.replay, fingerprint) {
+                    store.remove(&fp);
+                }
+                return rejected(e, Some(notification));
+            }
         };
-        if let Some(guard) = &self.replay
-            && !guard.insert(&notification)
-        {
-            return rejected(Error::Duplicate, Some(notification));
-        }
         Outcome::Decrypted(Box::new(DecryptedItem {
             notification,
             resource,
@@ -842,10 +1091,16 @@ impl Receiver {
         }
     }
 
-    fn not_replayed(&self, notification: &ChangeNotification) -> Result<()> {
-        match &self.replay {
-            Some(guard) if guard.contains(notification) => Err(Error::Duplicate),
-            _ => Ok(()),
+    /// Records the item in the replay store before any private-key operation: a duplicate is
+    /// never decrypted twice, even when two copies are processed at the same moment.
+    fn remember(&self, notification: &ChangeNotification) -> Result<Option<Fingerprint>> {
+        let (Some(store), Some(fp)) = (&self.replay, Fingerprint::of(notification)) else {
+            return Ok(None);
+        };
+        if store.insert_if_absent(&fp)? {
+            Ok(Some(fp))
+        } else {
+            Err(Error::Duplicate)
         }
     }
 
@@ -868,16 +1123,9 @@ impl Receiver {
             present: !tokens.is_empty(),
             ..Verdicts::default()
         };
+        // The count was bounded while parsing (`max_validation_tokens`).
         tokens.sort_unstable();
         tokens.dedup();
-        if tokens.len() > self.max_tokens {
-            verdicts.unattributed = Some(TokenError::Malformed(format!(
-                "{} validation tokens in one body; at most {} are accepted",
-                tokens.len(),
-                self.max_tokens
-            )));
-            return verdicts;
-        }
         let leeway = validator.validation().leeway.as_secs();
         for token in &tokens {
             let result = match self.cache.get(token, leeway) {
@@ -888,14 +1136,17 @@ impl Receiver {
             };
             match result {
                 Ok(valid) => {
-                    let apps = verdicts.valid.entry(valid.tenant_id).or_default();
+                    let apps = verdicts.valid.entry(id_key(&valid.tenant_id)).or_default();
                     if !apps.contains(&valid.app_id) {
                         apps.push(valid.app_id);
                     }
                 }
+                // A genuine token of another app on the same URL (every check but the audience
+                // passed): it covers that app's items, and says nothing against this tenant.
+                Err(TokenError::Audience(_)) => {}
                 Err(e) => match TokenValidator::peek_tenant(token) {
                     Some(tid) => {
-                        verdicts.failed.entry(tid).or_insert(e);
+                        verdicts.failed.entry(id_key(&tid)).or_insert(e);
                     }
                     None => {
                         verdicts.unattributed.get_or_insert(e);
@@ -934,14 +1185,16 @@ fn binding(verdicts: &Verdicts, tenant: Option<&str>, app: Option<&str>) -> Resu
     if let Some(e) = &verdicts.unattributed {
         return Err(e.clone().into());
     }
-    if let Some(e) = verdicts.failed.get(tenant) {
+    // Tenant ids are GUIDs, which Microsoft writes in either case.
+    let key = id_key(tenant);
+    if let Some(e) = verdicts.failed.get(&key) {
         return Err(e.clone().into());
     }
-    let Some(apps) = verdicts.valid.get(tenant) else {
+    let Some(apps) = verdicts.valid.get(&key) else {
         return Err(TokenError::NotCovered(tenant.to_owned()).into());
     };
     if let Some(app) = app
-        && !apps.iter().any(|a| a == app)
+        && !apps.iter().any(|a| ids_equal(a, app))
     {
         return Err(TokenError::AppNotCovered {
             app_id: app.to_owned(),

@@ -1,22 +1,147 @@
-//! Replay and duplicate detection: a bounded, time-limited memory of accepted items.
+//! Replay and duplicate detection: a memory of accepted items, behind a small trait so that
+//! several replicas can share one store.
 //!
 //! A genuine POST can be replayed by whoever captured it for as long as its validation token lives
-//! (8 to 24 hours), and Graph itself retries deliveries it thinks failed. Each accepted item is
-//! remembered by SHA-256 of its `dataSignature` (the signature is unique per
-//! item: every item has its own symmetric key); a second arrival is reported as a duplicate.
-//! Only the signature is fingerprinted: it is the one authenticated value of the item, whereas the
-//! subscription id and other metadata can be changed by whoever replays the POST.
+//! (8 to 24 hours), with its unauthenticated metadata (`changeType`, `subscriptionId`, `resource`,
+//! `tenantId`) rewritten at will; Graph itself retries deliveries it thinks failed. Each item with
+//! encrypted content is therefore remembered by a [`Fingerprint`] of its encrypted content alone —
+//! `dataKey`, `dataSignature` and `data`, the values the item's own key authenticates — and a
+//! second arrival is reported as [`Error::Duplicate`](crate::Error::Duplicate), before any
+//! private-key operation, so it is never decrypted twice.
+//!
+//! The [`Receiver`](crate::receiver::Receiver) records the fingerprint before the RSA unwrap
+//! ([`ReplayStore::insert_if_absent`], one atomic check-and-insert, so two copies processed at the
+//! same moment by two workers or two replicas are told apart) and forgets it again
+//! ([`ReplayStore::remove`]) when the item then fails verification, so a forged or broken copy
+//! can neither poison the memory for the genuine item nor occupy it. A forged copy cannot share a
+//! genuine item's fingerprint without being byte-identical in all three fields, and then it *is*
+//! the genuine item.
+//!
+//! [`ReplayGuard`] is the bounded in-process store. A store shared by replicas (Redis: `SET key NX
+//! PX ttl`) implements the same trait.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::ChangeNotification;
+use crate::model::{ChangeNotification, EncryptedContent};
 
-/// Remembers accepted items (by SHA-256 of their `dataSignature`) for `ttl`, at most `capacity` of them (the oldest are forgotten
-/// first when full). Memory stays within `capacity` × about 80 bytes whatever arrives.
+/// The default time an accepted item is remembered: 24 hours, the longest validation-token
+/// lifetime Graph uses (v2.0 tokens), so every replay a valid token allows is caught.
+pub const DEFAULT_REPLAY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// SHA-256 over an item's `dataKey`, `dataSignature` and `data` (as sent, each length-prefixed).
+///
+/// The crate's base64 decoding is strict and canonical, so one value has one accepted spelling and
+/// hashing the text is hashing the bytes. Only these three fields are used: everything else in a
+/// notification can be rewritten by whoever replays it.
+///
+/// ```
+/// use msgraph_notify::replay::Fingerprint;
+/// use msgraph_notify::ChangeNotification;
+/// let item: ChangeNotification = serde_json::from_str(
+///     r#"{"encryptedContent":{"data":"AAAA","dataKey":"BBBB","dataSignature":"CCCC"}}"#,
+/// )?;
+/// let mut replay = item.clone();
+/// replay.change_type = Some("deleted".into()); // rewritten metadata: the same fingerprint
+/// assert_eq!(Fingerprint::of(&item), Fingerprint::of(&replay));
+/// assert_eq!(Fingerprint::of(&item).unwrap().to_hex().len(), 64);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of an item's encrypted content; `None` when it carries none.
+    pub fn of(notification: &ChangeNotification) -> Option<Self> {
+        notification
+            .encrypted_content
+            .as_ref()
+            .map(Self::of_content)
+    }
+
+    /// The fingerprint of one `encryptedContent`.
+    pub fn of_content(content: &EncryptedContent) -> Self {
+        let mut hash = Sha256::new();
+        for field in [&content.data_key, &content.data_signature, &content.data] {
+            let text = field.as_deref().unwrap_or("").as_bytes();
+            hash.update((text.len() as u64).to_be_bytes());
+            hash.update(text);
+        }
+        Fingerprint(hash.finalize().into())
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lower-case hex digits (a key for an external store).
+    pub fn to_hex(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(64);
+        for b in self.0 {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", self.to_hex())
+    }
+}
+
+/// A store's own failure (unreachable, timed out): not a property of the item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the replay store is unavailable: {0}")]
+pub struct ReplayStoreError(pub String);
+
+/// Where accepted items are remembered: check-and-insert of a [`Fingerprint`] with the store's
+/// time to live, and removal of an entry whose item then failed.
+///
+/// Implementations must make [`insert_if_absent`](ReplayStore::insert_if_absent) atomic: of two
+/// concurrent calls with one fingerprint, exactly one returns `Ok(true)`.
+///
+/// ```
+/// use msgraph_notify::replay::{Fingerprint, ReplayGuard, ReplayStore};
+/// use msgraph_notify::ChangeNotification;
+/// let store: &dyn ReplayStore = &ReplayGuard::default();
+/// let item: ChangeNotification =
+///     serde_json::from_str(r#"{"encryptedContent":{"dataSignature":"AAAA"}}"#)?;
+/// let fp = Fingerprint::of(&item).unwrap();
+/// assert_eq!(store.insert_if_absent(&fp), Ok(true));
+/// assert_eq!(store.insert_if_absent(&fp), Ok(false)); // a duplicate
+/// store.remove(&fp);
+/// assert_eq!(store.insert_if_absent(&fp), Ok(true));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub trait ReplayStore: Send + Sync + fmt::Debug {
+    /// Records `fingerprint` unless it is already remembered. `Ok(true)`: it was not (process the
+    /// item); `Ok(false)`: it was (a duplicate); `Err`: the store could not answer, and the
+    /// receiver rejects the item rather than risk processing it twice.
+    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError>;
+
+    /// Forgets `fingerprint`, recorded by [`insert_if_absent`](ReplayStore::insert_if_absent) for
+    /// an item that then failed verification. Best effort: a store that cannot answer keeps the
+    /// entry until its time to live ends.
+    fn remove(&self, fingerprint: &Fingerprint);
+}
+
+/// The in-process [`ReplayStore`]: remembers fingerprints for `ttl`, at most `capacity` of them
+/// (the oldest are forgotten first when full).
+///
+/// Memory is bounded whatever arrives: at most `capacity` entries, live or removed and awaiting
+/// compaction, each about 130 bytes in the map and the queue together; 100,000 entries (the
+/// default) stay under 16 MB (measured in `tests/bounded.rs`: 12.7 MB). Removed entries
+/// never push live ones out: a flood of forged items that are recorded and then removed cannot
+/// evict a genuine item's memory. Size `capacity` to the items accepted in `ttl`: past it, the
+/// oldest accepted items can be replayed again.
 ///
 /// ```
 /// use msgraph_notify::replay::ReplayGuard;
@@ -33,26 +158,55 @@ pub struct ReplayGuard {
 
 #[derive(Debug, Default)]
 struct Inner {
-    seen: HashMap<[u8; 32], Instant>,
-    order: VecDeque<([u8; 32], Instant)>,
+    /// Live entries: fingerprint → when recorded.
+    seen: HashMap<Fingerprint, Instant>,
+    /// Insertion order, with entries removed since (stale: not in `seen` with this time).
+    order: VecDeque<(Fingerprint, Instant)>,
+    /// How many entries of `order` are stale.
+    stale: usize,
+}
+
+impl Inner {
+    fn is_live(&self, entry: &(Fingerprint, Instant)) -> bool {
+        self.seen.get(&entry.0) == Some(&entry.1)
+    }
+
+    /// Drops the front entry, forgetting it if live.
+    fn pop_front(&mut self) -> bool {
+        let Some(entry) = self.order.pop_front() else {
+            return false;
+        };
+        if self.is_live(&entry) {
+            self.seen.remove(&entry.0);
+        } else {
+            self.stale = self.stale.saturating_sub(1);
+        }
+        true
+    }
+
+    fn compact(&mut self) {
+        let Inner { seen, order, .. } = self;
+        order.retain(|(fp, at)| seen.get(fp) == Some(at));
+        self.stale = 0;
+    }
+}
+
+impl Default for ReplayGuard {
+    /// 100,000 items for [`DEFAULT_REPLAY_TTL`] (24 hours).
+    fn default() -> Self {
+        ReplayGuard::new(100_000, DEFAULT_REPLAY_TTL)
+    }
 }
 
 impl ReplayGuard {
-    /// A guard remembering up to `capacity` items for `ttl` each. Match `ttl` to the longest token
-    /// lifetime (24 hours) to refuse every replay a valid token allows.
+    /// A guard remembering up to `capacity` items (at least 1) for `ttl` each. Match `ttl` to the
+    /// longest token lifetime ([`DEFAULT_REPLAY_TTL`]) to refuse every replay a valid token allows.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
         ReplayGuard {
             capacity: capacity.max(1),
             ttl,
             inner: Mutex::new(Inner::default()),
         }
-    }
-
-    fn fingerprint(n: &ChangeNotification) -> Option<[u8; 32]> {
-        let content = n.encrypted_content.as_ref()?;
-        let signature = content.data_signature.as_deref()?;
-        // The crate's base64 decoding is canonical, so one signature has one spelling.
-        Some(Sha256::digest(signature.trim().as_bytes()).into())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -63,51 +217,44 @@ impl ReplayGuard {
     }
 
     fn expire(&self, inner: &mut Inner, now: Instant) {
-        while let Some((key, at)) = inner.order.front().copied() {
-            if now.duration_since(at) < self.ttl {
+        while let Some((_, at)) = inner.order.front() {
+            if now.duration_since(*at) < self.ttl {
                 break;
             }
-            inner.order.pop_front();
-            if inner.seen.get(&key) == Some(&at) {
-                inner.seen.remove(&key);
-            }
+            inner.pop_front();
         }
+    }
+
+    fn record(&self, fingerprint: Fingerprint) -> bool {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        self.expire(&mut inner, now);
+        if inner.seen.contains_key(&fingerprint) {
+            return false;
+        }
+        if inner.order.len() >= self.capacity && inner.stale > 0 {
+            inner.compact();
+        }
+        while inner.order.len() >= self.capacity && inner.pop_front() {}
+        inner.seen.insert(fingerprint, now);
+        inner.order.push_back((fingerprint, now));
+        true
     }
 
     /// Whether this item was accepted within the TTL.
     pub fn contains(&self, notification: &ChangeNotification) -> bool {
-        let Some(key) = Self::fingerprint(notification) else {
+        let Some(fingerprint) = Fingerprint::of(notification) else {
             return false;
         };
-        let now = Instant::now();
         let mut inner = self.lock();
-        self.expire(&mut inner, now);
-        inner.seen.contains_key(&key)
+        self.expire(&mut inner, Instant::now());
+        inner.seen.contains_key(&fingerprint)
     }
 
     /// Records an accepted item. Returns `false` when it was already recorded (a duplicate).
     /// Items without encrypted content are not tracked and always return `true`.
     pub fn insert(&self, notification: &ChangeNotification) -> bool {
-        let Some(key) = Self::fingerprint(notification) else {
-            return true;
-        };
-        let now = Instant::now();
-        let mut inner = self.lock();
-        self.expire(&mut inner, now);
-        if inner.seen.contains_key(&key) {
-            return false;
-        }
-        while inner.seen.len() >= self.capacity {
-            let Some((old, at)) = inner.order.pop_front() else {
-                break;
-            };
-            if inner.seen.get(&old) == Some(&at) {
-                inner.seen.remove(&old);
-            }
-        }
-        inner.seen.insert(key, now);
-        inner.order.push_back((key, now));
-        true
+        Fingerprint::of(notification).is_none_or(|fp| self.record(fp))
     }
 
     /// How many items are remembered.
@@ -123,5 +270,30 @@ impl ReplayGuard {
     /// The most items this guard remembers.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// How long an item is remembered.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Entries held, live and removed-but-not-yet-compacted: never more than
+    /// [`capacity`](ReplayGuard::capacity); removed ones are compacted away before a live entry is
+    /// ever evicted.
+    pub fn slots_used(&self) -> usize {
+        self.lock().order.len()
+    }
+}
+
+impl ReplayStore for ReplayGuard {
+    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        Ok(self.record(*fingerprint))
+    }
+
+    fn remove(&self, fingerprint: &Fingerprint) {
+        let mut inner = self.lock();
+        if inner.seen.remove(fingerprint).is_some() {
+            inner.stale += 1;
+        }
     }
 }

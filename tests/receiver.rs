@@ -364,9 +364,11 @@ fn a_failed_token_taints_its_tenant_only() {
 fn each_token_failure_reaches_the_item_with_its_reason() {
     let r = receiver();
     for (flaw, check) in [
+        // A genuine token of another app is ignored (it covers that app's items), so the item
+        // is simply not covered.
         (
             TokenFlaw::WrongAudience,
-            (|e: &TokenError| matches!(e, TokenError::Audience(_))) as fn(&TokenError) -> bool,
+            (|e: &TokenError| matches!(e, TokenError::NotCovered(_))) as fn(&TokenError) -> bool,
         ),
         (TokenFlaw::WrongPublisher, |e| {
             matches!(e, TokenError::Publisher(_))
@@ -698,12 +700,14 @@ fn a_body_stuffed_with_tokens_is_refused_without_checking_them() {
         .build()
         .unwrap();
     let good = issuer().token(TokenVersion::V2, APP, TENANT_A);
-    // Duplicates of one token count once.
+    // Up to the limit (duplicates are checked once).
     let out = items(
         &r,
-        &body(vec![v(presence(TENANT_A))], Some(vec![good.clone(); 10])),
+        &body(vec![v(presence(TENANT_A))], Some(vec![good.clone(); 3])),
     );
     assert_eq!(out[0].status(), "decrypted");
+    // One more and the body is refused whole, while parsing: no token is checked, no item has
+    // an outcome.
     let mut tokens = vec![good];
     tokens.extend((0..3).map(|i| {
         issuer().flawed_token(
@@ -713,18 +717,26 @@ fn a_body_stuffed_with_tokens_is_refused_without_checking_them() {
             TokenFlaw::ForeignSignature,
         )
     }));
-    let out = items(
-        &r,
-        &body(vec![v(presence(TENANT_A)), basic()], Some(tokens)),
-    );
+    let err = r
+        .receive(
+            None,
+            &body(vec![v(presence(TENANT_A)), basic()], Some(tokens)),
+        )
+        .unwrap_err();
     assert!(
-        matches!(token_rejection(&out[0]), TokenError::Malformed(m) if m.contains("at most 3"))
+        matches!(
+            err,
+            Error::TooMany {
+                what: "validation tokens",
+                limit: 3
+            }
+        ),
+        "{err}"
     );
-    assert_eq!(out[1].status(), "basic");
 }
 
 #[test]
-fn items_past_the_limit_are_rejected_before_any_rsa_work() {
+fn a_body_past_the_item_limit_is_refused_whole_before_any_rsa_work() {
     let r = Receiver::builder(decryptor())
         .validation(Validation::new([APP]))
         .signing_keys(issuer().signing_keys())
@@ -736,20 +748,35 @@ fn items_past_the_limit_are_rejected_before_any_rsa_work() {
     let out = items(
         &r,
         &body(
-            vec![
-                v(presence(TENANT_A)),
-                basic(),
-                v(presence(TENANT_A)),
-                basic(),
-            ],
-            Some(vec![token]),
+            vec![v(presence(TENANT_A)), basic()],
+            Some(vec![token.clone()]),
         ),
     );
     assert_eq!(out[0].status(), "decrypted");
     assert_eq!(out[1].status(), "basic");
-    for o in &out[2..] {
-        assert!(
-            matches!(rejection(o), Error::Malformed { reason, .. } if reason.contains("more than 2 items"))
-        );
-    }
+    let err = r
+        .receive(
+            None,
+            &body(
+                vec![
+                    v(presence(TENANT_A)),
+                    basic(),
+                    v(presence(TENANT_A)),
+                    basic(),
+                ],
+                Some(vec![token]),
+            ),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooMany {
+                what: "items",
+                limit: 2
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("more than 2 items"));
 }

@@ -24,13 +24,22 @@ pub struct Args {
     #[command(flatten)]
     receiver: ReceiverOpts,
 
+    /// The largest input accepted, in bytes. Default: no limit (a capture is trusted input).
+    #[arg(long, value_name = "BYTES")]
+    max_body: Option<usize>,
+
     /// The collection JSON: a file, or `-` for standard input.
     #[arg(value_name = "FILE|-")]
     input: String,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    let built = args.receiver.build(usize::MAX, true)?;
+    let built = args.receiver.build(crate::opts::Limits {
+        max_body: args.max_body.unwrap_or(usize::MAX),
+        max_items: args.receiver.max_items as usize,
+        parallel: true,
+        replay: None,
+    })?;
     let body = crate::read_input(&args.input)?;
     let reply = match &built.fetcher {
         Some(fetcher) => {
@@ -50,6 +59,12 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let items = match reply {
         Ok(Reply::Notifications(items)) => items,
         Ok(_) => return Err(fail!("{}: not a notification collection", args.input)),
+        Err(e @ msgraph_notify::Error::TooMany { .. }) => {
+            return Err(fail!(
+                "{}: {e}; --max-items raises the item limit",
+                args.input
+            ));
+        }
         Err(e) => return Err(fail!("{}: {e}", args.input)),
     };
     let rejected = write_items(&items).map_err(|e| fail!("cannot write the output: {e}"))?;

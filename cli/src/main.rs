@@ -58,6 +58,11 @@ enum Command {
 pub struct Secret(zeroize::Zeroizing<String>);
 
 impl Secret {
+    /// Wraps a secret's text.
+    pub fn new(text: &str) -> Self {
+        Secret(zeroize::Zeroizing::new(text.to_owned()))
+    }
+
     /// The secret's text.
     pub fn expose(&self) -> &str {
         &self.0

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use msgraph_notify::receiver::{Receiver, dangerous};
+use msgraph_notify::receiver::{DEFAULT_MAX_ITEMS, Receiver, dangerous};
+use msgraph_notify::replay::{DEFAULT_REPLAY_TTL, ReplayGuard, ReplayStore};
 use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
 use msgraph_notify::token::{Jwks, SigningKeys, Validation};
 use msgraph_notify::{Certificate, Decryptor, KeyRing, PrivateKey};
@@ -66,14 +67,118 @@ pub struct ReceiverOpts {
     pub only_bound_subscriptions: bool,
 
     /// The subscription's clientState secret: every item must carry one of them. Repeatable
-    /// (rotation).
-    #[arg(long = "client-state", value_name = "S", hide_env_values = true)]
+    /// (rotation). Visible to other users in the process list: prefer --client-state-file or
+    /// the environment variable MSGRAPH_NOTIFY_CLIENT_STATE (several secrets separated by
+    /// commas). All three sources add up.
+    #[arg(long = "client-state", value_name = "S")]
     pub client_states: Vec<Secret>,
+
+    /// A file of clientState secrets, one per line (blank lines ignored). Repeatable.
+    #[arg(long = "client-state-file", value_name = "FILE")]
+    pub client_state_files: Vec<String>,
+
+    /// The most items (`value` elements) one body may carry; a body with more is refused whole.
+    /// Raise it to open a large trusted capture.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ITEMS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub max_items: u32,
+
+    /// Allow --jwks-url and --metadata-url over plain http:// to a host that is not the loopback
+    /// interface. Anyone on the path could then substitute signing keys and forge tokens.
+    #[arg(long)]
+    pub insecure_http: bool,
 
     /// Do not check validation tokens (prints a warning). Only for opening a captured payload
     /// offline: anyone holding your certificate can forge notifications that decrypt.
     #[arg(long)]
     pub insecure_skip_tokens: bool,
+}
+
+/// The environment variable holding clientState secrets, separated by commas.
+pub const CLIENT_STATE_ENV: &str = "MSGRAPH_NOTIFY_CLIENT_STATE";
+
+/// How a command's receiver is sized.
+pub struct Limits {
+    /// The largest body, in bytes.
+    pub max_body: usize,
+    /// The most items per body.
+    pub max_items: usize,
+    /// Decrypt the items of one body in parallel.
+    pub parallel: bool,
+    /// Where accepted items are remembered (None: replays are not detected).
+    pub replay: Option<Arc<dyn ReplayStore>>,
+}
+
+/// Replay detection (`serve`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayOpts {
+    /// Where accepted items are remembered, so that a replayed or retried item is reported as a
+    /// duplicate instead of being decrypted again: `memory` (this process) or `off`. `off` is
+    /// unsafe: whoever captured one genuine POST can have it processed again for as long as its
+    /// token lives (up to 24 hours), with its changeType or subscription rewritten.
+    #[arg(long = "replay", value_name = "STORE", default_value = "memory")]
+    pub replay: String,
+
+    /// How many accepted items the in-process replay memory holds (about 130 bytes each); past
+    /// it the oldest are forgotten first.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub replay_capacity: u32,
+
+    /// How long an accepted item is remembered, in seconds. At least 86400 (24 hours, the
+    /// longest validation-token lifetime), so that no replay a valid token allows gets through.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REPLAY_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(86_400..=30 * 86_400))]
+    pub replay_ttl: u64,
+}
+
+impl ReplayOpts {
+    /// The replay store chosen.
+    pub fn store(&self) -> Result<Option<Arc<dyn ReplayStore>>, Fail> {
+        match self.replay.as_str() {
+            "memory" => Ok(Some(Arc::new(ReplayGuard::new(
+                self.replay_capacity as usize,
+                std::time::Duration::from_secs(self.replay_ttl),
+            )))),
+            "off" => {
+                errln!(
+                    "warning: --replay off: a captured POST can be replayed and is processed again \
+                     each time, for as long as its validation token lives"
+                );
+                Ok(None)
+            }
+            other => Err(fail!("--replay {other:?}: expected `memory` or `off`")),
+        }
+    }
+}
+
+/// Whether `url` may carry signing keys: https, or http to the loopback interface.
+fn check_key_url(option: &str, url: &str, insecure_http: bool) -> Result<(), Fail> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Err(fail!("{option} {url:?}: expected an https:// URL"));
+    };
+    if insecure_http {
+        return Ok(());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(fail!(
+            "{option} {url:?}: plain http to another host lets anyone on the path substitute the \
+             signing keys and forge validation tokens; use https, or --insecure-http to allow it"
+        ))
+    }
 }
 
 /// A receiver and, when the signing keys are fetched, the fetcher that keeps them.
@@ -137,16 +242,83 @@ impl ReceiverOpts {
         Ok(ring)
     }
 
-    /// Builds the receiver. `max_body` is the body limit in bytes.
-    pub fn build(&self, max_body: usize, parallel: bool) -> Result<Built, Fail> {
+    /// Every clientState secret: --client-state, --client-state-file and the environment.
+    pub fn client_state_secrets(&self) -> Result<Vec<Secret>, Fail> {
+        let mut secrets = self.client_states.clone();
+        for path in &self.client_state_files {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| fail!("cannot read --client-state-file {path}: {e}"))?,
+            );
+            let before = secrets.len();
+            secrets.extend(
+                text.lines()
+                    .map(|l| l.trim_end_matches('\r'))
+                    .filter(|l| !l.trim().is_empty())
+                    .map(Secret::new),
+            );
+            if secrets.len() == before {
+                return Err(fail!("--client-state-file {path} holds no secret"));
+            }
+        }
+        if let Some(value) = std::env::var_os(CLIENT_STATE_ENV) {
+            let value = zeroize::Zeroizing::new(
+                value
+                    .into_string()
+                    .map_err(|_| fail!("{CLIENT_STATE_ENV} is not UTF-8"))?,
+            );
+            secrets.extend(
+                value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(Secret::new),
+            );
+        }
+        if secrets.iter().any(|s| s.expose().trim().is_empty()) {
+            return Err(fail!(
+                "an empty clientState secret would accept items that carry none"
+            ));
+        }
+        Ok(secrets)
+    }
+
+    /// Builds the receiver.
+    pub fn build(&self, limits: Limits) -> Result<Built, Fail> {
+        if let Some(empty) = self.app_ids.iter().find(|a| a.trim().is_empty()) {
+            return Err(fail!(
+                "--app-id {empty:?}: an empty app id would accept tokens without an audience"
+            ));
+        }
+        if let Some(empty) = self.tenants.iter().find(|t| t.trim().is_empty()) {
+            return Err(fail!("--tenant {empty:?}: a tenant id may not be empty"));
+        }
+        for (option, url) in [
+            ("--jwks-url", &self.jwks_url),
+            ("--metadata-url", &self.metadata_url),
+        ] {
+            if let Some(url) = url {
+                check_key_url(option, url, self.insecure_http)?;
+            }
+        }
+        let client_states = self.client_state_secrets()?;
         let ring = self.key_ring()?;
         if ring.is_empty() {
             errln!("warning: no --key given: items with encrypted content will be rejected");
         }
+        if client_states.is_empty() {
+            errln!(
+                "warning: no clientState secret is configured (--client-state-file, \
+                 {CLIENT_STATE_ENV} or --client-state): items are accepted whatever clientState they carry"
+            );
+        }
         let mut builder = Receiver::builder(Decryptor::new(ring))
-            .max_body_bytes(max_body)
-            .parallel(parallel);
-        for secret in &self.client_states {
+            .max_body_bytes(limits.max_body)
+            .max_items(limits.max_items)
+            .parallel(limits.parallel);
+        if let Some(store) = limits.replay {
+            builder = builder.replay_store(store);
+        }
+        for secret in &client_states {
             builder = builder.client_state(secret.expose());
         }
         for spec in &self.subscription_apps {
@@ -207,7 +379,34 @@ impl ReceiverOpts {
 
 #[cfg(test)]
 mod tests {
-    use super::split_key_spec;
+    use super::{check_key_url, split_key_spec};
+
+    #[test]
+    fn key_urls() {
+        for ok in [
+            "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+            "http://127.0.0.1:8080/keys",
+            "http://localhost/keys",
+            "http://[::1]:9/keys",
+            "HTTP://127.0.0.2/keys",
+        ] {
+            assert!(check_key_url("--jwks-url", ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://keys.example/keys",
+            "http://127.0.0.1.evil.example/keys",
+            "http://localhost.evil.example/",
+            "http://10.0.0.1/keys",
+            "ftp://x/keys",
+        ] {
+            assert!(check_key_url("--jwks-url", bad, false).is_err(), "{bad}");
+            assert_eq!(
+                check_key_url("--jwks-url", bad, true).is_ok(),
+                bad.starts_with("http:"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn key_specs() {

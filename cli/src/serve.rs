@@ -2,47 +2,71 @@
 //!
 //! The async runtime only moves bytes: it answers the handshake, reads each body (up to the
 //! limit) and queues it. CPU work (token signatures, RSA, AES) runs on dedicated worker threads
-//! fed by a bounded queue, so a burst never delays the `202` answers of other POSTs, and memory
-//! stays bounded: when the queue stays full, or too many requests are being read at once, the POST
-//! is answered `503` (Graph retries later).
+//! fed by a bounded queue, so a burst never delays the `202` answers of other POSTs.
+//!
+//! What an attacker who knows the URL can hold, and what bounds it:
+//! - connections: at most `--max-connections` (kept below the open-file limit, whose soft value
+//!   is raised to the hard one at start); when full, the oldest connection that is not inside a
+//!   request (idle, or still sending its request head) is closed to make room, so idle or
+//!   half-sent connections can never lock Graph out;
+//! - request heads: `--header-timeout` from the moment a connection waits for a head (new, or
+//!   idle between keep-alive requests) until the head is complete; each connection buffers at
+//!   most [`CONN_BUFFER`] bytes of head;
+//! - bodies: the bytes actually buffered — bodies being read *and* bodies queued for the
+//!   workers — share one budget, `--max-buffered`; a POST that would exceed it gets `503` (Graph
+//!   retries). A slow sender holds only the bytes it has sent, so a thousand trickling bodies
+//!   cannot starve a genuine POST or the handshake (which needs no budget at all). A body must
+//!   arrive within [`BODY_TIMEOUT`];
+//! - per body: `--max-body` bytes, `--max-items` items and the receiver's token limit, refused
+//!   whole while parsing.
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{Method, StatusCode, Uri, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use msgraph_notify::Error;
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Receiver, Reply};
 use msgraph_notify::token::fetch::KeyFetcher;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use crate::opts::ReceiverOpts;
+use crate::opts::{ReceiverOpts, ReplayOpts};
 use crate::{Fail, fail};
 
 /// How long a POST waits for room in the queue before it is answered 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
-/// How long one request may take to arrive and be queued.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request body may take to arrive, once its head is complete.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may linger after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The most bytes of request head (and of one read) a connection buffers.
+pub const CONN_BUFFER: usize = 16 * 1024;
+/// File descriptors kept free for everything but client connections (workers, key fetches,
+/// output, the listener).
+const RESERVED_FDS: u64 = 64;
 
 /// Run an HTTP receiver for Graph change notifications (POST on any path).
 ///
 /// Answers the validation handshake (200, text/plain, the decoded token); answers notification
 /// POSTs 202 at once, then verifies and decrypts them on worker threads, printing one JSON line
-/// per item on stdout (as `decrypt` does). Bodies over --max-body get 413. On SIGTERM or SIGINT it
-/// stops accepting, drains the queue, flushes and exits 0.
+/// per item on stdout (as `decrypt` does). Bodies over --max-body get 413. Replayed items are
+/// reported as duplicates (--replay). On SIGTERM or SIGINT it stops accepting, drains the queue,
+/// flushes and exits 0.
+///
+/// Memory stays under about --max-buffered + --max-connections × 48 KiB + --workers × 10 ×
+/// --max-body, whatever arrives (SECURITY.md gives the measurement).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  \
     msgraph-notify serve --listen 0.0.0.0:8080 --key cert-2026=keys/key.pem \\\n      \
-    --app-id $APP_ID --client-state $SECRET >> notifications.jsonl\n  \
+    --app-id $APP_ID --client-state-file /run/secrets/client-state >> notifications.jsonl\n  \
     # notificationUrl: https://your-host.example/graph (put TLS in front: Graph requires HTTPS)")]
 pub struct Args {
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
@@ -53,28 +77,44 @@ pub struct Args {
     #[command(flatten)]
     receiver: ReceiverOpts,
 
+    #[command(flatten)]
+    replay: ReplayOpts,
+
     /// The largest body accepted, in bytes; larger ones are answered 413.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body: usize,
 
-    /// How many bodies may wait for a worker. Memory stays under about --queue × --max-body.
+    /// How many bodies may wait for a worker.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     queue: u32,
 
-    /// How many requests may be read at once; more are answered 503 at once. With --queue this
-    /// bounds memory to about (--queue + --max-in-flight) × --max-body.
-    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    max_in_flight: u32,
+    /// The most bytes of request bodies held at once, being read or queued for the workers;
+    /// a POST that would exceed it is answered 503 (Graph retries). Counts bytes actually
+    /// received, so slow senders hold only what they sent.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 32)))]
+    max_buffered: u64,
+
+    /// The most client connections open at once (lowered to stay under the open-file limit).
+    /// When full, the oldest connection that is idle or still sending its request head is
+    /// closed to make room.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+
+    /// Seconds a connection may take to send a complete request head, counted from the moment
+    /// it waits for one (so also the idle time allowed between keep-alive requests).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
 
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
 }
 
-/// One queued POST body.
+/// One queued POST body, with the share of the byte budget it holds until it is processed.
 struct Job {
     path: String,
-    body: Bytes,
+    body: Vec<u8>,
+    _budget: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
@@ -85,14 +125,59 @@ struct Stats {
     refused_bodies: AtomicU64,
 }
 
-#[derive(Clone)]
-struct AppState {
+/// What every request handler shares.
+struct Shared {
     queue: mpsc::Sender<Job>,
+    budget: Arc<Semaphore>,
+    max_body: usize,
     stats: Arc<Stats>,
+    warn_busy: RateLimited,
+}
+
+/// One open client connection, as the accept loop sees it.
+struct ConnEntry {
+    /// Inside a request (head complete, body or answer under way): never evicted.
+    busy: Arc<AtomicBool>,
+    /// Told to close the connection.
+    close: Arc<tokio::sync::Notify>,
+}
+
+/// A warning printed at most once a second; the ones suppressed meanwhile are counted.
+struct RateLimited {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl RateLimited {
+    fn new() -> Self {
+        RateLimited {
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.suppressed.swap(0, Ordering::Relaxed) {
+            0 => errln!("warning: {message}"),
+            n => errln!("warning: {message} ({n} more like it in the last second)"),
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    let built = args.receiver.build(args.max_body, false)?;
+    let replay = args.replay.store()?;
+    let built = args.receiver.build(crate::opts::Limits {
+        max_body: args.max_body,
+        max_items: args.receiver.max_items as usize,
+        parallel: false,
+        replay,
+    })?;
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
         |n| n as usize,
@@ -105,7 +190,31 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     runtime.block_on(serve(args, built, workers))
 }
 
+/// Raises the soft open-file limit to the hard one; returns the limit in force.
+fn raise_file_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(limit) => limit,
+            Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        u64::MAX
+    }
+}
+
 async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<ExitCode, Fail> {
+    let file_limit = raise_file_limit();
+    let max_connections = u64::from(args.max_connections)
+        .min(file_limit.saturating_sub(RESERVED_FDS))
+        .max(1) as usize;
+    if max_connections < args.max_connections as usize {
+        errln!(
+            "msgraph-notify serve: at most {max_connections} connections (the open-file limit is {file_limit})"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| fail!("cannot listen on {}: {e}", args.listen))?;
@@ -166,33 +275,114 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
         });
     }
 
-    let state = AppState {
+    let shared = Arc::new(Shared {
         queue: tx,
+        budget: Arc::new(Semaphore::new(
+            usize::try_from(args.max_buffered).unwrap_or(usize::MAX >> 4),
+        )),
+        max_body: args.max_body,
         stats: Arc::clone(&stats),
-    };
-    let app = Router::new()
-        .fallback(handle_request)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(args.max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(Semaphore::new(args.max_in_flight as usize)),
-            limit_in_flight,
-        ));
-
-    let stopping = Arc::new(Notify::new());
-    let signalled = Arc::clone(&stopping);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        signalled.notify_one();
+        warn_busy: RateLimited::new(),
     });
-    tokio::select! {
-        result = server => result.map_err(|e| fail!("the server failed: {e}"))?,
-        () = async {
-            stopping.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => errln!("msgraph-notify serve: connections still open after {SHUTDOWN_GRACE:?}: closing them"),
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(args.header_timeout))
+        .max_buf_size(CONN_BUFFER)
+        .keep_alive(true);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let conns: Arc<Mutex<BTreeMap<u64, ConnEntry>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_id: u64 = 0;
+    let warn_accept = RateLimited::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            () = &mut signal => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors or similar: back off briefly, keep serving.
+                    warn_accept.warn(&format!("cannot accept a connection: {e}"));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let id = next_id;
+        next_id += 1;
+        let busy = Arc::new(AtomicBool::new(false));
+        let close = Arc::new(tokio::sync::Notify::new());
+        {
+            let mut table = conns.lock().unwrap_or_else(|p| p.into_inner());
+            table.insert(
+                id,
+                ConnEntry {
+                    busy: Arc::clone(&busy),
+                    close: Arc::clone(&close),
+                },
+            );
+            if table.len() > max_connections {
+                // Make room: close the oldest connection that is not inside a request.
+                let victim = table
+                    .iter()
+                    .find(|(_, c)| !c.busy.load(Ordering::Acquire))
+                    .map(|(k, _)| *k);
+                if let Some(entry) = victim.and_then(|k| table.remove(&k)) {
+                    entry.close.notify_one();
+                }
+            }
+        }
+        let (shared, conns, http, mut stop_rx) = (
+            Arc::clone(&shared),
+            Arc::clone(&conns),
+            http.clone(),
+            stop_rx.clone(),
+        );
+        tasks.spawn(async move {
+            let service = {
+                let busy = Arc::clone(&busy);
+                hyper::service::service_fn(move |request| {
+                    let (shared, busy) = (Arc::clone(&shared), Arc::clone(&busy));
+                    async move {
+                        let _busy = BusyGuard::enter(&busy);
+                        Ok::<_, Infallible>(handle_request(&shared, request).await)
+                    }
+                })
+            };
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = close.notified() => {}
+                () = stopped(&mut stop_rx) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
+            conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        });
     }
-    // The server and its queue sender are gone: the workers drain what is queued, then stop.
+
+    // Stop accepting; let open requests finish (each connection closes after its answer).
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        errln!(
+            "msgraph-notify serve: connections still open after {SHUTDOWN_GRACE:?}: closing them"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    // Every sender of the queue is gone: the workers drain what is queued, then stop.
+    drop(shared);
     errln!("msgraph-notify serve: stopping; draining the queue");
     let joined = tokio::task::spawn_blocking(move || {
         // Join every thread, even after a failed one.
@@ -220,69 +410,188 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-async fn handle_request(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    if method != Method::POST {
-        return (
+/// Resolves once the shutdown flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        let set = *stop.borrow_and_update();
+        if set || stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Marks a connection as inside a request while alive.
+struct BusyGuard<'a>(&'a AtomicBool);
+
+impl<'a> BusyGuard<'a> {
+    fn enter(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        BusyGuard(flag)
+    }
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn answer(status: StatusCode, text: &'static str) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn busy() -> Answer {
+    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
+    if request.method() != Method::POST {
+        let mut response = answer(
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST")],
             "Graph notifications are POSTed\n",
-        )
-            .into_response();
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
-    if let Some(token) = query.as_deref().and_then(Receiver::handshake_token) {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain")],
-            token,
-        )
-            .into_response();
+    // The handshake needs no body and no budget: it is answered whatever else is going on.
+    if let Some(token) = request.uri().query().and_then(Receiver::handshake_token) {
+        let mut response = Response::new(Full::new(Bytes::from(token)));
+        let headers = response.headers_mut();
+        // The token is reflected: never let a browser render it as anything but text.
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        return response;
     }
-    state.stats.posts.fetch_add(1, Ordering::Relaxed);
-    let job = Job {
-        path: uri.path().to_owned(),
-        body,
-    };
-    match state.queue.send_timeout(job, QUEUE_WAIT).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
+    shared.stats.posts.fetch_add(1, Ordering::Relaxed);
+    let path = request.uri().path().to_owned();
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > shared.max_body as u64) {
+        shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+    }
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        read_body(
+            request.into_body(),
+            declared.and_then(|n| usize::try_from(n).ok()),
+            shared.max_body,
+            &shared.budget,
+        ),
+    )
+    .await;
+    let (body, budget) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(refusal)) => {
+            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            return match refusal {
+                Refusal::TooLarge => answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+                Refusal::Budget => {
+                    shared
+                        .warn_busy
+                        .warn("the body budget (--max-buffered) is spent: answered 503");
+                    busy()
+                }
+                Refusal::Broken => answer(StatusCode::BAD_REQUEST, "incomplete body\n"),
+            };
+        }
         Err(_) => {
-            state.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-            errln!("warning: the queue is full: answered 503 (Graph retries later)");
+            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            return answer(StatusCode::REQUEST_TIMEOUT, "too slow\n");
+        }
+    };
+    let job = Job {
+        path,
+        body,
+        _budget: budget,
+    };
+    match shared.queue.send_timeout(job, QUEUE_WAIT).await {
+        Ok(()) => answer(StatusCode::ACCEPTED, ""),
+        Err(_) => {
+            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            shared
+                .warn_busy
+                .warn("the queue is full: answered 503 (Graph retries later)");
             busy()
         }
     }
 }
 
-/// Refuses a request with 503 before its body is read when too many are in flight; times out
-/// requests whose body takes too long to arrive.
-async fn limit_in_flight(
-    State(slots): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = slots.try_acquire() else {
-        return busy();
-    };
-    // A sender that trickles its body (slowloris) loses its slot after REQUEST_TIMEOUT.
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, next.run(request))
-        .await
-        .unwrap_or_else(|_| (StatusCode::REQUEST_TIMEOUT, "too slow\n").into_response());
-    drop(permit);
-    response
+enum Refusal {
+    TooLarge,
+    Budget,
+    Broken,
 }
 
-fn busy() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "5")],
-        "busy\n",
-    )
-        .into_response()
+/// Reads a body, holding budget permits for the bytes it holds as they arrive: what a sender has
+/// not sent costs nothing.
+///
+/// With a declared length (at most `limit`, checked before), the buffer is reserved once at that
+/// size; its pages become resident only as bytes are written, so the permits follow the bytes
+/// received. Without one (chunked), the buffer grows by doubling and the permits follow its
+/// capacity.
+async fn read_body(
+    mut body: Incoming,
+    declared: Option<usize>,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Vec<u8>, OwnedSemaphorePermit), Refusal> {
+    let mut held = Arc::clone(budget)
+        .try_acquire_many_owned(0)
+        .map_err(|_| Refusal::Budget)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(Refusal::Broken);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let needed = buf.len().saturating_add(data.len());
+        if needed > limit {
+            return Err(Refusal::TooLarge);
+        }
+        let capacity = if needed > buf.capacity() {
+            needed.max(buf.capacity().saturating_mul(2).min(limit))
+        } else {
+            buf.capacity()
+        };
+        let charged = if declared.is_some() { needed } else { capacity };
+        let more = charged.saturating_sub(held.num_permits());
+        if more > 0 {
+            let permits = u32::try_from(more).map_err(|_| Refusal::TooLarge)?;
+            let extra = Arc::clone(budget)
+                .try_acquire_many_owned(permits)
+                .map_err(|_| Refusal::Budget)?;
+            held.merge(extra);
+        }
+        buf.reserve_exact(capacity - buf.len());
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf, held))
 }
 
 /// A worker: takes bodies off the queue until it is closed and empty.
@@ -293,6 +602,7 @@ fn work(
     stats: &Stats,
     handle: &tokio::runtime::Handle,
 ) {
+    let warn_refused = RateLimited::new();
     loop {
         let job = {
             let mut rx = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -316,9 +626,15 @@ fn work(
             Ok(_) => {}
             Err(e) => {
                 stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-                errln!("warning: POST {}: body refused: {e}", job.path);
+                let hint = if matches!(e, Error::TooMany { .. }) {
+                    " (--max-items raises the item limit)"
+                } else {
+                    ""
+                };
+                warn_refused.warn(&format!("POST {}: body refused: {e}{hint}", job.path));
             }
         }
+        // The body's share of the byte budget is released here, with the job.
     }
 }
 

@@ -21,8 +21,19 @@ pub struct TokenCache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    map: HashMap<String, ValidatedToken>,
-    order: VecDeque<String>,
+    /// Token → (what it proved, the sequence number of its entry in `order`).
+    map: HashMap<String, (ValidatedToken, u64)>,
+    /// Insertion order; an entry whose token was dropped from `map` since (expired on lookup) is
+    /// stale, and never outlives the next compaction. `order.len() <= capacity` always, so the
+    /// cache holds at most `capacity` tokens however they come and go.
+    order: VecDeque<(String, u64)>,
+    next: u64,
+}
+
+impl Inner {
+    fn is_live(&self, (token, seq): &(String, u64)) -> bool {
+        self.map.get(token).is_some_and(|(_, s)| s == seq)
+    }
 }
 
 impl TokenCache {
@@ -45,10 +56,11 @@ impl TokenCache {
     pub fn get(&self, token: &str, leeway_secs: u64) -> Option<ValidatedToken> {
         let now = super::now_unix();
         let mut inner = self.lock();
-        let hit = inner.map.get(token)?;
+        let (hit, _) = inner.map.get(token)?;
         if hit.expires_at.saturating_add(leeway_secs) > now {
             return Some(hit.clone());
         }
+        // Expired: its `order` entry is now stale, and goes at the next compaction.
         inner.map.remove(token);
         None
     }
@@ -60,23 +72,28 @@ impl TokenCache {
         }
         let now = super::now_unix();
         let mut inner = self.lock();
-        if inner.map.contains_key(token) {
-            inner.map.insert(token.to_owned(), valid);
+        if let Some(entry) = inner.map.get_mut(token) {
+            entry.0 = valid;
             return;
         }
-        if inner.map.len() >= self.capacity {
-            inner.map.retain(|_, v| v.expires_at > now);
-            let Inner { map, order } = &mut *inner;
-            order.retain(|k| map.contains_key(k));
+        if inner.order.len() >= self.capacity {
+            // Drop expired tokens and stale entries before evicting a live one.
+            let Inner { map, order, .. } = &mut *inner;
+            map.retain(|_, (v, _)| v.expires_at > now);
+            order.retain(|(t, seq)| map.get(t).is_some_and(|(_, s)| s == seq));
         }
-        while inner.map.len() >= self.capacity {
+        while inner.order.len() >= self.capacity {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
-            inner.map.remove(&oldest);
+            if inner.is_live(&oldest) {
+                inner.map.remove(&oldest.0);
+            }
         }
-        inner.order.push_back(token.to_owned());
-        inner.map.insert(token.to_owned(), valid);
+        let seq = inner.next;
+        inner.next = inner.next.wrapping_add(1);
+        inner.order.push_back((token.to_owned(), seq));
+        inner.map.insert(token.to_owned(), (valid, seq));
     }
 
     /// How many tokens are cached.
@@ -87,5 +104,11 @@ impl TokenCache {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Entries held for eviction order, live or stale: never more than the capacity. (Memory is
+    /// this many tokens' text plus their claims.)
+    pub fn slots_used(&self) -> usize {
+        self.lock().order.len()
     }
 }

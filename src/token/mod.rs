@@ -81,7 +81,10 @@ pub enum TokenError {
     /// `nbf` is in the future (beyond the leeway).
     #[error("the token is not valid yet")]
     NotYetValid,
-    /// `aud` is not one of the configured app ids.
+    /// `aud` is not one of the configured app ids, and every other check passed: a genuine token
+    /// of another app sharing the notification URL. [`TokenValidator::validate`] checks the
+    /// audience last so that this variant means exactly that; the receiver ignores such tokens
+    /// (they cover the other app's items) instead of counting them against their tenant.
     #[error("audience {0:?} is not one of the configured app ids")]
     Audience(String),
     /// The publisher claim (`appid` for v1.0, `azp` for v2.0) is not Microsoft Graph change
@@ -138,10 +141,12 @@ impl TokenVersion {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Validation {
-    /// The receiving application ids: `aud` must be one of them. Several apps may share an
-    /// endpoint. No default: a validator with no app id accepts no token.
+    /// The receiving application ids: `aud` must be one of them (GUIDs compare ignoring case).
+    /// Several apps may share an endpoint. No default: a receiver refuses to build with none, or
+    /// with an empty one.
     pub app_ids: HashSet<String>,
-    /// When set, `tid` must be one of these tenants. Default: any tenant.
+    /// When set, `tid` must be one of these tenants (GUIDs compare ignoring case). Default: any
+    /// tenant.
     pub tenants: Option<HashSet<String>>,
     /// Clock skew allowed on `exp` and `nbf`. Default: 5 minutes, as the .NET SDK.
     pub leeway: Duration,
@@ -285,24 +290,6 @@ impl TokenValidator {
         })?;
         let claims = data.claims;
 
-        let app_id = match &claims.aud {
-            Some(Value::String(aud)) => aud.clone(),
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|a| self.validation.app_ids.contains(*a))
-                .unwrap_or_default()
-                .to_owned(),
-            _ => String::new(),
-        };
-        if !self.validation.app_ids.contains(&app_id) {
-            let shown = match &claims.aud {
-                Some(Value::String(aud)) => aud.clone(),
-                Some(other) => other.to_string(),
-                None => "<none>".to_owned(),
-            };
-            return Err(TokenError::Audience(shown));
-        }
         let version = match claims.ver.as_deref() {
             Some("1.0") => TokenVersion::V1,
             Some("2.0") => TokenVersion::V2,
@@ -327,16 +314,88 @@ impl TokenValidator {
             return Err(TokenError::Issuer(iss));
         }
         if let Some(allowed) = &self.validation.tenants
-            && !allowed.contains(&tenant_id)
+            && !allowed.iter().any(|t| ids_equal(t, &tenant_id))
         {
             return Err(TokenError::Tenant(tenant_id));
         }
+        // The audience is checked last: a token that passes every other check but names another
+        // app is genuine (several apps may share one notification URL, and Graph sends each its
+        // token in the same POST), so `TokenError::Audience` means exactly "honest, not ours".
+        let app_id = match &claims.aud {
+            Some(Value::String(aud)) => self.our_app(aud),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .find_map(|a| self.our_app(a)),
+            _ => None,
+        };
+        let Some(app_id) = app_id else {
+            let shown = match &claims.aud {
+                Some(Value::String(aud)) => aud.clone(),
+                Some(other) => other.to_string(),
+                None => "<none>".to_owned(),
+            };
+            return Err(TokenError::Audience(shown));
+        };
         Ok(ValidatedToken {
             tenant_id,
             app_id,
             version,
             expires_at: claims.exp.unwrap_or(0),
         })
+    }
+}
+
+impl TokenValidator {
+    /// The configured app id that `aud` names (GUIDs compare ignoring case), as configured.
+    fn our_app(&self, aud: &str) -> Option<String> {
+        self.validation
+            .app_ids
+            .iter()
+            .find(|app| ids_equal(app, aud))
+            .cloned()
+    }
+}
+
+/// Whether `text` is a GUID in its registry form (`8-4-4-4-12` hex digits, either case, no braces).
+///
+/// ```
+/// use msgraph_notify::token::is_guid;
+/// assert!(is_guid("0BF30F3B-4a52-48df-9a82-234910c4a086"));
+/// assert!(!is_guid("my-app"));
+/// ```
+pub fn is_guid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether two tenant, app or subscription ids name the same thing: GUIDs compare ignoring ASCII
+/// case (Microsoft writes them in either case), anything else exactly.
+///
+/// ```
+/// use msgraph_notify::token::ids_equal;
+/// assert!(ids_equal("72F988BF-86F1-41AF-91AB-2D7CD011DB47", "72f988bf-86f1-41af-91ab-2d7cd011db47"));
+/// assert!(!ids_equal("Contoso", "contoso"));
+/// ```
+pub fn ids_equal(a: &str, b: &str) -> bool {
+    if is_guid(a) && is_guid(b) {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
+}
+
+/// `id` as a map key under which every spelling [`ids_equal`] accepts is the same: GUIDs in lower
+/// case, anything else as it is.
+pub(crate) fn id_key(id: &str) -> String {
+    if is_guid(id) {
+        id.to_ascii_lowercase()
+    } else {
+        id.to_owned()
     }
 }
 
