@@ -194,3 +194,56 @@ fn an_item_flood_costs_a_parse_not_an_outcome_per_element() {
     // 1,000 parsed elements at most, then the parse stops: well under 1 MiB beyond the body.
     assert!(extra < 1 << 20, "an item flood took {extra} bytes");
 }
+
+/// The key fetcher's bookkeeping under a stream of unknown `kid`s (each a forger's token naming a
+/// key that does not exist): one fetch per interval, and no memory per `kid`.
+#[cfg(feature = "fetch")]
+#[test]
+fn key_refetch_bookkeeping_stays_bounded_under_unknown_kids() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use msgraph_notify::testing::TokenIssuer;
+    use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
+
+    let _serial = serial();
+    let jwks = TokenIssuer::new().unwrap().jwks_json();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{jwks}",
+                jwks.len()
+            );
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fetcher = KeyFetcher::new(FetchConfig::with_jwks_url(url)).unwrap();
+    runtime.block_on(async {
+        // Warm up: the first unknown kid fetches once.
+        assert!(!fetcher.ensure_kid("warm-up").await);
+        let before = live();
+        for i in 0..10_000 {
+            assert!(!fetcher.ensure_kid(&format!("forged-kid-{i}")).await);
+        }
+        let grown = live().saturating_sub(before);
+        assert!(grown < 64 * 1024, "10,000 unknown kids grew memory by {grown} bytes");
+    });
+    // One fetch for the warm-up; every later unknown kid was within min_refresh_interval.
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
