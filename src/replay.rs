@@ -29,6 +29,11 @@ use sha2::{Digest, Sha256};
 
 use crate::model::{ChangeNotification, EncryptedContent};
 
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
+
 /// The default time an accepted item is remembered: 24 hours, the longest validation-token
 /// lifetime Graph uses (v2.0 tokens), so every replay a valid token allows is caught.
 pub const DEFAULT_REPLAY_TTL: Duration = Duration::from_secs(24 * 3600);

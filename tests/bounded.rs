@@ -242,7 +242,10 @@ fn key_refetch_bookkeeping_stays_bounded_under_unknown_kids() {
             assert!(!fetcher.ensure_kid(&format!("forged-kid-{i}")).await);
         }
         let grown = live().saturating_sub(before);
-        assert!(grown < 64 * 1024, "10,000 unknown kids grew memory by {grown} bytes");
+        assert!(
+            grown < 64 * 1024,
+            "10,000 unknown kids grew memory by {grown} bytes"
+        );
     });
     // One fetch for the warm-up; every later unknown kid was within min_refresh_interval.
     assert_eq!(hits.load(Ordering::SeqCst), 1);

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use msgraph_notify::receiver::{DEFAULT_MAX_ITEMS, Receiver, dangerous};
-use msgraph_notify::replay::{DEFAULT_REPLAY_TTL, ReplayGuard, ReplayStore};
+use msgraph_notify::replay::{
+    DEFAULT_REPLAY_TTL, Fingerprint, RedisReplayStore, ReplayGuard, ReplayStore, ReplayStoreError,
+};
 use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
 use msgraph_notify::token::{Jwks, SigningKeys, Validation};
 use msgraph_notify::{Certificate, Decryptor, KeyRing, PrivateKey};
@@ -112,11 +114,23 @@ pub struct Limits {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReplayOpts {
     /// Where accepted items are remembered, so that a replayed or retried item is reported as a
-    /// duplicate instead of being decrypted again: `memory` (this process) or `off`. `off` is
-    /// unsafe: whoever captured one genuine POST can have it processed again for as long as its
-    /// token lives (up to 24 hours), with its changeType or subscription rewritten.
+    /// duplicate instead of being decrypted again: `memory` (this process), a Redis URL
+    /// (`redis://HOST:PORT/DB` or `rediss://` for TLS: shared by every replica using it; the
+    /// password from MSGRAPH_NOTIFY_REDIS_PASSWORD), or `off`. `off` is unsafe: whoever captured
+    /// one genuine POST can have it processed again for as long as its token lives (up to 24
+    /// hours), with its changeType or subscription rewritten.
     #[arg(long = "replay", value_name = "STORE", default_value = "memory")]
     pub replay: String,
+
+    /// What to do while the Redis replay store cannot be reached: `closed` (answer POSTs 503 so
+    /// Graph retries later; items already queued are rejected, never processed unchecked) or
+    /// `open` (process items without the duplicate check, with a warning).
+    #[arg(long, value_name = "MODE", default_value = "closed", value_parser = ["closed", "open"])]
+    pub replay_unavailable: String,
+
+    /// Milliseconds one Redis command may take.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub replay_timeout_ms: u64,
 
     /// How many accepted items the in-process replay memory holds (about 130 bytes each); past
     /// it the oldest are forgotten first.
@@ -129,22 +143,97 @@ pub struct ReplayOpts {
     pub replay_ttl: u64,
 }
 
+/// The environment variable holding the Redis password.
+pub const REDIS_PASSWORD_ENV: &str = "MSGRAPH_NOTIFY_REDIS_PASSWORD";
+
+/// The replay store `serve` uses, and what it knows of Redis.
+pub struct Replay {
+    /// For the receiver (None: off).
+    pub store: Option<Arc<dyn ReplayStore>>,
+    /// The Redis store, when fail-closed: POSTs get 503 while it is unavailable.
+    pub fail_closed: Option<Arc<RedisReplayStore>>,
+}
+
+/// A Redis store that lets items through, with a warning, while Redis cannot be reached.
+#[derive(Debug)]
+struct FailOpen {
+    inner: Arc<RedisReplayStore>,
+    last_warning: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ReplayStore for FailOpen {
+    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        self.inner.insert_if_absent(fingerprint).or_else(|e| {
+            let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                *last = Some(std::time::Instant::now());
+                errln!(
+                    "warning: {e}; --replay-unavailable open: processing items without the duplicate check"
+                );
+            }
+            Ok(true)
+        })
+    }
+
+    fn remove(&self, fingerprint: &Fingerprint) {
+        self.inner.remove(fingerprint);
+    }
+}
+
 impl ReplayOpts {
     /// The replay store chosen.
-    pub fn store(&self) -> Result<Option<Arc<dyn ReplayStore>>, Fail> {
+    pub fn store(&self) -> Result<Replay, Fail> {
+        let ttl = std::time::Duration::from_secs(self.replay_ttl);
         match self.replay.as_str() {
-            "memory" => Ok(Some(Arc::new(ReplayGuard::new(
-                self.replay_capacity as usize,
-                std::time::Duration::from_secs(self.replay_ttl),
-            )))),
+            "memory" => Ok(Replay {
+                store: Some(Arc::new(ReplayGuard::new(
+                    self.replay_capacity as usize,
+                    ttl,
+                ))),
+                fail_closed: None,
+            }),
             "off" => {
                 errln!(
                     "warning: --replay off: a captured POST can be replayed and is processed again \
                      each time, for as long as its validation token lives"
                 );
-                Ok(None)
+                Ok(Replay {
+                    store: None,
+                    fail_closed: None,
+                })
             }
-            other => Err(fail!("--replay {other:?}: expected `memory` or `off`")),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                let password = std::env::var(REDIS_PASSWORD_ENV)
+                    .ok()
+                    .map(zeroize::Zeroizing::new);
+                let store = match &password {
+                    Some(p) => RedisReplayStore::open_with_password(url, p, ttl),
+                    None => RedisReplayStore::open(url, ttl),
+                }
+                .map_err(|e| fail!("--replay: {e}"))?
+                .with_timeout(std::time::Duration::from_millis(self.replay_timeout_ms));
+                let store = Arc::new(store);
+                if let Err(e) = store.ping() {
+                    errln!("warning: the replay store is not reachable yet: {e}");
+                }
+                Ok(if self.replay_unavailable == "open" {
+                    Replay {
+                        store: Some(Arc::new(FailOpen {
+                            inner: store,
+                            last_warning: std::sync::Mutex::new(None),
+                        })),
+                        fail_closed: None,
+                    }
+                } else {
+                    Replay {
+                        store: Some(Arc::clone(&store) as Arc<dyn ReplayStore>),
+                        fail_closed: Some(store),
+                    }
+                })
+            }
+            other => Err(fail!(
+                "--replay {other:?}: expected `memory`, `off` or a redis:// (rediss://) URL"
+            )),
         }
     }
 }

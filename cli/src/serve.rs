@@ -35,6 +35,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use msgraph_notify::Error;
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Receiver, Reply};
+use msgraph_notify::replay::RedisReplayStore;
 use msgraph_notify::token::fetch::KeyFetcher;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -127,6 +128,8 @@ struct Stats {
 
 /// What every request handler shares.
 struct Shared {
+    /// The fail-closed replay store: while it is unavailable, POSTs are answered 503.
+    replay_down: Option<Arc<RedisReplayStore>>,
     queue: mpsc::Sender<Job>,
     budget: Arc<Semaphore>,
     max_body: usize,
@@ -176,8 +179,9 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         max_body: args.max_body,
         max_items: args.receiver.max_items as usize,
         parallel: false,
-        replay,
+        replay: replay.store,
     })?;
+    let fail_closed = replay.fail_closed;
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
         |n| n as usize,
@@ -187,7 +191,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .thread_name("msgraph-notify-io")
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(args, built, workers))
+    runtime.block_on(serve(args, built, workers, fail_closed))
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit in force.
@@ -205,7 +209,12 @@ fn raise_file_limit() -> u64 {
     }
 }
 
-async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<ExitCode, Fail> {
+async fn serve(
+    args: Args,
+    built: crate::opts::Built,
+    workers: usize,
+    replay_down: Option<Arc<RedisReplayStore>>,
+) -> Result<ExitCode, Fail> {
     let file_limit = raise_file_limit();
     let max_connections = u64::from(args.max_connections)
         .min(file_limit.saturating_sub(RESERVED_FDS))
@@ -275,7 +284,21 @@ async fn serve(args: Args, built: crate::opts::Built, workers: usize) -> Result<
         });
     }
 
+    if let Some(store) = &replay_down {
+        // Fail-closed: while Redis is unreachable POSTs get 503; probe it back to health.
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !store.is_available() {
+                    let probe = Arc::clone(&store);
+                    let _ = tokio::task::spawn_blocking(move || probe.ping()).await;
+                }
+            }
+        });
+    }
     let shared = Arc::new(Shared {
+        replay_down,
         queue: tx,
         budget: Arc::new(Semaphore::new(
             usize::try_from(args.max_buffered).unwrap_or(usize::MAX >> 4),
@@ -483,6 +506,18 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
         return response;
     }
     shared.stats.posts.fetch_add(1, Ordering::Relaxed);
+    if shared
+        .replay_down
+        .as_ref()
+        .is_some_and(|s| !s.is_available())
+    {
+        shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+        shared.warn_busy.warn(
+            "the replay store is unavailable: answered 503 (Graph retries later; \
+             --replay-unavailable open would process without the duplicate check)",
+        );
+        return busy();
+    }
     let path = request.uri().path().to_owned();
     let declared = request
         .headers()
