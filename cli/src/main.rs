@@ -19,6 +19,7 @@ macro_rules! errln {
     }};
 }
 
+mod admin;
 mod decrypt;
 mod demo;
 mod encrypt;

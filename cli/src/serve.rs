@@ -39,6 +39,7 @@ use msgraph_notify::replay::RedisReplayStore;
 use msgraph_notify::token::fetch::KeyFetcher;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use crate::admin::{Metrics, Readiness};
 use crate::opts::{ReceiverOpts, ReplayOpts};
 use crate::{Fail, fail};
 
@@ -106,6 +107,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
 
+    /// Serve `GET /healthz`, `/readyz` and `/metrics` (Prometheus) on this address, e.g.
+    /// 127.0.0.1:9090. Never on the public listener.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     workers: Option<u32>,
@@ -113,6 +119,7 @@ pub struct Args {
 
 /// One queued POST body, with the share of the byte budget it holds until it is processed.
 struct Job {
+    arrived: Instant,
     path: String,
     body: Vec<u8>,
     _budget: OwnedSemaphorePermit,
@@ -128,6 +135,7 @@ struct Stats {
 
 /// What every request handler shares.
 struct Shared {
+    metrics: Arc<Metrics>,
     /// The fail-closed replay store: while it is unavailable, POSTs are answered 503.
     replay_down: Option<Arc<RedisReplayStore>>,
     queue: mpsc::Sender<Job>,
@@ -230,6 +238,25 @@ async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| fail!("cannot read the listening address: {e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    if let Some(admin) = args.admin_listen {
+        if admin.port() != 0 && (admin == local || admin == args.listen) {
+            return Err(fail!("--admin-listen must differ from --listen"));
+        }
+        let admin = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| fail!("cannot listen on --admin-listen {admin}: {e}"))?;
+        let at = admin
+            .local_addr()
+            .map_err(|e| fail!("cannot read the admin address: {e}"))?;
+        tokio::spawn(crate::admin::serve_admin(
+            admin,
+            Arc::clone(&metrics),
+            Arc::clone(&readiness),
+        ));
+        errln!("msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)");
+    }
     errln!("msgraph-notify serve: listening on http://{local}");
 
     let receiver = Arc::new(built.receiver);
@@ -250,16 +277,26 @@ async fn serve(
     let handle = tokio::runtime::Handle::current();
     let mut threads = Vec::with_capacity(workers);
     for n in 0..workers {
-        let (rx, receiver, fetcher, stats, handle) = (
+        let (rx, receiver, fetcher, stats, handle, metrics) = (
             Arc::clone(&rx),
             Arc::clone(&receiver),
             fetcher.clone(),
             Arc::clone(&stats),
             handle.clone(),
+            Arc::clone(&metrics),
         );
         let thread = std::thread::Builder::new()
             .name(format!("msgraph-notify-worker-{n}"))
-            .spawn(move || work(&rx, &receiver, fetcher.as_deref(), &stats, &handle))
+            .spawn(move || {
+                work(
+                    &rx,
+                    &receiver,
+                    fetcher.as_deref(),
+                    &stats,
+                    &metrics,
+                    &handle,
+                );
+            })
             .map_err(|e| fail!("cannot start a worker thread: {e}"))?;
         threads.push(thread);
     }
@@ -297,7 +334,21 @@ async fn serve(
             }
         });
     }
+    // Ready once the workers run and the signing keys are loaded (fetched keys may come later).
+    {
+        let (readiness, keys) = (
+            Arc::clone(&readiness),
+            receiver.token_validator().map(|v| v.signing_keys().clone()),
+        );
+        tokio::spawn(async move {
+            while keys.as_ref().is_some_and(|k| k.snapshot().is_empty()) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            readiness.ready.store(true, Ordering::Release);
+        });
+    }
     let shared = Arc::new(Shared {
+        metrics: Arc::clone(&metrics),
         replay_down,
         queue: tx,
         budget: Arc::new(Semaphore::new(
@@ -372,7 +423,10 @@ async fn serve(
                     let (shared, busy) = (Arc::clone(&shared), Arc::clone(&busy));
                     async move {
                         let _busy = BusyGuard::enter(&busy);
-                        Ok::<_, Infallible>(handle_request(&shared, request).await)
+                        let start = Instant::now();
+                        let answer = handle_request(&shared, request).await;
+                        shared.metrics.answered(answer.status(), start.elapsed());
+                        Ok::<_, Infallible>(answer)
                     }
                 })
             };
@@ -391,6 +445,7 @@ async fn serve(
     }
 
     // Stop accepting; let open requests finish (each connection closes after its answer).
+    readiness.draining.store(true, Ordering::Release);
     drop(listener);
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -506,6 +561,7 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
         return response;
     }
     shared.stats.posts.fetch_add(1, Ordering::Relaxed);
+    let arrived = Instant::now();
     if shared
         .replay_down
         .as_ref()
@@ -559,13 +615,17 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
         }
     };
     let job = Job {
+        arrived,
         path,
         body,
         _budget: budget,
     };
+    // Counted before the send: the worker may take it off at once.
+    shared.metrics.queue_depth.inc();
     match shared.queue.send_timeout(job, QUEUE_WAIT).await {
         Ok(()) => answer(StatusCode::ACCEPTED, ""),
         Err(_) => {
+            shared.metrics.queue_depth.dec();
             shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
             shared
                 .warn_busy
@@ -635,6 +695,7 @@ fn work(
     receiver: &Receiver,
     fetcher: Option<&KeyFetcher>,
     stats: &Stats,
+    metrics: &Metrics,
     handle: &tokio::runtime::Handle,
 ) {
     let warn_refused = RateLimited::new();
@@ -644,6 +705,7 @@ fn work(
             rx.blocking_recv()
         };
         let Some(job) = job else { return };
+        metrics.queue_depth.dec();
         if let Some(fetcher) = fetcher {
             for kid in receiver.unknown_kids(&job.body) {
                 handle.block_on(fetcher.ensure_kid(&kid));
@@ -657,6 +719,7 @@ fn work(
                 if let Err(e) = crate::decrypt::write_items(&items) {
                     errln!("warning: cannot write to stdout: {e}");
                 }
+                metrics.items(&items, job.arrived.elapsed());
             }
             Ok(_) => {}
             Err(e) => {

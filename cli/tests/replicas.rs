@@ -1,7 +1,8 @@
-//! `serve --replay redis://…` with a real `redis-server` on 127.0.0.1: two replicas share one
-//! replay memory, so the same genuine POST sent to both is decrypted by exactly one; Redis
+//! `serve` as replicas behind a load balancer: `--replay redis://…` with a real `redis-server` on
+//! 127.0.0.1, so the same genuine POST sent to two replicas is decrypted by exactly one; Redis
 //! stopped under `--replay-unavailable closed` (503 until it is back) and `open` (processed, with
-//! a warning). Skipped, with a note, when `redis-server` is not installed, except under `CI=true`.
+//! a warning); the admin listener's `/healthz`, `/readyz` and `/metrics`. The Redis tests are
+//! skipped, with a note, when `redis-server` is not installed, except under `CI=true`.
 
 mod common;
 
@@ -220,4 +221,147 @@ fn redis_down_fail_open_processes_with_a_warning() {
     assert_eq!(served.json_lines()[0]["data"]["id"], "open");
     let stderr = served.stderr.lock().unwrap().join("\n");
     assert!(stderr.contains("without the duplicate check"), "{stderr}");
+}
+
+/// The admin address `serve` printed on stderr.
+fn admin_addr(served: &Served) -> std::net::SocketAddr {
+    served
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.split("admin on http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("the admin address on stderr")
+}
+
+/// The value of one sample line of a Prometheus text exposition, e.g.
+/// `msgraph_notify_items_total{status="decrypted"}`.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn replicas_report_their_counts_on_the_admin_listener() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let mut a = replica(&fx, &redis, &["--admin-listen", "127.0.0.1:0"]);
+    let mut b = replica(&fx, &redis, &["--admin-listen", "127.0.0.1:0"]);
+    let (admin_a, admin_b) = (admin_addr(&a), admin_addr(&b));
+    assert_eq!(http(admin_a, "GET", "/healthz", b"").status, 200);
+    let start = Instant::now();
+    while http(admin_a, "GET", "/readyz", b"").status != 200 {
+        assert!(start.elapsed() < Duration::from_secs(10), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The admin endpoints are not on the public listener.
+    assert_ne!(a.post("/metrics", b"").status, 200);
+
+    let body = fx.body(vec![
+        fx.item(&Fixture::presence("m1")),
+        fx.item(&Fixture::presence("m2")),
+    ]);
+    assert_eq!(a.post("/", &body).status, 202);
+    a.wait_lines(2, Duration::from_secs(10));
+    assert_eq!(b.post("/", &body).status, 202);
+    b.wait_lines(2, Duration::from_secs(10));
+    assert_eq!(b.post("/", &fx.forged_body("forged")).status, 202);
+    b.wait_lines(3, Duration::from_secs(10));
+
+    let scrape = |addr| {
+        let answer = http(addr, "GET", "/metrics", b"");
+        assert_eq!(answer.status, 200);
+        answer.body
+    };
+    let (ma, mb) = (scrape(admin_a), scrape(admin_b));
+    assert_eq!(
+        sample(&ma, "msgraph_notify_items_total{status=\"decrypted\"}"),
+        2.0,
+        "{ma}"
+    );
+    assert_eq!(
+        sample(&ma, "msgraph_notify_private_key_operations_total"),
+        2.0,
+        "{ma}"
+    );
+    // The POST to /metrics on the public listener was a (bodiless) notification POST: 202.
+    assert_eq!(
+        sample(&ma, "msgraph_notify_requests_total{code=\"202\"}"),
+        2.0,
+        "{ma}"
+    );
+    assert_eq!(
+        sample(&mb, "msgraph_notify_items_total{status=\"rejected\"}"),
+        3.0,
+        "{mb}"
+    );
+    assert_eq!(
+        sample(
+            &mb,
+            "msgraph_notify_rejected_items_total{reason=\"duplicate\"}"
+        ),
+        2.0,
+        "{mb}"
+    );
+    assert_eq!(
+        sample(&mb, "msgraph_notify_rejected_items_total{reason=\"token\"}"),
+        1.0,
+        "{mb}"
+    );
+    assert_eq!(
+        sample(&mb, "msgraph_notify_private_key_operations_total"),
+        0.0,
+        "{mb}"
+    );
+    assert_eq!(sample(&mb, "msgraph_notify_queue_depth"), 0.0, "{mb}");
+    assert!(
+        sample(&mb, "msgraph_notify_item_latency_seconds_count") >= 3.0,
+        "{mb}"
+    );
+    assert!(
+        sample(&mb, "msgraph_notify_request_duration_seconds_count") >= 2.0,
+        "{mb}"
+    );
+    // No secret in the metrics.
+    assert!(!ma.contains(CLIENT_STATE) && !mb.contains(CLIENT_STATE));
+    assert_eq!(a.terminate(), Some(0));
+    assert_eq!(b.terminate(), Some(0));
+}
+
+#[test]
+fn readyz_waits_for_the_signing_keys() {
+    let fx = Fixture::new();
+    // Signing keys from a URL where nothing listens: alive, but not ready.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/keys", dead.local_addr().unwrap());
+    drop(dead);
+    let args: Vec<String> = [
+        "--key",
+        &s(&fx.key_path),
+        "--jwks-url",
+        &url,
+        "--app-id",
+        APP_ID,
+        "--client-state",
+        CLIENT_STATE,
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut served = Served::start(&args);
+    let admin = admin_addr(&served);
+    assert_eq!(http(admin, "GET", "/healthz", b"").status, 200);
+    let readyz = http(admin, "GET", "/readyz", b"");
+    assert_eq!((readyz.status, readyz.body.as_str()), (503, "starting\n"));
+    assert_eq!(http(admin, "POST", "/readyz", b"").status, 405);
+    assert_eq!(http(admin, "GET", "/other", b"").status, 404);
+    assert_eq!(served.terminate(), Some(0));
 }

@@ -1,0 +1,224 @@
+//! `serve --admin-listen`: `/healthz`, `/readyz` and `/metrics` (Prometheus text, through
+//! `prometheus-client`) on their own listener, never on the public one.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use msgraph_notify::Error;
+use msgraph_notify::receiver::{Item, Outcome};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric `serve` exports. Names follow Prometheus' conventions (`_total` for counters,
+/// base units: seconds).
+pub struct Metrics {
+    registry: Registry,
+    items: Family<Labels, Counter>,
+    rejected: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    /// Bodies queued for the workers.
+    pub queue_depth: Gauge,
+    answer_seconds: Histogram,
+    item_seconds: Histogram,
+    private_key_operations: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("msgraph_notify");
+        let items = Family::<Labels, Counter>::default();
+        registry.register(
+            "items",
+            "Notification items processed, by outcome (decrypted, basic, lifecycle, rejected)",
+            items.clone(),
+        );
+        let rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "rejected_items",
+            "Rejected items, by reason (token, client_state, signature, duplicate, malformed, key, replay_store, other)",
+            rejected.clone(),
+        );
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests answered on the public listener, by status code",
+            requests.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "POST bodies waiting for a worker",
+            queue_depth.clone(),
+        );
+        let answer_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 14));
+        registry.register(
+            "request_duration_seconds",
+            "Time from a POST's head to its answer",
+            answer_seconds.clone(),
+        );
+        let item_seconds = Histogram::new(exponential_buckets(0.0001, 2.5, 16));
+        registry.register(
+            "item_latency_seconds",
+            "Time from a POST's arrival to its items' output",
+            item_seconds.clone(),
+        );
+        let private_key_operations = Counter::default();
+        registry.register(
+            "private_key_operations",
+            "RSA-OAEP unwraps of dataKey (items that reached the private key)",
+            private_key_operations.clone(),
+        );
+        Metrics {
+            registry,
+            items,
+            rejected,
+            requests,
+            queue_depth,
+            answer_seconds,
+            item_seconds,
+            private_key_operations,
+        }
+    }
+
+    /// A POST or handshake answered with `code` after `elapsed`.
+    pub fn answered(&self, code: StatusCode, elapsed: Duration) {
+        self.requests
+            .get_or_create(&vec![("code", code.as_u16().to_string())])
+            .inc();
+        if code != StatusCode::OK {
+            self.answer_seconds.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// The outcomes of one body, output `since_arrival` after it arrived.
+    pub fn items(&self, items: &[Item], since_arrival: Duration) {
+        for item in items {
+            self.items
+                .get_or_create(&vec![("status", item.outcome.status().to_owned())])
+                .inc();
+            self.item_seconds.observe(since_arrival.as_secs_f64());
+            let reached_private_key = match &item.outcome {
+                Outcome::Decrypted(_) => true,
+                Outcome::Rejected(r) => {
+                    self.rejected
+                        .get_or_create(&vec![("reason", reason(&r.error).to_owned())])
+                        .inc();
+                    matches!(r.error, Error::Verification | Error::Plaintext(_))
+                }
+                _ => false,
+            };
+            if reached_private_key {
+                self.private_key_operations.inc();
+            }
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The small fixed set of rejection reasons.
+fn reason(error: &Error) -> &'static str {
+    match error {
+        Error::Token(_) => "token",
+        Error::ClientState => "client_state",
+        Error::Verification => "signature",
+        Error::Duplicate => "duplicate",
+        Error::Malformed { .. } | Error::Plaintext(_) => "malformed",
+        Error::UnknownCertificateId(_)
+        | Error::NoMatchingKey
+        | Error::ThumbprintMismatch { .. } => "key",
+        Error::ReplayStore(_) => "replay_store",
+        _ => "other",
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Default)]
+pub struct Readiness {
+    /// The listener is bound, the workers run and the signing keys are loaded.
+    pub ready: AtomicBool,
+    /// A shutdown signal arrived: draining.
+    pub draining: AtomicBool,
+}
+
+/// Serves the admin endpoints on `listener` until the process ends.
+pub async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (metrics, readiness, http) =
+            (Arc::clone(&metrics), Arc::clone(&readiness), http.clone());
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let answer = admin_answer(&request, &metrics, &readiness);
+                    async move { Ok::<_, Infallible>(answer) }
+                });
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn admin_answer<B>(
+    request: &Request<B>,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: String, content_type: &'static str| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    };
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if request.method() != Method::GET {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into(), PLAIN);
+    }
+    match request.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n".into(), PLAIN),
+        "/readyz" => {
+            if readiness.draining.load(Ordering::Acquire) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into(), PLAIN)
+            } else if readiness.ready.load(Ordering::Acquire) {
+                text(StatusCode::OK, "ready\n".into(), PLAIN)
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN)
+            }
+        }
+        "/metrics" => text(
+            StatusCode::OK,
+            metrics.render(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into(), PLAIN),
+    }
+}
