@@ -25,6 +25,7 @@ mod encrypt;
 mod keygen;
 mod opts;
 mod serve;
+mod subscription;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,7 @@ enum Command {
     Decrypt(decrypt::Args),
     Demo(demo::Args),
     Serve(serve::Args),
+    Subscription(subscription::Args),
 }
 
 /// A secret given on the command line (a key password, a clientState): wiped on drop and shown as
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => decrypt::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Subscription(args) => subscription::run(args),
     };
     match result {
         Ok(code) => code,
