@@ -55,6 +55,7 @@ pub mod model;
 pub mod receiver;
 pub mod replay;
 pub mod resource;
+pub mod subscription;
 pub mod token;
 
 #[cfg(feature = "testing")]

@@ -137,6 +137,33 @@ fn generate_seeds() {
         "other",
         &with(4, br#"{"a":[1,2.5,null,true,"x"]}"#),
     );
+    // The doc sample of each kind, from its path alone and (under another path) its type alone.
+    for sample in msgraph_notify::testing::doc_samples() {
+        let index = entry::RESOURCE_PATHS
+            .iter()
+            .position(|p| {
+                p.map(msgraph_notify::resource::PathKind::of)
+                    .is_some_and(|k| k.as_str() == sample.kind)
+            })
+            .expect("a path of each kind") as u8;
+        write(
+            "resource_json",
+            &format!("{}_path", sample.kind),
+            &with(index, sample.json.to_string().as_bytes()),
+        );
+        write(
+            "resource_json",
+            &format!("{}_type", sample.kind),
+            &with(0, sample.typed_json().to_string().as_bytes()),
+        );
+    }
+    let mut from_data = b"CHATS('19:a/b')/%6Dessages('1')?$select=x\n".to_vec();
+    from_data.extend_from_slice(chat.to_string().as_bytes());
+    write(
+        "resource_json",
+        "path_from_data",
+        &with(entry::PATH_FROM_DATA, &from_data),
+    );
 
     // encrypted_content
     let content = serde_json::to_string(&f.notification.encrypted_content).expect("json");

@@ -53,6 +53,9 @@ fn every_sample_parses() {
                 Some("chats('x')/messages('y')")
             } else if name.contains("onlinemeeting") || name.contains("legacy") {
                 Some("communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents")
+            } else if name.contains("outlook") {
+                // The path of the Outlook rich notification example.
+                Some("Users('722effaf')/messages('AAMkAGUwNjQ4ZjIxLTQ3Y2Y8AAA=')")
             } else {
                 None
             };
@@ -63,7 +66,8 @@ fn every_sample_parses() {
             } else if name.contains("chatmessage") {
                 "chatMessage"
             } else if name.contains("outlook") {
-                "other"
+                // Only the `$select`ed properties, no `@odata.type`: the path types it.
+                "message"
             } else if name.contains("participant-shape") {
                 // One participant of an older event, not a whole event: kept as JSON or typed,
                 // either is fine; it must only parse.

@@ -26,6 +26,7 @@ mod encrypt;
 mod keygen;
 mod opts;
 mod serve;
+mod subscription;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,7 @@ enum Command {
     Decrypt(decrypt::Args),
     Demo(demo::Args),
     Serve(serve::Args),
+    Subscription(subscription::Args),
 }
 
 /// A secret given on the command line (a key password, a clientState): wiped on drop and shown as
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => decrypt::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Subscription(args) => subscription::run(args),
     };
     match result {
         Ok(code) => code,

@@ -206,17 +206,52 @@ pub fn collection_json(data: &[u8]) {
     }
 }
 
-/// Decrypted JSON into a typed resource; the first byte picks the notification's resource path.
+/// The resource paths [`resource_json`] picks from, by its first byte modulo their number: one
+/// of each kind, in the spellings notifications use. [`PATH_FROM_DATA`] takes the path from the
+/// data instead.
+pub const RESOURCE_PATHS: &[Option<&str>] = &[
+    None,
+    Some("communications/presences/u1"),
+    Some("chats('19:x')/messages('1')"),
+    Some("communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents"),
+    Some("users/u1/events"),
+    Some("communications/onlineMeetings('m')/transcripts('t')"),
+    Some("communications/onlineMeetings('m')/recordings('r')"),
+    Some("chats('19:x')"),
+    Some("teams('t')"),
+    Some("teams('t')/channels('19:c')"),
+    Some("chats('19:x')/members('m')"),
+    Some("copilot/interactionHistory/interactions('1')"),
+    Some("Users/u1/Messages/m1"),
+    Some("users('u1')/contacts('c1')"),
+    Some("teams('t')/channels('19:c')/messages('1')/replies('2')"),
+];
+
+/// The first-byte value (modulo `RESOURCE_PATHS.len() + 1`) at which [`resource_json`] reads the
+/// resource path from the data: the bytes up to the first newline, then the JSON.
+pub const PATH_FROM_DATA: u8 = RESOURCE_PATHS.len() as u8;
+
+/// Decrypted JSON into a typed resource; the first byte picks the notification's resource path
+/// (see [`RESOURCE_PATHS`], [`PATH_FROM_DATA`]).
 pub fn resource_json(data: &[u8]) {
     let mut b = Bytes(data);
-    let path = match b.byte() % 5 {
-        0 => None,
-        1 => Some("communications/presences/u1"),
-        2 => Some("chats('19:x')/messages('1')"),
-        3 => Some("communications/onlineMeetings(joinWebUrl='x')/meetingCallEvents"),
-        _ => Some("users/u1/events"),
+    let choice = b.byte() % (PATH_FROM_DATA + 1);
+    let rest = b.rest();
+    let (path, bytes) = if choice == PATH_FROM_DATA {
+        let (path, json) = match rest.iter().position(|&c| c == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let path = std::str::from_utf8(path).ok();
+        // The grammar never panics and names the same kind however often it is asked.
+        if let Some(p) = path {
+            let kind = msgraph_notify::resource::PathKind::of(p);
+            assert_eq!(kind, msgraph_notify::resource::PathKind::of(p));
+        }
+        (path, json)
+    } else {
+        (RESOURCE_PATHS[usize::from(choice)], rest)
     };
-    let bytes = b.rest();
     let typed = Resource::from_json(bytes, path);
     // The one-pass typing must give exactly what typing through a `Value` gives.
     match serde_json::from_slice::<serde_json::Value>(bytes) {
