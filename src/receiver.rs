@@ -695,13 +695,12 @@ impl Receiver {
                 limit: self.max_body_bytes,
             });
         }
-        let raw: RawCollection = serde_json::from_slice(body).map_err(|e| {
-            Error::malformed("body", format!("not a JSON notification collection: {e}"))
-        })?;
+        let raw: RawCollection = serde_json::from_slice(body)
+            .map_err(|e| crate::model::BodyShape::not_a_collection(body, Some(&e)))?;
         let values = match raw.value {
             Some(Value::Array(values)) => values,
             Some(_) => return Err(Error::malformed("value", "not an array")),
-            None => return Err(Error::missing("value")),
+            None => return Err(crate::model::BodyShape::not_a_collection(body, None)),
         };
 
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
