@@ -22,6 +22,7 @@ mod jwks;
 mod provider;
 
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub mod fetch;
 
 pub use cache::TokenCache;
