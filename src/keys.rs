@@ -155,7 +155,7 @@ impl PrivateKey {
         match open_pkcs12(der, Some(password)) {
             Pkcs12::Opened(store) => Self::from_keystore(&store),
             Pkcs12::Failed(e) => Err(e),
-            Pkcs12::NotPkcs12 => Err(Error::Key(
+            Pkcs12::NotOne => Err(Error::Key(
                 "not a PKCS#12 (.pfx, .p12) file: its outer DER structure does not parse".into(),
             )),
         }
@@ -255,7 +255,7 @@ impl PrivateKey {
         match open_pkcs12(der, password) {
             Pkcs12::Opened(store) => return Self::from_keystore(&store),
             Pkcs12::Failed(e) => return Err(e),
-            Pkcs12::NotPkcs12 => {}
+            Pkcs12::NotOne => {}
         }
         if Certificate::from_der(der).is_ok() {
             return Err(Error::Key(CERTIFICATE_NOT_KEY.into()));
@@ -469,7 +469,7 @@ enum Pkcs12 {
     /// A PKCS#12 file that could not be opened: the error says why (the password, mostly).
     Failed(Error),
     /// Not a PKCS#12 file at all.
-    NotPkcs12,
+    NotOne,
 }
 
 fn open_pkcs12(der: &[u8], password: Option<&str>) -> Pkcs12 {
@@ -478,7 +478,7 @@ fn open_pkcs12(der: &[u8], password: Option<&str>) -> Pkcs12 {
     match p12_keystore::KeyStore::from_pkcs12(der, given, p12_keystore::Pkcs12ImportPolicy::Relaxed)
     {
         Ok(store) => Pkcs12::Opened(store),
-        Err(P12::DerError(_) | P12::InvalidVersion) => Pkcs12::NotPkcs12,
+        Err(P12::DerError(_) | P12::InvalidVersion) => Pkcs12::NotOne,
         Err(P12::MacError(_)) if given.is_empty() => Pkcs12::Failed(Error::Key(
             "this looks like a PKCS#12 file (.pfx, .p12): a password is needed".into(),
         )),
@@ -661,7 +661,7 @@ impl Certificate {
                 || pkcs1::RsaPrivateKeyRef::try_from(der.as_slice()).is_ok()
             {
                 Error::Certificate(KEY_NOT_CERTIFICATE.into())
-            } else if !matches!(open_pkcs12(&der, None), Pkcs12::NotPkcs12) {
+            } else if !matches!(open_pkcs12(&der, None), Pkcs12::NotOne) {
                 Error::Certificate(
                     "this is a PKCS#12 (.pfx) file, not a certificate: load it as the key; it \
                      carries its certificate"

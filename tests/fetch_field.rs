@@ -101,7 +101,7 @@ fn chunked(body: &[u8]) -> Vec<u8> {
 /// A JWKS of the issuer's key, padded with white space to `size` bytes: still a valid document.
 fn padded_jwks(issuer: &TokenIssuer, size: usize) -> Vec<u8> {
     let jwks = issuer.jwks_json();
-    let mut body = jwks[..jwks.len() - 1].as_bytes().to_vec();
+    let mut body = jwks.as_bytes()[..jwks.len() - 1].to_vec();
     body.resize(size - 1, b' ');
     body.push(b'}');
     body
