@@ -74,6 +74,7 @@ impl PrivateKey {
     /// `ENCRYPTED PRIVATE KEY` use [`PrivateKey::from_encrypted_pem`]. Other blocks in the text
     /// (a certificate, say) are skipped.
     pub fn from_pem(pem: &str) -> Result<Self> {
+        let mut saw_certificate = false;
         for (label, der) in pem_blocks(pem)? {
             match label.as_str() {
                 PEM_PKCS8 => return Self::from_pkcs8_der(&der),
@@ -83,8 +84,12 @@ impl PrivateKey {
                         "the key is encrypted: a password is needed".into(),
                     ));
                 }
+                PEM_CERTIFICATE => saw_certificate = true,
                 _ => {}
             }
+        }
+        if saw_certificate {
+            return Err(Error::Key(CERTIFICATE_NOT_KEY.into()));
         }
         Err(Error::Key("no PEM private key block found".into()))
     }
@@ -147,12 +152,16 @@ impl PrivateKey {
     /// # Ok(()) }
     /// ```
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<(Self, Option<Certificate>)> {
-        let store = p12_keystore::KeyStore::from_pkcs12(
-            der,
-            password,
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .map_err(|e| Error::Key(format!("cannot open the PKCS#12 file: {e}")))?;
+        match open_pkcs12(der, Some(password)) {
+            Pkcs12::Opened(store) => Self::from_keystore(&store),
+            Pkcs12::Failed(e) => Err(e),
+            Pkcs12::NotOne => Err(Error::Key(
+                "not a PKCS#12 (.pfx, .p12) file: its outer DER structure does not parse".into(),
+            )),
+        }
+    }
+
+    fn from_keystore(store: &p12_keystore::KeyStore) -> Result<(Self, Option<Certificate>)> {
         let (_, chain) = store
             .private_key_chain()
             .ok_or_else(|| Error::Key("the PKCS#12 file holds no private key".into()))?;
@@ -168,7 +177,22 @@ impl PrivateKey {
     }
 
     /// Loads a key from a file's bytes, whatever its format: PEM (PKCS#1, PKCS#8, encrypted
-    /// PKCS#8), DER, or PKCS#12. Returns the certificate too when the file carries one.
+    /// PKCS#8), DER, or PKCS#12 (binary, or as base64 text as Azure Key Vault exports it).
+    /// Returns the certificate too when the file carries one: with several (a whole chain from
+    /// `openssl pkcs12 -nodes`), the one that belongs to the key.
+    ///
+    /// The format is read from the content, not from the first bytes: PEM may start with a UTF-8
+    /// byte-order mark, have CRLF line ends and carry text around its blocks (RFC 7468), such as
+    /// the `Bag Attributes` lines `openssl pkcs12 -nodes` writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Key`] saying what the file is when it is not a usable key: a PKCS#12 file without
+    /// its password ("a password is needed") or with a wrong one ("wrong password for the PKCS#12
+    /// file"), an encrypted PKCS#8 key without a password, an OpenSSL legacy encrypted PEM
+    /// (`Proc-Type: 4,ENCRYPTED`; the message carries the `openssl pkcs8 -topk8` command that
+    /// converts it), a certificate instead of a key; [`Error::Certificate`] when the file's
+    /// certificate does not belong to its key.
     ///
     /// ```
     /// # fn main() -> Result<(), msgraph_notify::Error> {
@@ -179,29 +203,68 @@ impl PrivateKey {
     /// # Ok(()) }
     /// ```
     pub fn load(bytes: &[u8], password: Option<&str>) -> Result<(Self, Option<Certificate>)> {
-        if looks_like_pem(bytes) {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| Error::Key("the PEM text is not UTF-8".into()))?;
-            let key = match password {
-                Some(p) => Self::from_encrypted_pem(text, p)?,
-                None => Self::from_pem(text)?,
-            };
-            let cert = match Certificate::from_pem(text) {
-                Ok(c) => {
-                    c.check_matches(&key)?;
-                    Some(c)
-                }
-                Err(_) => None,
-            };
-            return Ok((key, cert));
+        match Input::detect(bytes, Error::Key)? {
+            Input::Pem(text) => Self::load_pem(text, password),
+            Input::Base64(der) => Self::load_der(&der, password).map_err(|e| match e {
+                Error::Key(reason) => Error::Key(format!("the file is base64 text: {reason}")),
+                other => other,
+            }),
+            Input::Der(der) => Self::load_der(der, password),
         }
-        match Self::from_der(bytes) {
-            Ok(key) => Ok((key, None)),
-            Err(der_err) => match Self::from_pkcs12(bytes, password.unwrap_or("")) {
-                Ok(pair) => Ok(pair),
-                Err(p12_err) if password.is_some() => Err(p12_err),
-                Err(_) => Err(der_err),
-            },
+    }
+
+    fn load_pem(text: &str, password: Option<&str>) -> Result<(Self, Option<Certificate>)> {
+        let blocks = pem_blocks(text)?;
+        let has_key = blocks.iter().any(|(label, _)| {
+            matches!(label.as_str(), PEM_PKCS8 | PEM_PKCS1 | PEM_PKCS8_ENCRYPTED)
+        });
+        let certs: Vec<&[u8]> = blocks
+            .iter()
+            .filter(|(label, _)| label == PEM_CERTIFICATE)
+            .map(|(_, der)| der.as_slice())
+            .collect();
+        if !has_key && !certs.is_empty() {
+            return Err(Error::Key(CERTIFICATE_NOT_KEY.into()));
+        }
+        let key = match password {
+            Some(p) => Self::from_encrypted_pem(text, p)?,
+            None => Self::from_pem(text)?,
+        };
+        // `openssl pkcs12 -nodes` writes the whole chain: pick the certificate of this key.
+        let mut cert = None;
+        for der in &certs {
+            let c = Certificate::from_der(der)?;
+            if c.matches(&key) {
+                cert = Some(c);
+                break;
+            }
+        }
+        if cert.is_none()
+            && let Some(first) = certs.first()
+        {
+            Certificate::from_der(first)?.check_matches(&key)?;
+        }
+        Ok((key, cert))
+    }
+
+    fn load_der(der: &[u8], password: Option<&str>) -> Result<(Self, Option<Certificate>)> {
+        let der_err = match Self::from_der(der) {
+            Ok(key) => return Ok((key, None)),
+            Err(e) => e,
+        };
+        match open_pkcs12(der, password) {
+            Pkcs12::Opened(store) => return Self::from_keystore(&store),
+            Pkcs12::Failed(e) => return Err(e),
+            Pkcs12::NotOne => {}
+        }
+        if Certificate::from_der(der).is_ok() {
+            return Err(Error::Key(CERTIFICATE_NOT_KEY.into()));
+        }
+        match der_err {
+            Error::Key(reason) => Err(Error::Key(format!(
+                "{reason}, nor a PKCS#12 (.pfx) file, nor PEM text"
+            ))),
+            other => Err(other),
         }
     }
 
@@ -337,12 +400,116 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
     .map_err(bad)
 }
 
-fn looks_like_pem(bytes: &[u8]) -> bool {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    bytes[start..].starts_with(b"-----BEGIN ")
+/// What [`PrivateKey::load`] says when it is given a certificate.
+const CERTIFICATE_NOT_KEY: &str = "this is a certificate, not a private key: give the private key \
+     of the certificate (a PEM or DER key file, or a PKCS#12 file that holds key and certificate)";
+
+/// What [`Certificate::load`] says when it is given a private key.
+const KEY_NOT_CERTIFICATE: &str = "this is a private key, not a certificate: give the certificate \
+     (PEM `BEGIN CERTIFICATE` or DER)";
+
+/// A key or certificate file's bytes, by content.
+enum Input<'a> {
+    /// Text with a `-----BEGIN ` line somewhere (after an optional byte-order mark).
+    Pem(&'a str),
+    /// Base64 text of DER (a `.pfx` as Key Vault exports it).
+    Base64(Zeroizing<Vec<u8>>),
+    /// Anything else: taken as DER.
+    Der(&'a [u8]),
+}
+
+impl<'a> Input<'a> {
+    fn detect(bytes: &'a [u8], error: fn(String) -> Error) -> Result<Self> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if contains(bytes, b"-----BEGIN ") {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| error("the file has a PEM BEGIN line but is not UTF-8 text".into()))?;
+            return Ok(Input::Pem(text));
+        }
+        if let Some(der) = base64_text(bytes) {
+            return Ok(Input::Base64(der));
+        }
+        Ok(Input::Der(bytes))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The DER inside base64 text (standard alphabet, padded, line breaks allowed), when the whole
+/// input is such text and decodes to a DER SEQUENCE.
+fn base64_text(bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::Engine;
+    if bytes.len() < 16
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b) || b.is_ascii_whitespace())
+    {
+        return None;
+    }
+    let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
+        bytes
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect(),
+    );
+    let der = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(compact.as_slice())
+            .ok()?,
+    );
+    (der.first() == Some(&0x30)).then_some(der)
+}
+
+/// What opening bytes as PKCS#12 gave.
+enum Pkcs12 {
+    Opened(p12_keystore::KeyStore),
+    /// A PKCS#12 file that could not be opened: the error says why (the password, mostly).
+    Failed(Error),
+    /// Not a PKCS#12 file at all.
+    NotOne,
+}
+
+fn open_pkcs12(der: &[u8], password: Option<&str>) -> Pkcs12 {
+    use p12_keystore::error::Error as P12;
+    let given = password.unwrap_or("");
+    match p12_keystore::KeyStore::from_pkcs12(der, given, p12_keystore::Pkcs12ImportPolicy::Relaxed)
+    {
+        Ok(store) => Pkcs12::Opened(store),
+        Err(P12::DerError(_) | P12::InvalidVersion) => Pkcs12::NotOne,
+        Err(P12::MacError(_)) if given.is_empty() => Pkcs12::Failed(Error::Key(
+            "this looks like a PKCS#12 file (.pfx, .p12): a password is needed".into(),
+        )),
+        Err(P12::MacError(_)) => {
+            Pkcs12::Failed(Error::Key("wrong password for the PKCS#12 file".into()))
+        }
+        Err(e) if given.is_empty() => Pkcs12::Failed(Error::Key(format!(
+            "this looks like a PKCS#12 file (.pfx, .p12) that cannot be opened without a password: {e}"
+        ))),
+        Err(e) => Pkcs12::Failed(Error::Key(format!(
+            "cannot open the PKCS#12 file (wrong password, or an unsupported cipher): {e}"
+        ))),
+    }
+}
+
+/// The error for an OpenSSL legacy encrypted PEM block (`Proc-Type: 4,ENCRYPTED`), naming its
+/// cipher and the one command that converts it to encrypted PKCS#8.
+fn legacy_encrypted_pem(label: &str, block: &str) -> Error {
+    let cipher = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("DEK-Info:"))
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("unknown cipher");
+    Error::Key(format!(
+        "this is an OpenSSL legacy encrypted PEM key ({label}, Proc-Type: 4,ENCRYPTED, \
+         DEK-Info: {cipher}), which is not supported: convert it once to encrypted PKCS#8 with \
+         `openssl pkcs8 -topk8 -v2 aes-256-cbc -in key.pem -out key-pkcs8.pem` (it asks for the \
+         old and a new password) and load key-pkcs8.pem with the new password"
+    ))
 }
 
 /// Splits PEM text into (label, DER) blocks.
@@ -360,6 +527,9 @@ fn pem_blocks(text: &str) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
             return Err(Error::Key(format!("PEM block {label:?} has no END line")));
         };
         let whole = &block[..end + end_marker.len()];
+        if whole.contains("Proc-Type:") {
+            return Err(legacy_encrypted_pem(label, whole));
+        }
         let (_, der) = pkcs8::der::pem::decode_vec(whole.as_bytes())
             .map_err(|e| Error::Key(format!("bad PEM block {label:?}: {e}")))?;
         blocks.push((label.to_owned(), Zeroizing::new(der)));
@@ -441,24 +611,66 @@ impl Certificate {
         })
     }
 
-    /// Parses the first `CERTIFICATE` block of PEM text.
+    /// Parses the first `CERTIFICATE` block of PEM text. Text around the blocks is skipped.
     pub fn from_pem(pem: &str) -> Result<Self> {
-        let blocks = pem_blocks(pem).map_err(|e| Error::Certificate(e.to_string()))?;
+        let blocks = pem_blocks(pem).map_err(|e| match e {
+            Error::Key(reason) => Error::Certificate(reason),
+            other => other,
+        })?;
         match blocks.iter().find(|(label, _)| label == PEM_CERTIFICATE) {
             Some((_, der)) => Self::from_der(der),
+            None if blocks.iter().any(|(label, _)| {
+                matches!(label.as_str(), PEM_PKCS8 | PEM_PKCS1 | PEM_PKCS8_ENCRYPTED)
+            }) =>
+            {
+                Err(Error::Certificate(KEY_NOT_CERTIFICATE.into()))
+            }
             None => Err(Error::Certificate("no PEM CERTIFICATE block found".into())),
         }
     }
 
-    /// Loads a certificate from PEM or DER bytes.
+    /// Loads a certificate from PEM or DER bytes (or base64 text of the DER, as in a
+    /// subscription's `encryptionCertificate`). The format is read from the content: PEM may
+    /// start with a byte-order mark, have CRLF line ends and text around its blocks.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::keys::{Certificate, PrivateKey};
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let pem = format!("\u{feff}subject=CN = receiver\r\n{}", cert.to_pem().replace('\n', "\r\n"));
+    /// assert_eq!(Certificate::load(pem.as_bytes())?, cert);
+    /// // A key where a certificate is expected says so:
+    /// let err = Certificate::load(key.to_pkcs8_pem().as_bytes()).unwrap_err();
+    /// assert!(err.to_string().contains("this is a private key, not a certificate"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Certificate`], saying what the file is when it is a private key or a PKCS#12
+    /// file rather than a certificate.
     pub fn load(bytes: &[u8]) -> Result<Self> {
-        if looks_like_pem(bytes) {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| Error::Certificate("the PEM text is not UTF-8".into()))?;
-            Self::from_pem(text)
-        } else {
-            Self::from_der(bytes)
-        }
+        let der = match Input::detect(bytes, Error::Certificate)? {
+            Input::Pem(text) => return Self::from_pem(text),
+            Input::Base64(der) => der,
+            Input::Der(der) => Zeroizing::new(der.to_vec()),
+        };
+        Self::from_der(&der).map_err(|e| {
+            if pkcs8::PrivateKeyInfoRef::try_from(der.as_slice()).is_ok()
+                || pkcs1::RsaPrivateKeyRef::try_from(der.as_slice()).is_ok()
+            {
+                Error::Certificate(KEY_NOT_CERTIFICATE.into())
+            } else if !matches!(open_pkcs12(&der, None), Pkcs12::NotOne) {
+                Error::Certificate(
+                    "this is a PKCS#12 (.pfx) file, not a certificate: load it as the key; it \
+                     carries its certificate"
+                        .into(),
+                )
+            } else {
+                e
+            }
+        })
     }
 
     /// Makes a self-signed certificate for `key` (SHA-256 with RSA), valid from now for `days`

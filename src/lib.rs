@@ -34,16 +34,44 @@
 //!
 //! Whole POST bodies, with their validation tokens, go through the receiver.
 //!
+//! ## The protocol, in brief
+//!
+//! What this crate implements, gathered from Microsoft Graph's documentation and SDKs and checked
+//! on a real Graph-produced notification:
+//!
+//! - A subscription with `includeResourceData: true` names an `encryptionCertificate` (base64 of
+//!   the certificate's DER, [`Certificate::encryption_certificate`]) and the subscriber's own
+//!   `encryptionCertificateId`. Graph then POSTs `{"value": [...], "validationTokens": [...]}`
+//!   ([`ChangeNotificationCollection`]); unknown properties are kept, enumerations are open.
+//! - Each item's `encryptedContent`: `dataKey` is a random AES key wrapped with RSA-OAEP
+//!   (SHA-1, MGF1-SHA-1, empty label); `dataSignature` is HMAC-SHA256 over the ciphertext, keyed
+//!   with that AES key, checked in constant time *before* anything is decrypted; `data` is
+//!   AES-CBC with PKCS#7 padding, the IV being the key's first 16 bytes; the plaintext is UTF-8
+//!   JSON of the resource. The key is chosen by `encryptionCertificateId` and checked against
+//!   `encryptionCertificateThumbprint` (SHA-1 of the certificate's DER, any case).
+//! - Anyone holding the public certificate can produce an `encryptedContent` that verifies, so
+//!   an encrypted item is trusted only when a validation token covers its tenant ([`token`]):
+//!   RS256 signed by a Microsoft identity platform key (by `kid`, from its OpenID metadata),
+//!   `aud` one of your app ids, published by Graph's change-tracking app (`appid` in v1.0
+//!   tokens, `azp` in v2.0), issuer exactly that of the token's `tid`, `exp`/`nbf` with 5 minutes
+//!   of leeway.
+//! - The endpoint answers the subscription handshake (`?validationToken=...`) with 200 and the
+//!   decoded token as `text/plain` within 10 s, and every notification with 202 within 3 s
+//!   ([`receiver`]).
+//!
 //! ## Features
 //!
 //! - `aws-lc` (default): RSA on aws-lc-rs.
 //! - `rust-crypto`: RSA on the pure-Rust `rsa` crate (blinded), for targets without a C compiler.
 //!   With both, `aws-lc` is used.
-//! - `testing`: [`testing`], a Graph-like sender for tests.
-//! - `fetch`: fetch Microsoft's token signing keys over HTTPS (async).
+//! - `testing`: the `testing` module, a Graph-like sender for tests.
+//! - `fetch`: `token::fetch`, Microsoft's token signing keys over HTTPS (async).
+//!
+//! On docs.rs every feature is documented, each item marked with the feature it needs.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod open_enum;
 
@@ -59,6 +87,7 @@ pub mod subscription;
 pub mod token;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use decrypt::{Decrypted, Decryptor, Plaintext};

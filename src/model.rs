@@ -189,3 +189,202 @@ open_enum! {
         Missed => "missed",
     }
 }
+
+/// What a request body holds, judged from its JSON shape: a notification collection, or one of
+/// the things people give in its place. [`Receiver::receive`](crate::receiver::Receiver::receive)
+/// names the shape when a body is not a collection; a tool that accepts other shapes (a captured
+/// single item, JSON Lines of captured bodies) can choose by it.
+///
+/// ```
+/// use msgraph_notify::model::BodyShape;
+/// assert_eq!(BodyShape::of(br#"{"value":[]}"#), BodyShape::Collection);
+/// assert_eq!(BodyShape::of(br#"{"keys":[]}"#), BodyShape::Jwks);
+/// assert_eq!(BodyShape::of(b"[]"), BodyShape::Array { len: 0 });
+/// assert_eq!(BodyShape::of(b"{\"value\":[]}\n{\"value\":[]}\n"), BodyShape::JsonLines { documents: 2 });
+/// // A byte-order mark is looked past (and reported by `has_bom`):
+/// assert_eq!(BodyShape::of(b"\xEF\xBB\xBF{\"value\":[]}"), BodyShape::Collection);
+/// println!("{}", BodyShape::of(br#"{"keys":[]}"#)); // "a JWKS (token signing keys)..."
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyShape {
+    /// An object with `value`: a notification collection.
+    Collection,
+    /// One notification item: an object with `subscriptionId`, `changeType`, `lifecycleEvent`,
+    /// `encryptedContent`, `resource` or `clientState`, and no `value`.
+    Item,
+    /// A bare `encryptedContent` object (`data`, `dataKey`, `dataSignature`).
+    EncryptedContent,
+    /// A JSON Web Key Set, `{"keys": [...]}`.
+    Jwks,
+    /// A JSON array of `len` elements.
+    Array {
+        /// The number of elements.
+        len: usize,
+    },
+    /// Several JSON documents, one per line (JSON Lines): `documents` non-blank lines.
+    JsonLines {
+        /// The number of non-blank lines.
+        documents: usize,
+    },
+    /// Another JSON object; its first few keys.
+    OtherObject {
+        /// Up to five of its keys, in order.
+        keys: Vec<String>,
+    },
+    /// A JSON string, number, boolean or null (named).
+    Scalar(&'static str),
+    /// Nothing, or only white space.
+    Empty,
+    /// Not JSON: the parser's reason, with line and column.
+    NotJson(String),
+}
+
+/// The keys that make an object a notification item.
+const ITEM_KEYS: [&str; 7] = [
+    "subscriptionId",
+    "changeType",
+    "lifecycleEvent",
+    "encryptedContent",
+    "EncryptedContent",
+    "resource",
+    "clientState",
+];
+
+/// The UTF-8 byte-order mark some editors and PowerShell put before text.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+impl BodyShape {
+    /// The shape of `body` (a leading UTF-8 byte-order mark is skipped).
+    pub fn of(body: &[u8]) -> BodyShape {
+        let body = strip_bom(body);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return BodyShape::Empty;
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(value) => Self::of_value(&value),
+            Err(e) => {
+                let documents = body
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                    .try_fold(0usize, |n, line| {
+                        serde_json::from_slice::<serde::de::IgnoredAny>(line)
+                            .ok()
+                            .map(|_| n + 1)
+                    });
+                match documents {
+                    Some(documents) if documents > 1 => BodyShape::JsonLines { documents },
+                    _ => BodyShape::NotJson(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// The shape of a parsed JSON value.
+    pub fn of_value(value: &Value) -> BodyShape {
+        match value {
+            Value::Object(map) if map.contains_key("value") => BodyShape::Collection,
+            Value::Object(map) if map.get("keys").is_some_and(Value::is_array) => BodyShape::Jwks,
+            Value::Object(map) if ITEM_KEYS.iter().any(|k| map.contains_key(*k)) => BodyShape::Item,
+            Value::Object(map)
+                if ["data", "dataKey", "dataSignature"]
+                    .iter()
+                    .any(|k| map.contains_key(*k)) =>
+            {
+                BodyShape::EncryptedContent
+            }
+            Value::Object(map) => BodyShape::OtherObject {
+                keys: map.keys().take(5).cloned().collect(),
+            },
+            Value::Array(items) => BodyShape::Array { len: items.len() },
+            Value::String(_) => BodyShape::Scalar("string"),
+            Value::Number(_) => BodyShape::Scalar("number"),
+            Value::Bool(_) => BodyShape::Scalar("boolean"),
+            Value::Null => BodyShape::Scalar("null"),
+        }
+    }
+
+    /// Whether `body` starts with a UTF-8 byte-order mark.
+    pub fn has_bom(body: &[u8]) -> bool {
+        body.starts_with(BOM)
+    }
+
+    /// The error for a body that is not a usable collection: what was expected and what was
+    /// found, without the names of the crate's types. `parse_error` is the parser's message, used
+    /// when the body looks like a collection and still does not parse (a duplicate key, say).
+    pub(crate) fn not_a_collection(
+        body: &[u8],
+        parse_error: Option<&dyn std::fmt::Display>,
+    ) -> crate::Error {
+        let shape = Self::of(body);
+        let found = match (&shape, parse_error) {
+            (BodyShape::Collection, _) if Self::has_bom(body) => {
+                "a collection preceded by a UTF-8 byte-order mark, which JSON over HTTP does not \
+                 carry (RFC 8259): remove it"
+                    .to_owned()
+            }
+            (BodyShape::Collection, Some(e)) => {
+                format!("an object with \"value\" that does not parse: {e}")
+            }
+            _ => shape.to_string(),
+        };
+        crate::Error::malformed(
+            "body",
+            format!(
+                "expected a notification collection, an object {{\"value\": [...], \
+                 \"validationTokens\": [...]}}; found {found}"
+            ),
+        )
+    }
+}
+
+/// `body` without a leading UTF-8 byte-order mark.
+///
+/// ```
+/// assert_eq!(msgraph_notify::model::strip_bom(b"\xEF\xBB\xBF{}"), b"{}");
+/// ```
+pub fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(BOM).unwrap_or(body)
+}
+
+impl std::fmt::Display for BodyShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyShape::Collection => f.write_str("a notification collection"),
+            BodyShape::Item => f.write_str(
+                "a single notification item, not a collection (Graph POSTs the items inside \
+                 \"value\", with the validation tokens beside it)",
+            ),
+            BodyShape::EncryptedContent => f.write_str(
+                "a bare encryptedContent object (data, dataKey, dataSignature), not a \
+                 collection: it belongs inside an item, under \"encryptedContent\"",
+            ),
+            BodyShape::Jwks => f.write_str(
+                "a JWKS (token signing keys, {\"keys\": [...]}), not a notification collection",
+            ),
+            BodyShape::Array { len: 0 } => f.write_str("an empty JSON array"),
+            BodyShape::Array { len } => write!(
+                f,
+                "a JSON array of {len} elements (the items of a collection belong inside its \
+                 \"value\")"
+            ),
+            BodyShape::JsonLines { documents } => write!(
+                f,
+                "{documents} JSON documents, one per line (JSON Lines), not one collection"
+            ),
+            BodyShape::OtherObject { keys } if keys.is_empty() => {
+                f.write_str("an empty JSON object")
+            }
+            BodyShape::OtherObject { keys } => {
+                write!(
+                    f,
+                    "a JSON object without \"value\" (its keys: {})",
+                    keys.join(", ")
+                )
+            }
+            BodyShape::Scalar(kind) => write!(f, "a JSON {kind}"),
+            BodyShape::Empty => f.write_str("an empty body"),
+            BodyShape::NotJson(reason) => write!(f, "text that is not JSON ({reason})"),
+        }
+    }
+}

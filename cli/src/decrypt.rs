@@ -1,25 +1,32 @@
-//! `decrypt`: verify and decrypt one captured changeNotificationCollection.
+//! `decrypt`: verify and decrypt captured changeNotificationCollections.
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use msgraph_notify::model::{BodyShape, strip_bom};
 use msgraph_notify::receiver::{Item, Reply};
 
-use crate::opts::ReceiverOpts;
+use crate::opts::{Built, ReceiverOpts};
 use crate::{Fail, fail};
 
-/// Verify and decrypt one notification collection (a captured POST body).
+/// Verify and decrypt one notification collection (a captured POST body), a single captured
+/// notification item, or a JSON Lines file of captured bodies (one per line).
 ///
 /// Prints one JSON object per line for each item of `value`, in order: `index`, `status`
 /// (decrypted, basic, lifecycle or rejected), and `data` (the decrypted resource), `lifecycleEvent`
-/// or `error`, with the item's subscriptionId, tenantId, changeType and resource.
+/// or `error`, with the item's subscriptionId, tenantId, changeType and resource. For JSON Lines
+/// input each output line also carries `line`, the body's line number (from 1). A leading UTF-8
+/// byte-order mark is ignored. A single item has no validation tokens beside it: it decrypts only
+/// with --insecure-skip-tokens.
 ///
 /// Exit status: 0 when no item was rejected, 1 when any was, 2 when the input or the options are
-/// unusable (the reason on stderr).
+/// unusable (the reason on stderr; with JSON Lines, after the usable lines were processed). When
+/// standard output is closed early (`| head`), the command stops quietly with 0.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     msgraph-notify decrypt --key cert-2026=keys/key.pem --app-id $APP_ID --client-state $SECRET body.json\n  \
-    msgraph-notify decrypt --key graph.pfx --password rich --insecure-skip-tokens - < captured.json")]
+    msgraph-notify decrypt --key graph.pfx --password rich --insecure-skip-tokens - < captured.json\n  \
+    msgraph-notify decrypt --key keys/key.pem --jwks jwks.json --app-id $APP_ID captured.jsonl | head -5")]
 pub struct Args {
     #[command(flatten)]
     receiver: ReceiverOpts,
@@ -28,9 +35,17 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     max_body: Option<usize>,
 
-    /// The collection JSON: a file, or `-` for standard input.
+    /// The collection JSON (or one item, or JSON Lines of bodies): a file, or `-` for standard
+    /// input.
     #[arg(value_name = "FILE|-")]
     input: String,
+}
+
+/// How a run ended, before it becomes an exit code.
+#[derive(Default)]
+struct Tally {
+    rejected: bool,
+    unusable: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
@@ -40,39 +55,130 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         parallel: true,
         replay: None,
     })?;
-    let body = crate::read_input(&args.input)?;
-    let reply = match &built.fetcher {
-        Some(fetcher) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
+    let input = crate::read_input(&args.input)?;
+    let body = strip_bom(&input);
+    let runtime = match &built.fetcher {
+        Some(_) => Some(
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
-            let reply =
-                runtime.block_on(built.receiver.receive_fetching_keys(fetcher, None, &body));
-            if let Some(e) = runtime.block_on(fetcher.last_error()) {
-                errln!("warning: fetching the token signing keys failed: {e}");
+                .map_err(|e| fail!("cannot start the async runtime: {e}"))?,
+        ),
+        None => None,
+    };
+    let decrypt = |body: &[u8]| -> Result<Vec<Item>, String> {
+        match receive(&built, runtime.as_ref(), body) {
+            Ok(Reply::Notifications(items)) => Ok(items),
+            Ok(_) => Err("not a notification collection".to_owned()),
+            Err(e @ msgraph_notify::Error::TooMany { .. }) => {
+                Err(format!("{e}; --max-items raises the item limit"))
             }
-            reply
+            Err(e) => Err(e.to_string()),
         }
-        None => built.receiver.receive(None, &body),
     };
-    let items = match reply {
-        Ok(Reply::Notifications(items)) => items,
-        Ok(_) => return Err(fail!("{}: not a notification collection", args.input)),
-        Err(e @ msgraph_notify::Error::TooMany { .. }) => {
-            return Err(fail!(
-                "{}: {e}; --max-items raises the item limit",
-                args.input
-            ));
+    let mut tally = Tally::default();
+    let mut out = std::io::stdout().lock();
+    let written = match BodyShape::of(body) {
+        BodyShape::JsonLines { .. } => {
+            let mut written = Ok(());
+            for (number, line) in body.split(|&b| b == b'\n').enumerate() {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let line_number = number + 1;
+                match decrypt(&as_collection(strip_bom(line))) {
+                    Ok(items) => {
+                        written = write_lines(&mut out, &items, Some(line_number), &mut tally);
+                        if written.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        errln!("msgraph-notify: {} line {line_number}: {e}", args.input);
+                        tally.unusable = Some(format!("{}: some lines are unusable", args.input));
+                    }
+                }
+            }
+            written
         }
-        Err(e) => return Err(fail!("{}: {e}", args.input)),
+        _ => {
+            let items = decrypt(&as_collection(body)).map_err(|e| {
+                let hint = match BodyShape::of(body) {
+                    BodyShape::Jwks => "; a key set is given with --jwks FILE",
+                    _ => "",
+                };
+                fail!("{}: {e}{hint}", args.input)
+            })?;
+            write_lines(&mut out, &items, None, &mut tally)
+        }
     };
-    let rejected = write_items(&items).map_err(|e| fail!("cannot write the output: {e}"))?;
-    Ok(if rejected {
+    if let (Some(fetcher), Some(runtime)) = (&built.fetcher, &runtime)
+        && let Some(e) = runtime.block_on(fetcher.last_error())
+    {
+        errln!(
+            "warning: fetching the token signing keys failed: {e}; to check tokens offline, \
+             give the signing keys as a file: --jwks FILE"
+        );
+    }
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => {}
+        // `decrypt … | head -1`: the reader has what it wanted; end quietly, as Unix tools do.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(fail!("cannot write the output: {e}")),
+    }
+    if let Some(reason) = tally.unusable {
+        return Err(Fail(reason));
+    }
+    Ok(if tally.rejected {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One body through the receiver, fetching unknown signing keys first when they are fetched.
+fn receive(
+    built: &Built,
+    runtime: Option<&tokio::runtime::Runtime>,
+    body: &[u8],
+) -> msgraph_notify::Result<Reply> {
+    match (&built.fetcher, runtime) {
+        (Some(fetcher), Some(runtime)) => {
+            runtime.block_on(built.receiver.receive_fetching_keys(fetcher, None, body))
+        }
+        _ => built.receiver.receive(None, body),
+    }
+}
+
+/// The body as a collection: a single captured item is wrapped as `{"value":[item]}`; anything
+/// else is passed on as it is (the receiver says what is wrong with it).
+fn as_collection(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if BodyShape::of(body) == BodyShape::Item
+        && let Ok(item) = serde_json::from_slice::<serde_json::Value>(body)
+    {
+        return serde_json::json!({ "value": [item] })
+            .to_string()
+            .into_bytes()
+            .into();
+    }
+    body.into()
+}
+
+fn write_lines(
+    out: &mut impl Write,
+    items: &[Item],
+    line: Option<usize>,
+    tally: &mut Tally,
+) -> std::io::Result<()> {
+    for item in items {
+        tally.rejected |= item.outcome.is_rejected();
+        let mut json = item.to_json();
+        if let (Some(line), Some(object)) = (line, json.as_object_mut()) {
+            object.insert("line".into(), line.into());
+        }
+        writeln!(out, "{json}")?;
+    }
+    Ok(())
 }
 
 /// Prints one JSON line per item and flushes; returns whether any item was rejected.

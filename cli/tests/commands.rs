@@ -276,11 +276,11 @@ fn decrypt_exit_codes() {
 
     // 2: unusable input, with the reason on stderr and nothing on stdout.
     for (input, reason) in [
-        (&b"not json at all"[..], "not a JSON"),
+        (&b"not json at all"[..], "not JSON"),
         (b"{\"value\": 3}", "not an array"),
         (b"{\"value\": {\"a\": 1}}", "not an array"),
         (b"{}", "value"),
-        (b"", "not a JSON"),
+        (b"", "an empty body"),
     ] {
         let out = decrypt(&[], input);
         assert_eq!(out.status.code(), Some(2), "input {:?}", text(input));

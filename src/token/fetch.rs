@@ -12,7 +12,26 @@ use super::{Jwks, SigningKeys};
 pub const DEFAULT_METADATA_URL: &str =
     "https://login.microsoftonline.com/common/.well-known/openid-configuration";
 
+/// The largest OpenID metadata or JWKS document accepted: 1 MiB. Microsoft's are a few KiB; a
+/// larger answer is refused ([`FetchError::TooLarge`]) rather than read into memory.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
 /// Where and how often to fetch the signing keys.
+///
+/// Build it from the defaults with the setters (the struct is `non_exhaustive`, so a struct
+/// literal does not compile outside this crate):
+///
+/// ```
+/// use std::time::Duration;
+/// use msgraph_notify::token::fetch::FetchConfig;
+/// let config = FetchConfig::default()
+///     .metadata_url("https://login.microsoftonline.us/common/.well-known/openid-configuration")
+///     .timeout(Duration::from_secs(3))
+///     .ttl(Duration::from_secs(6 * 3600))
+///     .min_refresh_interval(Duration::from_secs(60));
+/// assert_eq!(config.timeout, Duration::from_secs(3));
+/// assert!(config.jwks_url.is_none());
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct FetchConfig {
@@ -59,19 +78,142 @@ impl FetchConfig {
             ..Self::default()
         }
     }
+
+    /// Sets the OpenID metadata URL (a national cloud's host, say).
+    pub fn metadata_url(mut self, url: impl Into<String>) -> Self {
+        self.metadata_url = url.into();
+        self
+    }
+
+    /// Fetches the JWKS at `url` directly, skipping the metadata.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// Sets how long fetched keys are trusted before a refresh.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets the least time between two fetches triggered by unknown `kid`s.
+    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Sets the timeout of each HTTP request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Why an HTTP request for the signing keys got no answer, as far as the error tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpFailure {
+    /// The host name did not resolve: no network, no DNS, or a mistyped host.
+    NameResolution,
+    /// Nothing listens at the address (or a firewall refuses).
+    ConnectionRefused,
+    /// The TLS handshake failed (a certificate the platform does not trust, or a server that
+    /// does not speak TLS).
+    Tls,
+    /// No answer within [`FetchConfig::timeout`].
+    Timeout,
+    /// Another failure (the reason says which).
+    Other,
+}
+
+impl std::fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpFailure::NameResolution => {
+                "name resolution failed (no network or DNS, or the host does not exist)"
+            }
+            HttpFailure::ConnectionRefused => "the connection was refused",
+            HttpFailure::Tls => "the TLS handshake failed",
+            HttpFailure::Timeout => "it timed out",
+            HttpFailure::Other => "it failed",
+        })
+    }
+}
+
+impl HttpFailure {
+    /// Classifies a request error by walking its chain of sources.
+    fn of(error: &reqwest::Error) -> HttpFailure {
+        if error.is_timeout() {
+            return HttpFailure::Timeout;
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = source {
+            if e.downcast_ref::<rustls::Error>().is_some() {
+                return HttpFailure::Tls;
+            }
+            // hyper-util's resolver error is a private type: its text is the only sign.
+            let text = e.to_string();
+            if text.starts_with("dns error") || text.contains("failed to lookup address") {
+                return HttpFailure::NameResolution;
+            }
+            source = match e.downcast_ref::<std::io::Error>() {
+                Some(io) => match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return HttpFailure::ConnectionRefused,
+                    std::io::ErrorKind::TimedOut => return HttpFailure::Timeout,
+                    // `io::Error::source` skips the error it wraps (TLS errors come as an
+                    // io::Error in an io::Error): descend into that one instead.
+                    _ => match io.get_ref() {
+                        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                        None => None,
+                    },
+                },
+                None => e.source(),
+            };
+        }
+        HttpFailure::Other
+    }
+}
+
+/// The innermost reasons of an error chain, joined: reqwest's own message names only the URL.
+fn reasons(error: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    if parts.is_empty() {
+        error.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 /// Why fetching the signing keys failed. The previous keys stay in use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// The request failed (connection, timeout, TLS).
-    #[error("request to {url} failed: {reason}")]
+    /// The request failed (name resolution, connection, TLS, timeout).
+    #[error("request to {url} failed: {cause}: {reason}")]
     Http {
         /// The URL.
         url: String,
-        /// What failed.
+        /// Which kind of failure.
+        cause: HttpFailure,
+        /// What failed, as the HTTP stack tells it.
         reason: String,
+    },
+    /// The answer is larger than [`MAX_DOCUMENT_BYTES`].
+    #[error("{url} answered more than {limit} bytes: refused")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
     },
     /// The server answered with a non-success status.
     #[error("{url} answered HTTP {status}")]
@@ -165,7 +307,8 @@ impl KeyFetcher {
             .build()
             .map_err(|e| FetchError::Http {
                 url: config.metadata_url.clone(),
-                reason: e.to_string(),
+                cause: HttpFailure::Other,
+                reason: reasons(&e),
             })?;
         Ok(KeyFetcher {
             client,
@@ -259,12 +402,14 @@ impl KeyFetcher {
         match self.fetch().await {
             Ok(jwks) => {
                 let n = jwks.len();
-                self.keys.replace(jwks);
+                self.keys.replace(jwks); // also clears a recorded fetch failure
                 state.last_success = Some(Instant::now());
                 state.last_error = None;
                 Ok(n)
             }
             Err(e) => {
+                // Tokens whose kid is unknown are then rejected for this reason, not as forgeries.
+                self.keys.set_fetch_failure(e.to_string());
                 state.last_error = Some(e.clone());
                 Err(e)
             }
@@ -274,9 +419,14 @@ impl KeyFetcher {
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let http = |e: reqwest::Error| FetchError::Http {
             url: url.to_owned(),
-            reason: e.to_string(),
+            cause: HttpFailure::of(&e),
+            reason: reasons(&e),
         };
-        let response = self.client.get(url).send().await.map_err(http)?;
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            limit: MAX_DOCUMENT_BYTES,
+        };
+        let mut response = self.client.get(url).send().await.map_err(http)?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -284,7 +434,22 @@ impl KeyFetcher {
                 status: status.as_u16(),
             });
         }
-        Ok(response.bytes().await.map_err(http)?.to_vec())
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        // Counted as it arrives: a chunked answer, or one whose length header lies, stops at the
+        // limit too.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(http)? {
+            if chunk.len() > MAX_DOCUMENT_BYTES.saturating_sub(body.len()) {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     async fn fetch(&self) -> Result<Jwks, FetchError> {

@@ -124,6 +124,8 @@ impl Jwks {
 #[derive(Debug, Clone, Default)]
 pub struct SigningKeys {
     inner: Arc<RwLock<Arc<Jwks>>>,
+    /// Why the last fetch of the keys failed, until keys are put in again.
+    fetch_failure: Arc<RwLock<Option<String>>>,
 }
 
 impl SigningKeys {
@@ -131,6 +133,7 @@ impl SigningKeys {
     pub fn new(jwks: Jwks) -> Self {
         SigningKeys {
             inner: Arc::new(RwLock::new(Arc::new(jwks))),
+            fetch_failure: Arc::default(),
         }
     }
 
@@ -152,12 +155,49 @@ impl SigningKeys {
         }
     }
 
-    /// Replaces the whole set (key rotation).
+    /// Replaces the whole set (key rotation), and forgets a recorded fetch failure.
     pub fn replace(&self, jwks: Jwks) {
         let mut guard = match self.inner.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         *guard = Arc::new(jwks);
+        drop(guard);
+        *self.failure_slot() = None;
+    }
+
+    /// Records that fetching fresh keys failed, and why. Until the next [`replace`], a token
+    /// whose `kid` is not in the set is rejected with
+    /// [`TokenError::KeysUnavailable`](super::TokenError::KeysUnavailable), which says the key
+    /// could not be had, rather than [`TokenError::UnknownKey`](super::TokenError::UnknownKey),
+    /// which is what a forged token meets. The `fetch` feature's `KeyFetcher` calls this.
+    ///
+    /// [`replace`]: SigningKeys::replace
+    ///
+    /// ```
+    /// use msgraph_notify::token::{Jwks, SigningKeys};
+    /// let keys = SigningKeys::default();
+    /// keys.set_fetch_failure("request to https://login.example failed: name resolution failed");
+    /// assert!(keys.fetch_failure().is_some());
+    /// keys.replace(Jwks::default());
+    /// assert!(keys.fetch_failure().is_none());
+    /// ```
+    pub fn set_fetch_failure(&self, reason: impl Into<String>) {
+        *self.failure_slot() = Some(reason.into());
+    }
+
+    /// Why the last fetch failed, when it did and no keys were put in since.
+    pub fn fetch_failure(&self) -> Option<String> {
+        match self.fetch_failure.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn failure_slot(&self) -> std::sync::RwLockWriteGuard<'_, Option<String>> {
+        match self.fetch_failure.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }

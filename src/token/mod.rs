@@ -22,6 +22,7 @@ mod jwks;
 mod provider;
 
 #[cfg(feature = "fetch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
 pub mod fetch;
 
 pub use cache::TokenCache;
@@ -69,9 +70,21 @@ pub enum TokenError {
     /// `alg` is not RS256.
     #[error("algorithm {0:?} is not allowed (only RS256)")]
     Algorithm(String),
-    /// No signing key has the token's `kid`.
+    /// No signing key has the token's `kid`: a forgery, or keys not refreshed after a rotation.
     #[error("no signing key has kid {0:?}")]
     UnknownKey(String),
+    /// No signing key has the token's `kid`, and fetching fresh keys had failed
+    /// ([`SigningKeys::set_fetch_failure`]): the token could not be checked at all.
+    #[error(
+        "the signing key for kid {kid:?} could not be had: fetching the signing keys failed \
+         ({reason})"
+    )]
+    KeysUnavailable {
+        /// The token's `kid`.
+        kid: String,
+        /// Why the fetch failed.
+        reason: String,
+    },
     /// The signature does not verify.
     #[error("the signature does not verify")]
     Signature,
@@ -270,7 +283,13 @@ impl TokenValidator {
         let key = self
             .keys
             .get(&kid)
-            .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+            .ok_or_else(|| match self.keys.fetch_failure() {
+                Some(reason) => TokenError::KeysUnavailable {
+                    kid: kid.clone(),
+                    reason,
+                },
+                None => TokenError::UnknownKey(kid.clone()),
+            })?;
 
         let mut rules = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         rules.leeway = self.validation.leeway.as_secs();

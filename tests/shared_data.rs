@@ -1,0 +1,35 @@
+//! Says in `cargo test`'s own output whether the tests that need the shared data ran.
+//!
+//! The tests of Graph's real vector (`tests/real_vector.rs`), of the documentation's samples
+//! (`tests/samples.rs`) and the command's real-vector test skip when `../shared` (or
+//! `$MSGRAPH_NOTIFY_SHARED`) is absent. A note printed by a test is captured by the test harness
+//! and shown only with `--nocapture` or on failure, so the skip would pass unseen. This target is
+//! built with `harness = false`: it is a plain program whose output goes straight to the terminal
+//! of `cargo test`, so the note shows in every run. It exits 0 (a skip is not a failure), except
+//! under `CI=true`, where the shared data is required and its absence fails the run.
+
+use std::path::PathBuf;
+
+fn main() {
+    let dir = std::env::var_os("MSGRAPH_NOTIFY_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    if dir.join("vectors").is_dir() && dir.join("samples").is_dir() {
+        println!(
+            "shared test data: found at {}; the real-vector and sample tests ran on it",
+            dir.display()
+        );
+        return;
+    }
+    let note = format!(
+        "the shared test data is absent at {}: the real-vector and sample tests \
+         (tests/real_vector.rs, tests/samples.rs, the command's real-vector test) were SKIPPED. \
+         Put Graph's vectors and the docs' samples there, or set MSGRAPH_NOTIFY_SHARED to their folder.",
+        dir.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        eprintln!("error: {note} (CI=true requires them)");
+        std::process::exit(1);
+    }
+    println!("NOTE: {note}");
+}
