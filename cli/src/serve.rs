@@ -223,6 +223,7 @@ async fn serve(
     workers: usize,
     replay_down: Option<Arc<RedisReplayStore>>,
 ) -> Result<ExitCode, Fail> {
+    let shutdown = ShutdownSignal::register();
     let file_limit = raise_file_limit();
     let max_connections = u64::from(args.max_connections)
         .min(file_limit.saturating_sub(RESERVED_FDS))
@@ -369,7 +370,7 @@ async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
     let warn_accept = RateLimited::new();
-    let signal = shutdown_signal();
+    let signal = shutdown.received();
     tokio::pin!(signal);
     loop {
         let stream = tokio::select! {
@@ -736,24 +737,52 @@ fn work(
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, registered at once (so a signal that arrives during start-up, while the
+/// signing keys are fetched, is not lost to the default action), awaited later.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            ShutdownSignal {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        ShutdownSignal {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match &mut self.term {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            let int = async {
+                match &mut self.int {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = term => {},
+                () = int => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
