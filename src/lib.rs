@@ -41,6 +41,8 @@
 //!   With both, `aws-lc` is used.
 //! - `testing`: [`testing`], a Graph-like sender for tests.
 //! - `fetch`: fetch Microsoft's token signing keys over HTTPS (async).
+//! - `pkcs11`: keys that never leave a PKCS#11 token (HSMs, SoftHSM), in `keys::pkcs11`; any
+//!   other key store plugs in through [`keys::Unwrap`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
