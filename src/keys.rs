@@ -892,10 +892,10 @@ impl KeyRing {
             .encryption_certificate_thumbprint
             .as_deref()
             .filter(|s| !s.is_empty());
-        if let Some(id) = id {
-            if self.entries.iter().any(|e| e.id.as_deref() == Some(id)) {
-                return self.select_among(id, thumbprint).map(|e| &*e.key);
-            }
+        if let Some(id) = id
+            && self.entries.iter().any(|e| e.id.as_deref() == Some(id))
+        {
+            return self.select_among(id, thumbprint).map(|e| &*e.key);
         }
         let chosen = thumbprint
             .and_then(|t| {
