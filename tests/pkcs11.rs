@@ -465,3 +465,49 @@ fn an_unwrapper_failure_is_its_own_error_not_a_bad_notification() {
         Err(Error::Certificate(_))
     ));
 }
+
+#[test]
+fn a_key_is_found_by_token_serial_and_percent_encoded_id() {
+    let Some(hsm) = hsm() else { return };
+    let serial = {
+        let ctx = hsm.ctx();
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label() == "graph")
+            .unwrap();
+        ctx.get_token_info(slot).unwrap().serial_number().to_owned()
+    };
+    let module = hsm.module.display();
+    let pin = hsm.dir.join("pin");
+    let made = Pkcs11Key::generate(
+        &format!(
+            "pkcs11:token=graph;object=by-id;id=%0a%FF%3b?module-path={module}&pin-source=file:{}",
+            pin.display()
+        ),
+        2048,
+        "by-id",
+        1,
+    )
+    .unwrap();
+    // No label, no token label: the serial finds the token, the id bytes the key and its
+    // certificate.
+    let found = Pkcs11Key::open(&format!(
+        "pkcs11:serial={serial};id=%0A%ff%3B;type=private?module-path={module}&pin-source=file:{}",
+        pin.display()
+    ))
+    .unwrap();
+    assert_eq!(found.certificate(), made.certificate());
+    let cert = found.certificate().cloned().unwrap();
+    let d = Decryptor::with_unwrapper(found, Some(cert.clone())).unwrap();
+    assert!(d.decrypt(&content(&cert, "x", "by id")).is_ok());
+    // A serial no token has.
+    let text = Pkcs11Key::open(&format!(
+        "pkcs11:serial=0000000000000000;id=%0a%ff%3b?module-path={module}&pin-source=file:{}",
+        pin.display()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("no token"), "{text}");
+}
