@@ -21,6 +21,9 @@
 //! - `token/*`: validation of a first-seen token, a cache hit, and a receiver call whose token is
 //!   cached and whose item stops before RSA.
 //! - `batch100/{sequential,parallel}`: one POST of 100 encrypted 1 KiB items through `Receiver`.
+//! - `unwrap_trait/{in-process,pkcs11-softhsm}/2048`: one unwrap through the `Unwrap` trait, the
+//!   same RSA-2048 key in process and imported into a SoftHSM2 token (feature `pkcs11`:
+//!   `cargo bench --bench pipeline --features pkcs11 -- unwrap_trait`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -667,6 +670,52 @@ fn bench_batch(c: &mut Criterion, k: &Keys, issuer: &TokenIssuer) {
     g.finish();
 }
 
+// ---- the Unwrap trait: in process and through a PKCS#11 token -------------------------------
+
+#[cfg(feature = "pkcs11")]
+#[path = "../tests/support/softhsm.rs"]
+mod softhsm;
+
+fn bench_unwrap_trait(c: &mut Criterion, k: &Keys) {
+    use msgraph_notify::keys::Unwrap;
+    let content = GraphEncryptor::new(&k.cert, "bench")
+        .symmetric_key(&KEY)
+        .encrypt(b"{}")
+        .expect("encrypt");
+    let wrapped = b64(content.data_key.as_deref().expect("dataKey"));
+    let mut g = c.benchmark_group("unwrap_trait");
+    let in_process = PrivateKey::from_der(&k.pkcs8).expect("key");
+    assert_eq!(
+        Unwrap::unwrap_key(&in_process, &wrapped)
+            .expect("unwrap")
+            .as_slice(),
+        KEY
+    );
+    g.bench_with_input(BenchmarkId::new("in-process", k.bits), &wrapped, |b, w| {
+        b.iter(|| Unwrap::unwrap_key(&in_process, black_box(w)))
+    });
+    #[cfg(feature = "pkcs11")]
+    if let Some(hsm) = softhsm::hsm(&["bench"]) {
+        use msgraph_notify::keys::pkcs11::Pkcs11Key;
+        let info = pkcs8::PrivateKeyInfoRef::try_from(k.pkcs8.as_slice()).expect("pkcs8");
+        hsm.import(
+            "bench",
+            "bench",
+            b"b",
+            info.private_key.as_bytes(),
+            Some(k.cert.der()),
+        );
+        let token = Pkcs11Key::open(&hsm.uri("bench", "bench")).expect("token key");
+        assert_eq!(token.unwrap_key(&wrapped).expect("unwrap").as_slice(), KEY);
+        g.bench_with_input(
+            BenchmarkId::new("pkcs11-softhsm", k.bits),
+            &wrapped,
+            |b, w| b.iter(|| token.unwrap_key(black_box(w))),
+        );
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let all: Vec<Keys> = [2048, 3072, 4096].into_iter().map(keys).collect();
     let k2048 = &all[0];
@@ -676,6 +725,7 @@ fn benches(c: &mut Criterion) {
     bench_notification(c, k2048);
     bench_tokens(c, k2048, &issuer);
     bench_batch(c, k2048, &issuer);
+    bench_unwrap_trait(c, k2048);
 }
 
 criterion_group! {

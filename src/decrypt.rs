@@ -10,7 +10,7 @@ use zeroize::Zeroize;
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::keys::{Certificate, KeyRing, PrivateKey};
+use crate::keys::{Certificate, KeyRing, PrivateKey, Unwrap};
 use crate::model::{ChangeNotification, EncryptedContent};
 use crate::resource::Resource;
 
@@ -133,6 +133,30 @@ impl Decryptor {
         })
     }
 
+    /// A decryptor with a single key held outside the process (a PKCS#11 token, a cloud
+    /// vault), behind the [`Unwrap`] trait; it serves every notification, and with its
+    /// certificate the notifications' thumbprints are checked against it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey, testing::GraphEncryptor};
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let content = GraphEncryptor::new(&cert, "id").encrypt(b"{}")?;
+    /// // Any `Unwrap` will do; an in-process key is one.
+    /// let decryptor = Decryptor::with_unwrapper(std::sync::Arc::new(key), Some(cert))?;
+    /// assert_eq!(decryptor.decrypt(&content)?.as_str(), "{}");
+    /// # Ok(()) }
+    /// ```
+    pub fn with_unwrapper(
+        unwrapper: impl Unwrap + 'static,
+        cert: Option<Certificate>,
+    ) -> Result<Self> {
+        let mut keys = KeyRing::new();
+        keys.add_unwrapper_without_id(unwrapper, cert)?;
+        Ok(Decryptor { keys })
+    }
+
     /// The key ring.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
@@ -239,7 +263,7 @@ pub(crate) fn encrypted_content(notification: &ChangeNotification) -> Result<&En
 
 /// An `encryptedContent` that passed every check short of cryptography.
 pub(crate) struct Prepared<'a> {
-    key: &'a PrivateKey,
+    key: &'a dyn Unwrap,
     wrapped: Vec<u8>,
     data: SecretBuf,
     signature: Vec<u8>,
@@ -260,12 +284,16 @@ impl Prepared<'_> {
         typed(self.open()?, resource_path)
     }
 
-    /// RSA-OAEP unwrap, then [`Prepared::open_with`] the symmetric key.
+    /// RSA-OAEP unwrap (the one private-key operation, in process or by an external
+    /// [`Unwrap`]), then [`Prepared::open_with`] the symmetric key. The unwrapper's own failure
+    /// ([`Error::KeyUnavailable`]) passes through; any other error becomes the uniform
+    /// [`Error::Verification`], whatever an external unwrapper said.
     fn open(self) -> Result<SecretBuf> {
-        let symmetric = self
-            .key
-            .unwrap_key(&self.wrapped)
-            .ok_or(Error::Verification)?;
+        let symmetric = match self.key.unwrap_key(&self.wrapped) {
+            Ok(key) => key,
+            Err(Error::KeyUnavailable(why)) => return Err(Error::KeyUnavailable(why)),
+            Err(_) => return Err(Error::Verification),
+        };
         self.open_with(&symmetric)
     }
 

@@ -109,6 +109,13 @@ pub enum Error {
     #[error(transparent)]
     ReplayStore(#[from] crate::replay::ReplayStoreError),
 
+    /// The decryption key could not be used: its own failure (a PKCS#11 token removed, a session
+    /// that could not be reopened, a locked PIN, a vault out of reach), not the notification's.
+    /// The item was not judged: it may succeed once the key is back. The message names the cause
+    /// and never anything of the ciphertext.
+    #[error("the decryption key is unavailable: {0}")]
+    KeyUnavailable(String),
+
     /// A random number generator or key generation failure.
     #[error("cryptographic backend failure: {0}")]
     Backend(String),

@@ -808,36 +808,162 @@ impl rcgen::SigningKey for RcgenSigner<'_> {
     }
 }
 
-/// One key in a [`KeyRing`].
-#[derive(Debug)]
+/// The one private-key operation of a Graph receiver: RSA-OAEP decryption (SHA-1, MGF1-SHA-1,
+/// empty label) of a notification's `dataKey`, giving the 16-, 24- or 32-byte symmetric key.
+///
+/// [`PrivateKey`] implements it in process (on aws-lc-rs or the `rsa` crate, whichever backend is
+/// built); `pkcs11::Pkcs11Key` (feature `pkcs11`) on a hardware token; a cloud vault's
+/// `unwrapKey` can implement it too (see `examples/key_vault_unwrap.rs`). A [`KeyRing`] holds
+/// unwrappers and never needs to know which kind it has: key choice by id and thumbprint,
+/// verify-before-decrypt and the uniform [`Error::Verification`] are the same for all.
+///
+/// `unwrap_key` is called only after every check that costs no private-key operation (token,
+/// clientState, replay, field shapes): a flood of forged items makes no call.
+///
+/// Errors an implementation returns:
+/// - [`Error::Verification`] for every failure that could depend on `wrapped` (a bad OAEP
+///   decoding, a length the key refuses): one error, with no detail, as for in-process keys.
+/// - [`Error::KeyUnavailable`] for its own failures (token removed, session lost, PIN locked,
+///   vault unreachable), with a message that names the cause and never anything of `wrapped`.
+///
+/// ```
+/// # fn main() -> Result<(), msgraph_notify::Error> {
+/// use msgraph_notify::keys::{Certificate, KeyRing, PrivateKey, Unwrap};
+/// use msgraph_notify::{Decryptor, Error, testing::GraphEncryptor};
+/// use zeroize::Zeroizing;
+///
+/// /// An unwrapper that delegates to another one and counts the calls.
+/// struct Counting(PrivateKey, std::sync::atomic::AtomicUsize);
+/// impl Unwrap for Counting {
+///     fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+///         self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///         self.0.unwrap_key(wrapped)
+///     }
+/// }
+///
+/// let key = PrivateKey::generate(2048)?;
+/// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+/// let content = GraphEncryptor::new(&cert, "cert-1").encrypt(br#"{"a":1}"#)?;
+/// let mut ring = KeyRing::new();
+/// ring.add_unwrapper("cert-1", Counting(key, 0.into()), Some(cert))?;
+/// assert_eq!(Decryptor::new(ring).decrypt(&content)?.as_str(), r#"{"a":1}"#);
+/// # Ok(()) }
+/// ```
+pub trait Unwrap: Send + Sync {
+    /// RSA-OAEP (SHA-1, MGF1-SHA-1, empty label) decryption of `wrapped`, the decoded `dataKey`
+    /// (as many bytes as the key's modulus). The result is zeroized on drop.
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// The key's RSA modulus, big-endian, when the unwrapper can tell it: a certificate paired
+    /// with the key is then checked to belong to it. `None` (the default) pairs the certificate
+    /// as given, and a wrong pairing shows only as [`Error::Verification`] on every item.
+    fn rsa_modulus(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// A short description for `Debug` output and error messages (never a secret). Default:
+    /// `"external unwrapper"`.
+    fn describe(&self) -> String {
+        "external unwrapper".to_owned()
+    }
+}
+
+impl Unwrap for PrivateKey {
+    /// In process, on the backend built (aws-lc-rs or the `rsa` crate, blinded): any failure is
+    /// [`Error::Verification`].
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        PrivateKey::unwrap_key(self, wrapped).ok_or(Error::Verification)
+    }
+
+    fn rsa_modulus(&self) -> Option<Vec<u8>> {
+        Some(strip_zeros(&self.modulus).to_vec())
+    }
+
+    fn describe(&self) -> String {
+        format!("in-process RSA-{} key ({})", self.bits(), backend::NAME)
+    }
+}
+
+impl<T: Unwrap + ?Sized> Unwrap for Arc<T> {
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        (**self).unwrap_key(wrapped)
+    }
+
+    fn rsa_modulus(&self) -> Option<Vec<u8>> {
+        (**self).rsa_modulus()
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl Certificate {
+    /// Whether `key`, in process or not, is the private key of this certificate: compares the
+    /// moduli when the unwrapper tells its own ([`Unwrap::rsa_modulus`]); `false` when it does
+    /// not.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::keys::{Certificate, PrivateKey};
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// assert!(cert.belongs_to(&key));
+    /// # Ok(()) }
+    /// ```
+    pub fn belongs_to(&self, key: &(impl Unwrap + ?Sized)) -> bool {
+        key.rsa_modulus()
+            .is_some_and(|m| strip_zeros(&m) == strip_zeros(&self.modulus))
+    }
+}
+
+/// One key in a [`KeyRing`]: an id (or none), an unwrapper and, when known, its certificate.
 struct Entry {
     id: Option<String>,
-    key: Arc<PrivateKey>,
+    key: Arc<dyn Unwrap>,
     cert: Option<Certificate>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("key", &self.key.describe())
+            .field("cert", &self.cert)
+            .finish()
+    }
 }
 
 /// The keys a receiver decrypts with, each under its `encryptionCertificateId`.
 ///
 /// During certificate rotation several keys are live at once: Graph may keep using the old
-/// certificate for some time. A key is chosen per notification:
+/// certificate for some time, and the new certificate may keep the old id. A key is chosen per
+/// notification:
 ///
-/// 1. the key registered under the notification's `encryptionCertificateId`;
+/// 1. among the keys registered under the notification's `encryptionCertificateId`: the one whose
+///    certificate has the notification's thumbprint, else the one registered without a
+///    certificate (at most one per id), else none: [`Error::ThumbprintMismatch`];
 /// 2. else a key registered without an id whose certificate has the notification's thumbprint;
 /// 3. else a key registered without an id, when it is the only key in the ring.
 ///
 /// When the notification carries a thumbprint and the chosen key's certificate is known, they must
 /// match. An unknown id with no key to serve it is [`Error::UnknownCertificateId`]; another key is
-/// never tried in its place.
+/// never tried in its place, so each item costs at most one private-key operation.
+///
+/// A key is an in-process [`PrivateKey`] or any [`Unwrap`] implementation (a PKCS#11 token, a
+/// cloud vault): [`KeyRing::add_unwrapper`].
 ///
 /// ```
 /// # fn main() -> Result<(), msgraph_notify::Error> {
 /// use msgraph_notify::keys::{Certificate, KeyRing, PrivateKey};
 /// let old = PrivateKey::generate(2048)?;
+/// let old_cert = Certificate::self_signed(&old, "receiver", 30)?;
 /// let new = PrivateKey::generate(2048)?;
 /// let new_cert = Certificate::self_signed(&new, "receiver", 30)?;
 /// let mut ring = KeyRing::new();
-/// ring.add("cert-2025", old, None)?;
-/// ring.add("cert-2026", new, Some(new_cert))?;
+/// // The renewed certificate keeps the id: the thumbprint tells the two apart.
+/// ring.add("receiver", old, Some(old_cert))?;
+/// ring.add("receiver", new, Some(new_cert))?;
 /// assert_eq!(ring.len(), 2);
 /// # Ok(()) }
 /// ```
@@ -860,50 +986,97 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// Registers `key` under `encryption_certificate_id`, replacing any key with that id. The
-    /// certificate, when given, must belong to the key.
+    /// Registers `key` under `encryption_certificate_id` (1 to 128 characters). The certificate,
+    /// when given, must belong to the key.
+    ///
+    /// Several keys may share an id (a certificate renewed under the same id): the notification's
+    /// thumbprint chooses among them. Refused with [`Error::Key`]: a second key for an id when
+    /// neither has a certificate (nothing could tell them apart), and the same certificate twice
+    /// under one id.
     pub fn add(
         &mut self,
         encryption_certificate_id: impl Into<String>,
         key: PrivateKey,
         cert: Option<Certificate>,
     ) -> Result<()> {
-        let id = encryption_certificate_id.into();
-        if id.is_empty() || id.len() > 128 {
-            return Err(Error::Key(
-                "an encryptionCertificateId has 1 to 128 characters".into(),
-            ));
-        }
-        self.insert(Some(id), key, cert)
+        self.add_unwrapper(encryption_certificate_id, key, cert)
     }
 
     /// Registers `key` without an id: it serves notifications whose thumbprint matches its
     /// certificate, or every notification when it is the only key.
     pub fn add_without_id(&mut self, key: PrivateKey, cert: Option<Certificate>) -> Result<()> {
-        self.insert(None, key, cert)
+        self.insert(None, Arc::new(key), cert)
+    }
+
+    /// [`KeyRing::add`] for any [`Unwrap`] implementation: a key held in a PKCS#11 token or a
+    /// cloud vault. The same rules apply; the certificate is checked against the key when the
+    /// unwrapper reports its modulus ([`Unwrap::rsa_modulus`]).
+    pub fn add_unwrapper(
+        &mut self,
+        encryption_certificate_id: impl Into<String>,
+        unwrapper: impl Unwrap + 'static,
+        cert: Option<Certificate>,
+    ) -> Result<()> {
+        let id = encryption_certificate_id.into();
+        if id.is_empty() || id.chars().count() > 128 {
+            return Err(Error::Key(
+                "an encryptionCertificateId has 1 to 128 characters".into(),
+            ));
+        }
+        self.insert(Some(id), Arc::new(unwrapper), cert)
+    }
+
+    /// [`KeyRing::add_without_id`] for any [`Unwrap`] implementation.
+    pub fn add_unwrapper_without_id(
+        &mut self,
+        unwrapper: impl Unwrap + 'static,
+        cert: Option<Certificate>,
+    ) -> Result<()> {
+        self.insert(None, Arc::new(unwrapper), cert)
     }
 
     fn insert(
         &mut self,
         id: Option<String>,
-        key: PrivateKey,
+        key: Arc<dyn Unwrap>,
         cert: Option<Certificate>,
     ) -> Result<()> {
-        if let Some(cert) = &cert {
-            cert.check_matches(&key)?;
+        if let Some(cert) = &cert
+            && key.rsa_modulus().is_some()
+            && !cert.belongs_to(&*key)
+        {
+            return Err(Error::Certificate(format!(
+                "the certificate {} does not belong to the private key ({})",
+                cert.thumbprint(),
+                key.describe()
+            )));
         }
         if let Some(id) = &id {
-            self.entries.retain(|e| e.id.as_deref() != Some(id));
+            for other in self.entries.iter().filter(|e| e.id.as_ref() == Some(id)) {
+                match (&other.cert, &cert) {
+                    (None, None) => {
+                        return Err(Error::Key(format!(
+                            "a second key for encryptionCertificateId {id:?}, and neither has a \
+                             certificate: the notification's thumbprint could not choose between \
+                             them; give the certificate of at least one (--cert)"
+                        )));
+                    }
+                    (Some(a), Some(b)) if a.thumbprint == b.thumbprint => {
+                        return Err(Error::Key(format!(
+                            "the certificate {} is already registered under \
+                             encryptionCertificateId {id:?}",
+                            b.thumbprint()
+                        )));
+                    }
+                    _ => {}
+                }
+            }
         }
-        self.entries.push(Entry {
-            id,
-            key: Arc::new(key),
-            cert,
-        });
+        self.entries.push(Entry { id, key, cert });
         Ok(())
     }
 
-    /// Removes the key registered under `encryption_certificate_id`; returns whether one was.
+    /// Removes every key registered under `encryption_certificate_id`; returns whether one was.
     pub fn remove(&mut self, encryption_certificate_id: &str) -> bool {
         let before = self.entries.len();
         self.entries
@@ -921,8 +1094,8 @@ impl KeyRing {
         self.entries.is_empty()
     }
 
-    /// Picks the key for `content` by the rules above.
-    pub(crate) fn select(&self, content: &EncryptedContent) -> Result<&PrivateKey> {
+    /// Picks the key for `content` by the rules above. Costs no private-key operation.
+    pub(crate) fn select(&self, content: &EncryptedContent) -> Result<&dyn Unwrap> {
         let id = content
             .encryption_certificate_id
             .as_deref()
@@ -931,10 +1104,13 @@ impl KeyRing {
             .encryption_certificate_thumbprint
             .as_deref()
             .filter(|s| !s.is_empty());
-        let by_id = id.and_then(|id| self.entries.iter().find(|e| e.id.as_deref() == Some(id)));
-        let chosen = by_id
-            .or_else(|| {
-                let t = thumbprint?;
+        if let Some(id) = id
+            && self.entries.iter().any(|e| e.id.as_deref() == Some(id))
+        {
+            return self.select_among(id, thumbprint).map(|e| &*e.key);
+        }
+        let chosen = thumbprint
+            .and_then(|t| {
                 self.entries.iter().find(|e| {
                     e.id.is_none() && e.cert.as_ref().is_some_and(|c| c.has_thumbprint(t))
                 })
@@ -958,6 +1134,48 @@ impl KeyRing {
                 registered: cert.thumbprint(),
             });
         }
-        Ok(&entry.key)
+        Ok(&*entry.key)
+    }
+
+    /// Rule 1: the keys registered under `id` (at least one), chosen by the thumbprint.
+    fn select_among(&self, id: &str, thumbprint: Option<&str>) -> Result<&Entry> {
+        let candidates = || {
+            self.entries
+                .iter()
+                .filter(move |e| e.id.as_deref() == Some(id))
+        };
+        let Some(t) = thumbprint else {
+            // No thumbprint: only an id with a single key can serve.
+            let mut all = candidates();
+            return match (all.next(), all.next()) {
+                (Some(only), None) => Ok(only),
+                _ => Err(Error::malformed(
+                    "encryptionCertificateThumbprint",
+                    format!(
+                        "missing, and several keys are registered under encryptionCertificateId \
+                         {id:?}: only the thumbprint tells them apart"
+                    ),
+                )),
+            };
+        };
+        if let Some(e) = candidates().find(|e| e.cert.as_ref().is_some_and(|c| c.has_thumbprint(t)))
+        {
+            return Ok(e);
+        }
+        // At most one key per id has no certificate (checked when it was added).
+        if let Some(e) = candidates().find(|e| e.cert.is_none()) {
+            return Ok(e);
+        }
+        Err(Error::ThumbprintMismatch {
+            certificate_id: id.to_owned(),
+            notification: t.to_owned(),
+            registered: candidates()
+                .filter_map(|e| e.cert.as_ref().map(Certificate::thumbprint))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 }
+
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;

@@ -66,6 +66,9 @@
 //!   With both, `aws-lc` is used.
 //! - `testing`: the `testing` module, a Graph-like sender for tests.
 //! - `fetch`: `token::fetch`, Microsoft's token signing keys over HTTPS (async).
+//! - `pkcs11`: keys that never leave a PKCS#11 token (HSMs, SoftHSM), in `keys::pkcs11`; any
+//!   other key store plugs in through [`keys::Unwrap`].
+//! - `redis`: `replay::RedisReplayStore`, the replay memory shared by replicas.
 //!
 //! On docs.rs every feature is documented, each item marked with the feature it needs.
 

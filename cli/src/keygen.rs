@@ -12,15 +12,26 @@ use crate::{Fail, fail};
 ///
 /// Writes DIR/key.pem (PKCS#8, file mode 0600) and DIR/cert.pem, and prints on stdout the JSON to
 /// paste into the subscription request (`encryptionCertificate`, `encryptionCertificateId`).
+/// With --pkcs11 URI the key pair is generated inside the token (sensitive, non-extractable) and
+/// the certificate stored there beside it; --out then only receives cert.pem, if given.
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Example:\n  msgraph-notify keygen --out ./keys --cert-id receiver-2026\n  \
-    # then create the subscription with includeResourceData: true and the two printed fields"
+    # then create the subscription with includeResourceData: true and the two printed fields\n  \
+    msgraph-notify keygen --cert-id receiver-2026 --pkcs11 \\\n    \
+    'pkcs11:token=graph;object=receiver-2026?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/secrets/pin'"
 )]
 pub struct Args {
-    /// The directory to write key.pem and cert.pem into (created when missing).
-    #[arg(long, value_name = "DIR")]
-    out: String,
+    /// The directory to write key.pem and cert.pem into (created when missing). With --pkcs11:
+    /// optional, and only cert.pem is written.
+    #[arg(long, value_name = "DIR", required_unless_present = "pkcs11")]
+    out: Option<String>,
+
+    /// Generate the key pair inside this PKCS#11 token instead of a file (RFC 7512 URI with
+    /// object= and/or id=, module-path= or MSGRAPH_NOTIFY_PKCS11_MODULE, and the user PIN by
+    /// pin-source=file:PATH or MSGRAPH_NOTIFY_PKCS11_PIN). Refused when such a key exists.
+    #[arg(long, value_name = "URI")]
+    pkcs11: Option<String>,
 
     /// The key size in bits: 2048, 3072 or 4096.
     #[arg(long, default_value_t = 2048, value_parser = parse_bits)]
@@ -50,7 +61,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     {
         return Err(fail!("--cert-id must be 1 to 128 characters"));
     }
-    let dir = Path::new(&args.out);
+    if let Some(uri) = &args.pkcs11 {
+        return in_token(&args, uri);
+    }
+    let Some(out) = &args.out else {
+        return Err(fail!("--out DIR is required"));
+    };
+    let dir = Path::new(out);
     std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
     let key_path = dir.join("key.pem");
     let cert_path = dir.join("cert.pem");
@@ -69,15 +86,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let cert = Certificate::self_signed(&key, &args.common_name, args.days)
         .map_err(|e| fail!("certificate generation failed: {e}"))?;
     let thumbprint = cert.thumbprint();
-    let cert_id = args.cert_id.unwrap_or_else(|| {
-        format!(
-            "msgraph-notify-{}",
-            thumbprint
-                .get(..8)
-                .unwrap_or(&thumbprint)
-                .to_ascii_lowercase()
-        )
-    });
+    let cert_id = cert_id(&args, &thumbprint);
 
     write_private(&key_path, key.to_pkcs8_pem().as_bytes())
         .map_err(|e| fail!("cannot write {}: {e}", key_path.display()))?;
@@ -101,6 +110,73 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--cert-id`, else `msgraph-notify-` and the first 8 digits of the thumbprint.
+fn cert_id(args: &Args, thumbprint: &str) -> String {
+    args.cert_id.clone().unwrap_or_else(|| {
+        format!(
+            "msgraph-notify-{}",
+            thumbprint
+                .get(..8)
+                .unwrap_or(thumbprint)
+                .to_ascii_lowercase()
+        )
+    })
+}
+
+/// `keygen --pkcs11 URI`: the key pair made inside the token, the certificate stored beside it.
+#[cfg(feature = "pkcs11")]
+fn in_token(args: &Args, uri: &str) -> Result<ExitCode, Fail> {
+    use msgraph_notify::keys::pkcs11::Pkcs11Key;
+    let cert_path = match &args.out {
+        Some(out) => {
+            let dir = Path::new(out);
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
+            let path = dir.join("cert.pem");
+            if path.exists() && !args.force {
+                return Err(fail!(
+                    "{} exists (use --force to overwrite)",
+                    path.display()
+                ));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    if crate::stderr_is_terminal() {
+        errln!("generating a {}-bit RSA key in the token...", args.bits);
+    }
+    let key = Pkcs11Key::generate(uri, args.bits, &args.common_name, args.days)
+        .map_err(|e| fail!("--pkcs11: {e}"))?;
+    let cert = key
+        .certificate()
+        .ok_or_else(|| fail!("--pkcs11: the token did not keep the certificate"))?;
+    let thumbprint = cert.thumbprint();
+    if let Some(path) = &cert_path {
+        std::fs::write(path, cert.to_pem())
+            .map_err(|e| fail!("cannot write {}: {e}", path.display()))?;
+    }
+    let mut out = serde_json::json!({
+        "encryptionCertificate": cert.encryption_certificate(),
+        "encryptionCertificateId": cert_id(args, &thumbprint),
+        "thumbprint": thumbprint,
+        "notAfter": cert.not_after(),
+        "key": "pkcs11 (non-extractable, in the token)",
+    });
+    if let Some(path) = &cert_path {
+        out["certificate"] = path.display().to_string().into();
+    }
+    outln!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn in_token(_: &Args, _: &str) -> Result<ExitCode, Fail> {
+    Err(fail!(
+        "--pkcs11: this msgraph-notify was built without the `pkcs11` feature"
+    ))
 }
 
 /// Writes a secret file readable by its owner only (mode 0600 from creation, on Unix).
