@@ -144,7 +144,8 @@ fn reason(error: &Error) -> &'static str {
         Error::Malformed { .. } | Error::Plaintext(_) => "malformed",
         Error::UnknownCertificateId(_)
         | Error::NoMatchingKey
-        | Error::ThumbprintMismatch { .. } => "key",
+        | Error::ThumbprintMismatch { .. }
+        | Error::KeyUnavailable(_) => "key",
         Error::ReplayStore(_) => "replay_store",
         _ => "other",
     }
