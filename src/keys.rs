@@ -420,6 +420,14 @@ enum Input<'a> {
 
 impl<'a> Input<'a> {
     fn detect(bytes: &'a [u8], error: fn(String) -> Error) -> Result<Self> {
+        if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") {
+            // What Windows PowerShell 5's `>` and `Out-File` write.
+            return Err(error(
+                "the file is UTF-16 text: save it as UTF-8 or ASCII (PowerShell: \
+                 `Out-File -Encoding ascii`)"
+                    .into(),
+            ));
+        }
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if contains(bytes, b"-----BEGIN ") {
             let text = std::str::from_utf8(bytes)

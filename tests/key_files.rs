@@ -129,6 +129,16 @@ fn pem_with_a_byte_order_mark_or_crlf_line_ends_loads() {
             cert
         );
     }
+    // UTF-16 with its byte-order mark, as Windows PowerShell 5 redirects text: named.
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(lf.encode_utf16().flat_map(u16::to_le_bytes));
+    assert!(key_err(&utf16, None).contains("the file is UTF-16 text"));
+    assert!(
+        Certificate::load(&utf16)
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-16")
+    );
 }
 
 #[test]
