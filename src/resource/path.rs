@@ -389,64 +389,61 @@ impl<'a> Iterator for Segments<'a> {
             return None;
         }
         let bytes = self.rest.as_bytes();
-        let (mut depth, mut quoted) = (0usize, false);
-        let mut name_end: Option<usize> = None;
-        let mut closed_at: Option<usize> = None;
-        let mut end = bytes.len();
-        let mut stop = false;
-        for (i, &b) in bytes.iter().enumerate() {
-            if quoted {
-                // `''` inside a quoted key is an escaped quote: closing then reopening is the same.
-                if b == b'\'' {
-                    quoted = false;
-                }
-                continue;
-            }
-            match b {
-                b'\'' if depth > 0 => quoted = true,
-                b'(' => {
-                    if depth == 0 {
-                        if closed_at.is_some() {
+        // The name: up to `/`, `?`, `(` or `)`.
+        let name_len = bytes
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'(' | b')'))
+            .unwrap_or(bytes.len());
+        let key = bytes.get(name_len) == Some(&b'(');
+        let mut end = name_len;
+        if key {
+            // The key: balanced parentheses; a quote hides everything up to the next quote (`''`
+            // inside a quoted key is an escaped quote: closing then reopening is the same).
+            let mut depth = 0usize;
+            let mut close = None;
+            let mut i = name_len;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'\'' => {
+                        // Skip to the closing quote (a fast search: keys are mostly quoted).
+                        let Some(quote) = self.rest.get(i + 1..).and_then(|r| r.find('\'')) else {
                             return self.fail();
+                        };
+                        i += quote + 1;
+                    }
+                    b'(' => depth += 1,
+                    b')' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            close = Some(i);
+                            break;
                         }
-                        name_end.get_or_insert(i);
                     }
-                    depth += 1;
+                    _ => {}
                 }
-                b')' => {
-                    if depth == 0 {
-                        return self.fail();
-                    }
-                    depth -= 1;
-                    if depth == 0 {
-                        closed_at = Some(i);
-                    }
-                }
-                b'/' | b'?' if depth == 0 => {
-                    end = i;
-                    stop = b == b'?';
-                    break;
-                }
-                _ if depth == 0 && closed_at.is_some() => return self.fail(),
-                _ => {}
+                i += 1;
             }
+            let Some(close) = close else {
+                return self.fail();
+            };
+            end = close + 1;
         }
-        if quoted || depth > 0 {
+        let last = match bytes.get(end) {
+            None | Some(b'?') => true,
+            Some(b'/') => false,
+            // A `)` outside a key, or text after one.
+            Some(_) => return self.fail(),
+        };
+        let (Some(text), Some(name)) = (self.rest.get(..end), self.rest.get(..name_len)) else {
             return self.fail();
-        }
-        let text = &self.rest[..end];
-        let name = &text[..name_end.unwrap_or(end)];
-        if end >= bytes.len() || stop {
+        };
+        if last {
             self.done = true;
             self.rest = "";
         } else {
-            self.rest = &self.rest[end + 1..];
+            self.rest = self.rest.get(end + 1..).unwrap_or("");
         }
-        Some(Ok(Segment {
-            text,
-            name,
-            key: name_end.is_some(),
-        }))
+        Some(Ok(Segment { text, name, key }))
     }
 }
 
@@ -459,18 +456,73 @@ impl Segments<'_> {
 
 /// The name `raw` spells (case-insensitive, percent-decoded), if the grammar knows it.
 fn lookup(raw: &str) -> Option<Name> {
-    if raw.is_empty() {
-        return None;
+    let bytes = raw.as_bytes();
+    if bytes.contains(&b'%') {
+        return NAMES
+            .iter()
+            .find(|(word, _)| percent_eq_ignore_case(raw, word))
+            .map(|&(_, name)| name);
     }
-    let plain = !raw.as_bytes().contains(&b'%');
-    NAMES.iter().find_map(|&(word, name)| {
-        let hit = if plain {
-            raw.len() == word.len() && raw.eq_ignore_ascii_case(word)
-        } else {
-            percent_eq_ignore_case(raw, word)
-        };
-        hit.then_some(name)
-    })
+    // Only the names of the same length need a comparison.
+    use Name::*;
+    let candidates: &[(&str, Name)] = match bytes.len() {
+        2 => &[("me", Me)],
+        5 => &[("chats", Chats), ("teams", Teams), ("users", Users)],
+        6 => &[("events", Events), ("groups", Groups)],
+        7 => &[
+            ("copilot", Copilot),
+            ("members", Members),
+            ("replies", Replies),
+        ],
+        8 => &[
+            ("messages", Messages),
+            ("channels", Channels),
+            ("presence", Presence),
+            ("calendar", Calendar),
+            ("contacts", Contacts),
+        ],
+        9 => &[
+            ("presences", Presences),
+            ("calendars", Calendars),
+            ("teamsApps", TeamsApps),
+        ],
+        10 => &[("adhocCalls", AdhocCalls), ("recordings", Recordings)],
+        11 => &[
+            ("appCatalogs", AppCatalogs),
+            ("mailFolders", MailFolders),
+            ("transcripts", Transcripts),
+        ],
+        12 => &[
+            ("childFolders", ChildFolders),
+            ("interactions", Interactions),
+        ],
+        13 => &[("getAllMembers", GetAllMembers)],
+        14 => &[
+            ("getAllMessages", GetAllMessages),
+            ("communications", Communications),
+            ("onlineMeetings", OnlineMeetings),
+            ("contactFolders", ContactFolders),
+            ("getAllChannels", GetAllChannels),
+            ("primaryChannel", PrimaryChannel),
+        ],
+        16 => &[
+            ("getAllRecordings", GetAllRecordings),
+            ("installedToChats", InstalledToChats),
+        ],
+        17 => &[
+            ("meetingCallEvents", MeetingCallEvents),
+            ("getAllTranscripts", GetAllTranscripts),
+        ],
+        18 => &[("interactionHistory", InteractionHistory)],
+        22 => &[("getAllRetainedMessages", GetAllRetainedMessages)],
+        25 => &[("installedToOnlineMeetings", InstalledToOnlineMeetings)],
+        28 => &[("getAllEnterpriseInteractions", GetAllEnterpriseInteractions)],
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .find(|(word, _)| raw.eq_ignore_ascii_case(word))
+        .map(|&(_, name)| name)
 }
 
 /// Whether the percent-decoded `raw` equals `word`, ASCII case-insensitively.
@@ -531,6 +583,19 @@ mod tests {
                 Segments::new(bad).any(|s| s.is_err()),
                 "{bad} should not parse"
             );
+        }
+    }
+
+    #[test]
+    fn names_are_sorted_for_the_lookup() {
+        assert!(
+            NAMES
+                .windows(2)
+                .all(|w| w[0].0.to_ascii_lowercase() < w[1].0.to_ascii_lowercase())
+        );
+        for &(word, name) in NAMES {
+            assert_eq!(lookup(word), Some(name));
+            assert_eq!(lookup(&word.to_ascii_uppercase()), Some(name));
         }
     }
 
