@@ -32,7 +32,7 @@ pub struct Args {
     receiver: ReceiverOpts,
 
     /// The largest input accepted, in bytes. Default: no limit (a capture is trusted input).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", env = "MSGRAPH_NOTIFY_MAX_BODY")]
     max_body: Option<usize>,
 
     /// The collection JSON (or one item, or JSON Lines of bodies): a file, or `-` for standard

@@ -23,7 +23,11 @@ pub struct ReceiverOpts {
     /// existing file); a bare key serves when it is the only key or when its certificate's
     /// thumbprint matches. Repeat during certificate rotation, also with one ID twice when the
     /// certificates tell the keys apart; files and tokens mix.
-    #[arg(long = "key", value_name = "[ID=]PATH|pkcs11:URI")]
+    #[arg(
+        long = "key",
+        value_name = "[ID=]PATH|pkcs11:URI",
+        env = "MSGRAPH_NOTIFY_KEY"
+    )]
     pub keys: Vec<String>,
 
     /// Password of encrypted PEM and PKCS#12 keys.
@@ -37,40 +41,74 @@ pub struct ReceiverOpts {
 
     /// A certificate (PEM or DER) to pair with a key that does not carry its own, so that the
     /// notification's thumbprint is checked. Repeatable; matched to keys by public key.
-    #[arg(long = "cert", value_name = "FILE")]
+    #[arg(long = "cert", value_name = "FILE", env = "MSGRAPH_NOTIFY_CERT")]
     pub certs: Vec<String>,
 
     /// Check validation tokens against the signing keys in this JWKS file.
-    #[arg(long, value_name = "FILE", group = "signing")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        group = "signing",
+        env = "MSGRAPH_NOTIFY_JWKS"
+    )]
     pub jwks: Option<String>,
 
     /// Fetch the token signing keys from this JWKS URL (refetched on an unknown `kid`,
     /// rate-limited).
-    #[arg(long, value_name = "URL", group = "signing")]
+    #[arg(
+        long,
+        value_name = "URL",
+        group = "signing",
+        env = "MSGRAPH_NOTIFY_JWKS_URL"
+    )]
     pub jwks_url: Option<String>,
 
     /// Fetch the signing keys through this OpenID metadata URL (national clouds). Default:
     /// Microsoft's public-cloud metadata, used when neither --jwks nor --jwks-url is given.
-    #[arg(long, value_name = "URL", group = "signing")]
+    #[arg(
+        long,
+        value_name = "URL",
+        group = "signing",
+        env = "MSGRAPH_NOTIFY_METADATA_URL"
+    )]
     pub metadata_url: Option<String>,
 
     /// A receiving application id: a token's `aud` must be one of them. Repeatable; required
     /// unless --insecure-skip-tokens.
-    #[arg(long = "app-id", value_name = "ID")]
+    #[arg(
+        long = "app-id",
+        value_name = "ID",
+        env = "MSGRAPH_NOTIFY_APP_ID",
+        value_delimiter = ','
+    )]
     pub app_ids: Vec<String>,
 
     /// Accept tokens only from this tenant. Repeatable. Default: any tenant.
-    #[arg(long = "tenant", value_name = "ID")]
+    #[arg(
+        long = "tenant",
+        value_name = "ID",
+        env = "MSGRAPH_NOTIFY_TENANT",
+        value_delimiter = ','
+    )]
     pub tenants: Vec<String>,
 
     /// Bind a subscription to the app that created it: its encrypted items then need a valid
     /// token issued to that app, not just one for their tenant. Repeatable; the app must be
     /// one of --app-id.
-    #[arg(long = "subscription-app", value_name = "SUBSCRIPTION=APP")]
+    #[arg(
+        long = "subscription-app",
+        value_name = "SUBSCRIPTION=APP",
+        env = "MSGRAPH_NOTIFY_SUBSCRIPTION_APP",
+        value_delimiter = ','
+    )]
     pub subscription_apps: Vec<String>,
 
     /// Reject encrypted items of subscriptions not bound with --subscription-app.
-    #[arg(long, requires = "subscription_apps")]
+    #[arg(
+        long,
+        requires = "subscription_apps",
+        env = "MSGRAPH_NOTIFY_ONLY_BOUND_SUBSCRIPTIONS"
+    )]
     pub only_bound_subscriptions: bool,
 
     /// The subscription's clientState secret: every item must carry one of them. Repeatable
@@ -81,22 +119,26 @@ pub struct ReceiverOpts {
     pub client_states: Vec<Secret>,
 
     /// A file of clientState secrets, one per line (blank lines ignored). Repeatable.
-    #[arg(long = "client-state-file", value_name = "FILE")]
+    #[arg(
+        long = "client-state-file",
+        value_name = "FILE",
+        env = "MSGRAPH_NOTIFY_CLIENT_STATE_FILE"
+    )]
     pub client_state_files: Vec<String>,
 
     /// The most items (`value` elements) one body may carry; a body with more is refused whole.
     /// Raise it to open a large trusted capture.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ITEMS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ITEMS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000_000), env = "MSGRAPH_NOTIFY_MAX_ITEMS")]
     pub max_items: u32,
 
     /// Allow --jwks-url and --metadata-url over plain http:// to a host that is not the loopback
     /// interface. Anyone on the path could then substitute signing keys and forge tokens.
-    #[arg(long)]
+    #[arg(long, env = "MSGRAPH_NOTIFY_INSECURE_HTTP")]
     pub insecure_http: bool,
 
     /// Do not check validation tokens (prints a warning). Only for opening a captured payload
     /// offline: anyone holding your certificate can forge notifications that decrypt.
-    #[arg(long)]
+    #[arg(long, env = "MSGRAPH_NOTIFY_INSECURE_SKIP_TOKENS")]
     pub insecure_skip_tokens: bool,
 }
 
@@ -124,27 +166,32 @@ pub struct ReplayOpts {
     /// password from MSGRAPH_NOTIFY_REDIS_PASSWORD), or `off`. `off` is unsafe: whoever captured
     /// one genuine POST can have it processed again for as long as its token lives (up to 24
     /// hours), with its changeType or subscription rewritten.
-    #[arg(long = "replay", value_name = "STORE", default_value = "memory")]
+    #[arg(
+        long = "replay",
+        value_name = "STORE",
+        default_value = "memory",
+        env = "MSGRAPH_NOTIFY_REPLAY"
+    )]
     pub replay: String,
 
     /// What to do while the Redis replay store cannot be reached: `closed` (answer POSTs 503 so
     /// Graph retries later; items already queued are rejected, never processed unchecked) or
     /// `open` (process items without the duplicate check, with a warning).
-    #[arg(long, value_name = "MODE", default_value = "closed", value_parser = ["closed", "open"])]
+    #[arg(long, value_name = "MODE", default_value = "closed", value_parser = ["closed", "open"], env = "MSGRAPH_NOTIFY_REPLAY_UNAVAILABLE")]
     pub replay_unavailable: String,
 
     /// Milliseconds one Redis command may take.
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000), env = "MSGRAPH_NOTIFY_REPLAY_TIMEOUT_MS")]
     pub replay_timeout_ms: u64,
 
     /// How many accepted items the in-process replay memory holds (about 130 bytes each); past
     /// it the oldest are forgotten first.
-    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000), env = "MSGRAPH_NOTIFY_REPLAY_CAPACITY")]
     pub replay_capacity: u32,
 
     /// How long an accepted item is remembered, in seconds. At least 86400 (24 hours, the
     /// longest validation-token lifetime), so that no replay a valid token allows gets through.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REPLAY_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(86_400..=30 * 86_400))]
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REPLAY_TTL.as_secs(), value_parser = clap::value_parser!(u64).range(86_400..=30 * 86_400), env = "MSGRAPH_NOTIFY_REPLAY_TTL")]
     pub replay_ttl: u64,
 }
 

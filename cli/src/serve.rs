@@ -73,7 +73,7 @@ const RESERVED_FDS: u64 = 64;
 pub struct Args {
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
     /// printed on stderr).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_LISTEN")]
     listen: SocketAddr,
 
     #[command(flatten)]
@@ -83,37 +83,37 @@ pub struct Args {
     replay: ReplayOpts,
 
     /// The largest body accepted, in bytes; larger ones are answered 413.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, env = "MSGRAPH_NOTIFY_MAX_BODY")]
     max_body: usize,
 
     /// How many bodies may wait for a worker.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000), env = "MSGRAPH_NOTIFY_QUEUE")]
     queue: u32,
 
     /// The most bytes of request bodies held at once, being read or queued for the workers;
     /// a POST that would exceed it is answered 503 (Graph retries). Counts bytes actually
     /// received, so slow senders hold only what they sent.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 32)))]
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 32)), env = "MSGRAPH_NOTIFY_MAX_BUFFERED")]
     max_buffered: u64,
 
     /// The most client connections open at once (lowered to stay under the open-file limit).
     /// When full, the oldest connection that is idle or still sending its request head is
     /// closed to make room.
-    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000), env = "MSGRAPH_NOTIFY_MAX_CONNECTIONS")]
     max_connections: u32,
 
     /// Seconds a connection may take to send a complete request head, counted from the moment
     /// it waits for one (so also the idle time allowed between keep-alive requests).
-    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), env = "MSGRAPH_NOTIFY_HEADER_TIMEOUT")]
     header_timeout: u64,
 
     /// Serve `GET /healthz`, `/readyz` and `/metrics` (Prometheus) on this address, e.g.
     /// 127.0.0.1:9090. Never on the public listener.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
 
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
 }
 

@@ -365,3 +365,47 @@ fn readyz_waits_for_the_signing_keys() {
     assert_eq!(http(admin, "GET", "/other", b"").status, 404);
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[test]
+fn every_option_reads_its_environment_variable() {
+    let fx = Fixture::new();
+    let body = fx.path("body.json");
+    std::fs::write(&body, fx.body(vec![fx.item(&Fixture::presence("env"))])).unwrap();
+    // No option on the command line but the input: keys, signing keys, app and secret from the
+    // environment (several app ids separated by commas).
+    let out = bin()
+        .args(["decrypt", &s(&body)])
+        .env(
+            "MSGRAPH_NOTIFY_KEY",
+            format!("{CERT_ID}={}", s(&fx.key_path)),
+        )
+        .env("MSGRAPH_NOTIFY_JWKS", s(&fx.jwks_path))
+        .env(
+            "MSGRAPH_NOTIFY_APP_ID",
+            format!("11111111-1111-1111-1111-111111111111,{APP_ID}"),
+        )
+        .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE)
+        .env("MSGRAPH_NOTIFY_MAX_ITEMS", "5")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(lines(&out)[0]["data"]["id"], "env");
+    // A bad value from the environment is refused as the option's would be.
+    let out = bin()
+        .args(["decrypt", &s(&body)])
+        .env("MSGRAPH_NOTIFY_MAX_ITEMS", "zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // --help names the variables.
+    let help = text(&bin().args(["serve", "--help"]).output().unwrap().stdout);
+    for var in [
+        "MSGRAPH_NOTIFY_LISTEN",
+        "MSGRAPH_NOTIFY_REPLAY",
+        "MSGRAPH_NOTIFY_ADMIN_LISTEN",
+        "MSGRAPH_NOTIFY_CLIENT_STATE_FILE",
+        "MSGRAPH_NOTIFY_KEY_PASSWORD",
+    ] {
+        assert!(help.contains(var), "{var} missing from serve --help");
+    }
+}
