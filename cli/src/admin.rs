@@ -135,7 +135,7 @@ impl Metrics {
 }
 
 /// The small fixed set of rejection reasons.
-fn reason(error: &Error) -> &'static str {
+pub fn reason(error: &Error) -> &'static str {
     match error {
         Error::Token(_) => "token",
         Error::ClientState => "client_state",

@@ -24,6 +24,7 @@ mod decrypt;
 mod demo;
 mod encrypt;
 mod keygen;
+mod log;
 mod opts;
 mod serve;
 mod subscription;

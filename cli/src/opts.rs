@@ -219,9 +219,9 @@ impl ReplayStore for FailOpen {
             let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
                 *last = Some(std::time::Instant::now());
-                errln!(
-                    "warning: {e}; --replay-unavailable open: processing items without the duplicate check"
-                );
+                crate::log::warn(&format!(
+                    "{e}; --replay-unavailable open: processing items without the duplicate check"
+                ));
             }
             Ok(true)
         })
@@ -245,9 +245,9 @@ impl ReplayOpts {
                 fail_closed: None,
             }),
             "off" => {
-                errln!(
-                    "warning: --replay off: a captured POST can be replayed and is processed again \
-                     each time, for as long as its validation token lives"
+                crate::log::warn(
+                    "--replay off: a captured POST can be replayed and is processed again \
+                     each time, for as long as its validation token lives",
                 );
                 Ok(Replay {
                     store: None,
@@ -266,7 +266,7 @@ impl ReplayOpts {
                 .with_timeout(std::time::Duration::from_millis(self.replay_timeout_ms));
                 let store = Arc::new(store);
                 if let Err(e) = store.ping() {
-                    errln!("warning: the replay store is not reachable yet: {e}");
+                    crate::log::warn(&format!("the replay store is not reachable yet: {e}"));
                 }
                 Ok(if self.replay_unavailable == "open" {
                     Replay {
@@ -329,7 +329,7 @@ pub struct Built {
 }
 
 /// The warning printed for --insecure-skip-tokens.
-pub const SKIP_TOKENS_WARNING: &str = "warning: --insecure-skip-tokens: validation tokens are NOT checked; \
+pub const SKIP_TOKENS_WARNING: &str = "--insecure-skip-tokens: validation tokens are NOT checked; \
 anyone holding your certificate can forge notifications that decrypt. Use this only to open a captured payload offline.";
 
 /// What one `--key` names: a key file or a PKCS#11 URI, with or without an id.
@@ -495,13 +495,13 @@ impl ReceiverOpts {
         let client_states = self.client_state_secrets()?;
         let ring = self.key_ring()?;
         if ring.is_empty() {
-            errln!("warning: no --key given: items with encrypted content will be rejected");
+            crate::log::warn("no --key given: items with encrypted content will be rejected");
         }
         if client_states.is_empty() {
-            errln!(
-                "warning: no clientState secret is configured (--client-state-file, \
+            crate::log::warn(&format!(
+                "no clientState secret is configured (--client-state-file, \
                  {CLIENT_STATE_ENV} or --client-state): items are accepted whatever clientState they carry"
-            );
+            ));
         }
         let mut builder = Receiver::builder(Decryptor::new(ring))
             .max_body_bytes(limits.max_body)
@@ -529,7 +529,7 @@ impl ReceiverOpts {
         }
         let mut fetcher = None;
         if self.insecure_skip_tokens {
-            errln!("{SKIP_TOKENS_WARNING}");
+            crate::log::warn(SKIP_TOKENS_WARNING);
             builder = dangerous::skip_token_validation(builder);
         } else {
             if self.app_ids.is_empty() {

@@ -107,6 +107,11 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), env = "MSGRAPH_NOTIFY_HEADER_TIMEOUT")]
     header_timeout: u64,
 
+    /// Log lines on stderr: `json` (one object per line: timestamp, level, message, fields) or
+    /// `text`. Default: text on a terminal, JSON otherwise.
+    #[arg(long, value_name = "FORMAT", env = "MSGRAPH_NOTIFY_LOG_FORMAT")]
+    log_format: Option<crate::log::Format>,
+
     /// Serve `GET /healthz`, `/readyz` and `/metrics` (Prometheus) on this address, e.g.
     /// 127.0.0.1:9090. Never on the public listener.
     #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN")]
@@ -119,6 +124,8 @@ pub struct Args {
 
 /// One queued POST body, with the share of the byte budget it holds until it is processed.
 struct Job {
+    /// The POST's number since start (`request_id` in the logs).
+    id: u64,
     arrived: Instant,
     path: String,
     body: Vec<u8>,
@@ -136,13 +143,14 @@ struct Stats {
 /// What every request handler shares.
 struct Shared {
     metrics: Arc<Metrics>,
+    next_request: AtomicU64,
     /// The fail-closed replay store: while it is unavailable, POSTs are answered 503.
     replay_down: Option<Arc<RedisReplayStore>>,
     queue: mpsc::Sender<Job>,
     budget: Arc<Semaphore>,
     max_body: usize,
     stats: Arc<Stats>,
-    warn_busy: RateLimited,
+    warn_busy: crate::log::RateLimited,
 }
 
 /// One open client connection, as the accept loop sees it.
@@ -153,35 +161,8 @@ struct ConnEntry {
     close: Arc<tokio::sync::Notify>,
 }
 
-/// A warning printed at most once a second; the ones suppressed meanwhile are counted.
-struct RateLimited {
-    last: Mutex<Option<Instant>>,
-    suppressed: AtomicU64,
-}
-
-impl RateLimited {
-    fn new() -> Self {
-        RateLimited {
-            last: Mutex::new(None),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    fn warn(&self, message: &str) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        *last = Some(Instant::now());
-        match self.suppressed.swap(0, Ordering::Relaxed) {
-            0 => errln!("warning: {message}"),
-            n => errln!("warning: {message} ({n} more like it in the last second)"),
-        }
-    }
-}
-
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    crate::log::init(args.log_format);
     let replay = args.replay.store()?;
     let built = args.receiver.build(crate::opts::Limits {
         max_body: args.max_body,
@@ -229,9 +210,9 @@ async fn serve(
         .min(file_limit.saturating_sub(RESERVED_FDS))
         .max(1) as usize;
     if max_connections < args.max_connections as usize {
-        errln!(
+        crate::log::info(&format!(
             "msgraph-notify serve: at most {max_connections} connections (the open-file limit is {file_limit})"
-        );
+        ));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -256,17 +237,21 @@ async fn serve(
             Arc::clone(&metrics),
             Arc::clone(&readiness),
         ));
-        errln!("msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)");
+        crate::log::info(&format!(
+            "msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)"
+        ));
     }
-    errln!("msgraph-notify serve: listening on http://{local}");
+    crate::log::info(&format!(
+        "msgraph-notify serve: listening on http://{local}"
+    ));
 
     let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
     if let Some(fetcher) = &fetcher {
         if let Err(e) = fetcher.refresh().await {
-            errln!(
-                "warning: fetching the token signing keys failed: {e} (retrying in the background)"
-            );
+            crate::log::warn(&format!(
+                "fetching the token signing keys failed: {e} (retrying in the background)"
+            ));
         }
         // Refreshes at the TTL, and after a failure every min_refresh_interval.
         Arc::clone(fetcher).spawn_refresher();
@@ -350,6 +335,7 @@ async fn serve(
     }
     let shared = Arc::new(Shared {
         metrics: Arc::clone(&metrics),
+        next_request: AtomicU64::new(1),
         replay_down,
         queue: tx,
         budget: Arc::new(Semaphore::new(
@@ -357,7 +343,7 @@ async fn serve(
         )),
         max_body: args.max_body,
         stats: Arc::clone(&stats),
-        warn_busy: RateLimited::new(),
+        warn_busy: crate::log::RateLimited::new(),
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -369,7 +355,7 @@ async fn serve(
     let conns: Arc<Mutex<BTreeMap<u64, ConnEntry>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
-    let warn_accept = RateLimited::new();
+    let warn_accept = crate::log::RateLimited::new();
     let signal = shutdown.received();
     tokio::pin!(signal);
     loop {
@@ -454,15 +440,15 @@ async fn serve(
     })
     .await;
     if drained.is_err() {
-        errln!(
+        crate::log::warn(&format!(
             "msgraph-notify serve: connections still open after {SHUTDOWN_GRACE:?}: closing them"
-        );
+        ));
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
     // Every sender of the queue is gone: the workers drain what is queued, then stop.
     drop(shared);
-    errln!("msgraph-notify serve: stopping; draining the queue");
+    crate::log::info("msgraph-notify serve: stopping; draining the queue");
     let joined = tokio::task::spawn_blocking(move || {
         // Join every thread, even after a failed one.
         let failed = threads
@@ -476,13 +462,13 @@ async fn serve(
     .unwrap_or(false);
     use std::io::Write;
     let _ = std::io::stdout().lock().flush();
-    errln!(
+    crate::log::info(&format!(
         "msgraph-notify serve: stopped after {} POSTs, {} items ({} rejected), {} bodies refused",
         stats.posts.load(Ordering::Relaxed),
         stats.items.load(Ordering::Relaxed),
         stats.rejected.load(Ordering::Relaxed),
         stats.refused_bodies.load(Ordering::Relaxed),
-    );
+    ));
     if !joined {
         return Err(fail!("a worker thread failed"));
     }
@@ -616,6 +602,7 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
         }
     };
     let job = Job {
+        id: shared.next_request.fetch_add(1, Ordering::Relaxed),
         arrived,
         path,
         body,
@@ -699,7 +686,8 @@ fn work(
     metrics: &Metrics,
     handle: &tokio::runtime::Handle,
 ) {
-    let warn_refused = RateLimited::new();
+    let warn_refused = crate::log::RateLimited::new();
+    let warn_rejected = crate::log::RateLimited::new();
     loop {
         let job = {
             let mut rx = rx.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -718,9 +706,10 @@ fn work(
                 stats.items.fetch_add(items.len() as u64, Ordering::Relaxed);
                 stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
                 if let Err(e) = crate::decrypt::write_items(&items) {
-                    errln!("warning: cannot write to stdout: {e}");
+                    crate::log::warn(&format!("cannot write to stdout: {e}"));
                 }
                 metrics.items(&items, job.arrived.elapsed());
+                log_rejections(&items, job.id, &warn_rejected);
             }
             Ok(_) => {}
             Err(e) => {
@@ -730,10 +719,46 @@ fn work(
                 } else {
                     ""
                 };
-                warn_refused.warn(&format!("POST {}: body refused: {e}{hint}", job.path));
+                if let Some(suppressed) = warn_refused.admit() {
+                    tracing::warn!(
+                        request_id = job.id,
+                        path = %job.path,
+                        suppressed,
+                        "body refused: {e}{hint}"
+                    );
+                }
             }
         }
         // The body's share of the byte budget is released here, with the job.
+    }
+}
+
+/// One log event per rejected item (at most one a second, with the count of those suppressed):
+/// the request, the item's index, subscription, tenant and the reason. Never the clientState,
+/// never data.
+fn log_rejections(
+    items: &[msgraph_notify::receiver::Item],
+    request_id: u64,
+    limit: &crate::log::RateLimited,
+) {
+    for item in items {
+        let msgraph_notify::receiver::Outcome::Rejected(r) = &item.outcome else {
+            continue;
+        };
+        let Some(suppressed) = limit.admit() else {
+            continue;
+        };
+        let n = r.notification.as_ref();
+        tracing::info!(
+            request_id,
+            item_index = item.index,
+            subscription = n.and_then(|n| n.subscription_id.as_deref()).unwrap_or(""),
+            tenant = n.and_then(|n| n.tenant_id.as_deref()).unwrap_or(""),
+            reason = crate::admin::reason(&r.error),
+            suppressed,
+            "item rejected: {}",
+            r.error
+        );
     }
 }
 

@@ -409,3 +409,64 @@ fn every_option_reads_its_environment_variable() {
         assert!(help.contains(var), "{var} missing from serve --help");
     }
 }
+
+#[test]
+fn logs_are_json_lines_with_fields_and_no_secret() {
+    let fx = Fixture::new();
+    let mut args = fx.receiver_args();
+    args.extend(["--log-format".into(), "json".into()]);
+    let mut served = Served::start(&args);
+    assert_eq!(served.post("/", &fx.forged_body("forged")).status, 202);
+    assert_eq!(served.post("/", b"not json").status, 202);
+    served.wait_lines(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(served.terminate(), Some(0));
+    let stderr = served.stderr.lock().unwrap().clone();
+    let events: Vec<serde_json::Value> = stderr
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l}: {e}")))
+        .collect();
+    for event in &events {
+        for key in ["timestamp", "level", "message"] {
+            assert!(event.get(key).is_some(), "{key} missing: {event}");
+        }
+    }
+    let rejected = events
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("item rejected"))
+        })
+        .expect("a rejected item is logged");
+    assert_eq!(rejected["reason"], "token");
+    assert_eq!(rejected["tenant"], TENANT);
+    assert_eq!(rejected["item_index"], 0);
+    assert!(rejected["request_id"].as_u64().is_some());
+    let refused = events
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("body refused"))
+        })
+        .expect("a refused body is logged");
+    assert_eq!(refused["level"], "WARN");
+    // No secret and no data in the logs.
+    let all = stderr.join("\n");
+    assert!(!all.contains(CLIENT_STATE), "{all}");
+    assert!(!all.contains("InACall"), "{all}");
+    // Text on request.
+    let mut args = fx.receiver_args();
+    args.extend(["--log-format".into(), "text".into()]);
+    let mut served = Served::start(&args);
+    assert_eq!(served.terminate(), Some(0));
+    assert!(
+        served
+            .stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.starts_with('{'))
+    );
+}

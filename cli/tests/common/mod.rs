@@ -219,8 +219,12 @@ impl Served {
                 let _ = child.kill();
                 panic!("serve exited before listening: {first:?}");
             }
+            // Text or JSON log lines: the address runs to the first character not in one.
             if let Some(rest) = line.trim().split("listening on http://").nth(1) {
-                break rest.parse().expect("address");
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+                    .unwrap_or(rest.len());
+                break rest[..end].parse().expect("address");
             }
             first.push(line);
         };
