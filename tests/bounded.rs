@@ -157,6 +157,32 @@ fn replay_memory_stays_bounded_and_churn_evicts_no_genuine_entry() {
 }
 
 #[test]
+fn interleaved_removals_are_compacted_before_evicting_genuine_entries() {
+    let _serial = serial();
+    const CAPACITY: usize = 1000;
+    let guard = ReplayGuard::new(CAPACITY, Duration::from_secs(24 * 3600));
+    // 700 genuine entries (under three quarters of the capacity).
+    for n in 0..700 {
+        assert_eq!(guard.insert_if_absent(&fp(n)), Ok(true));
+    }
+    // Forged items recorded in batches and removed oldest first (as a body's items are: all
+    // recorded, then each removed when its unwrap fails), so the removed one is never the newest.
+    for batch in 0..500u64 {
+        let forged: Vec<Fingerprint> = (0..10).map(|i| fp(5_000_000 + batch * 10 + i)).collect();
+        for f in &forged {
+            assert_eq!(guard.insert_if_absent(f), Ok(true));
+        }
+        for f in &forged {
+            guard.remove(f);
+        }
+        assert!(guard.slots_used() <= CAPACITY);
+    }
+    for n in 0..700 {
+        assert_eq!(guard.insert_if_absent(&fp(n)), Ok(false), "entry {n} evicted");
+    }
+}
+
+#[test]
 fn default_replay_memory_size_as_documented() {
     let _serial = serial();
     let before = live();

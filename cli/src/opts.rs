@@ -26,7 +26,8 @@ pub struct ReceiverOpts {
     #[arg(
         long = "key",
         value_name = "[ID=]PATH|pkcs11:URI",
-        env = "MSGRAPH_NOTIFY_KEY"
+        env = "MSGRAPH_NOTIFY_KEY",
+        hide_env_values = true
     )]
     pub keys: Vec<String>,
 
@@ -170,7 +171,8 @@ pub struct ReplayOpts {
         long = "replay",
         value_name = "STORE",
         default_value = "memory",
-        env = "MSGRAPH_NOTIFY_REPLAY"
+        env = "MSGRAPH_NOTIFY_REPLAY",
+        hide_env_values = true
     )]
     pub replay: String,
 
@@ -283,8 +285,9 @@ impl ReplayOpts {
                     }
                 })
             }
-            other => Err(fail!(
-                "--replay {other:?}: expected `memory`, `off` or a redis:// (rediss://) URL"
+            // Not echoed: it may be a URL with a password in it.
+            _ => Err(fail!(
+                "--replay: expected `memory`, `off` or a redis:// (rediss://) URL"
             )),
         }
     }
@@ -296,22 +299,21 @@ fn check_key_url(option: &str, url: &str, insecure_http: bool) -> Result<(), Fai
     if lower.starts_with("https://") {
         return Ok(());
     }
-    let Some(rest) = lower.strip_prefix("http://") else {
+    if !lower.starts_with("http://") {
         return Err(fail!("{option} {url:?}: expected an https:// URL"));
-    };
+    }
     if insecure_http {
         return Ok(());
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
+    // The host as the HTTP client will see it (WHATWG parsing, as reqwest's `url`: `\` is a path
+    // separator, userinfo is dropped), not as a string split would.
+    let parsed = url::Url::parse(url).map_err(|e| fail!("{option} {url:?}: not a URL: {e}"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
     if loopback {
         Ok(())
     } else {
@@ -622,6 +624,8 @@ mod tests {
             "http://127.0.0.1.evil.example/keys",
             "http://localhost.evil.example/",
             "http://10.0.0.1/keys",
+            "http://evil.example\\@127.0.0.1/keys",
+            "http://evil.example%5C@127.0.0.1.evil/keys",
             "ftp://x/keys",
         ] {
             assert!(check_key_url("--jwks-url", bad, false).is_err(), "{bad}");

@@ -163,6 +163,13 @@ struct ConnEntry {
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     crate::log::init(args.log_format);
+    if args.max_body as u64 > args.max_buffered {
+        return Err(fail!(
+            "--max-body {} exceeds --max-buffered {}: bodies between the two could never be read",
+            args.max_body,
+            args.max_buffered
+        ));
+    }
     let replay = args.replay.store()?;
     let built = args.receiver.build(crate::opts::Limits {
         max_body: args.max_body,
@@ -387,10 +394,13 @@ async fn serve(
                 },
             );
             if table.len() > max_connections {
-                // Make room: close the oldest connection that is not inside a request.
-                let victim = table
-                    .iter()
+                // Make room: close the oldest connection that is not inside a request; when all
+                // older ones are (slow bodies), the oldest of those. Never the new connection:
+                // a table full of slow senders must not turn Graph away at the door.
+                let older = || table.iter().filter(|(k, _)| **k != id);
+                let victim = older()
                     .find(|(_, c)| !c.busy.load(Ordering::Acquire))
+                    .or_else(|| older().next())
                     .map(|(k, _)| *k);
                 if let Some(entry) = victim.and_then(|k| table.remove(&k)) {
                     entry.close.notify_one();
@@ -629,13 +639,9 @@ enum Refusal {
     Broken,
 }
 
-/// Reads a body, holding budget permits for the bytes it holds as they arrive: what a sender has
-/// not sent costs nothing.
-///
-/// With a declared length (at most `limit`, checked before), the buffer is reserved once at that
-/// size; its pages become resident only as bytes are written, so the permits follow the bytes
-/// received. Without one (chunked), the buffer grows by doubling and the permits follow its
-/// capacity.
+/// Reads a body, holding budget permits for its buffer's capacity as bytes arrive: what a sender
+/// has not sent costs nothing. The buffer grows by doubling, never past the declared length (at
+/// most `limit`, checked before), so a body with a `Content-Length` ends holding exactly that.
 async fn read_body(
     mut body: Incoming,
     declared: Option<usize>,
@@ -645,7 +651,10 @@ async fn read_body(
     let mut held = Arc::clone(budget)
         .try_acquire_many_owned(0)
         .map_err(|_| Refusal::Budget)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    // The declared length caps the growth (no doubling past it), but nothing is reserved before
+    // the bytes arrive: a thousand heads declaring 1 MiB reserve nothing.
+    let cap = declared.unwrap_or(limit).min(limit);
+    let mut buf: Vec<u8> = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return Err(Refusal::Broken);
@@ -658,12 +667,11 @@ async fn read_body(
             return Err(Refusal::TooLarge);
         }
         let capacity = if needed > buf.capacity() {
-            needed.max(buf.capacity().saturating_mul(2).min(limit))
+            needed.max(buf.capacity().saturating_mul(2).max(4096).min(cap))
         } else {
             buf.capacity()
         };
-        let charged = if declared.is_some() { needed } else { capacity };
-        let more = charged.saturating_sub(held.num_permits());
+        let more = capacity.saturating_sub(held.num_permits());
         if more > 0 {
             let permits = u32::try_from(more).map_err(|_| Refusal::TooLarge)?;
             let extra = Arc::clone(budget)
@@ -701,7 +709,10 @@ fn work(
             }
         }
         match receiver.receive(None, &job.body) {
-            Ok(Reply::Notifications(items)) => {
+            Ok(Reply::Notifications(mut items)) => {
+                // Items the replay store could not check were acknowledged (202): retry them
+                // until it answers, rather than lose them.
+                retry_unchecked(receiver, &job.body, &mut items);
                 let rejected = items.iter().filter(|i| i.outcome.is_rejected()).count();
                 stats.items.fetch_add(items.len() as u64, Ordering::Relaxed);
                 stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
@@ -730,6 +741,60 @@ fn work(
             }
         }
         // The body's share of the byte budget is released here, with the job.
+    }
+}
+
+/// How long a worker keeps retrying items the replay store could not check.
+const REPLAY_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Re-runs the items of `items` that were rejected only because the replay store could not
+/// answer (`Error::ReplayStore`), as a body of just those items with the original tokens, with
+/// back-off, for up to [`REPLAY_RETRY_FOR`]; each outcome replaces the rejection at its index.
+/// Items still unchecked after that keep their rejection (logged, and counted).
+fn retry_unchecked(receiver: &Receiver, body: &[u8], items: &mut [msgraph_notify::receiver::Item]) {
+    use msgraph_notify::receiver::Outcome;
+    let unchecked = |items: &[msgraph_notify::receiver::Item]| -> Vec<usize> {
+        items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| matches!(&i.outcome, Outcome::Rejected(r) if matches!(r.error, Error::ReplayStore(_)) && r.notification.is_some()))
+            .map(|(at, _)| at)
+            .collect()
+    };
+    let mut pending = unchecked(items);
+    if pending.is_empty() {
+        return;
+    }
+    let tokens = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|mut v| v.get_mut("validationTokens").map(serde_json::Value::take))
+        .unwrap_or(serde_json::Value::Null);
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(250);
+    while !pending.is_empty() && start.elapsed() < REPLAY_RETRY_FOR {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(5));
+        let values: Vec<serde_json::Value> = pending
+            .iter()
+            .filter_map(|&at| match &items[at].outcome {
+                Outcome::Rejected(r) => r
+                    .notification
+                    .as_ref()
+                    .and_then(|n| serde_json::to_value(n).ok()),
+                _ => None,
+            })
+            .collect();
+        if values.len() != pending.len() {
+            return;
+        }
+        let retry = serde_json::json!({"value": values, "validationTokens": tokens}).to_string();
+        let Ok(Reply::Notifications(outcomes)) = receiver.receive(None, retry.as_bytes()) else {
+            return;
+        };
+        for (&at, outcome) in pending.iter().zip(outcomes) {
+            items[at].outcome = outcome.outcome;
+        }
+        pending = unchecked(items);
     }
 }
 

@@ -17,8 +17,10 @@ use super::{Fingerprint, ReplayStore, ReplayStoreError};
 ///
 /// When Redis cannot answer, [`insert_if_absent`](ReplayStore::insert_if_absent) returns an error
 /// and [`is_available`](RedisReplayStore::is_available) turns false until a command succeeds
-/// again: the receiver then rejects the item (never processing it unchecked), and a server can
-/// answer `503` so that Graph retries later.
+/// again (for half a second after a failure, commands fail at once rather than each waiting out
+/// the timeout; [`ping`](RedisReplayStore::ping) always tries): the receiver then rejects the
+/// item (never processing it unchecked), and a server can answer `503` so that Graph retries
+/// later, and retry the items it had already accepted.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,7 +40,13 @@ pub struct RedisReplayStore {
     prefix: String,
     timeout: Duration,
     available: AtomicBool,
+    /// When a command last failed: within [`RETRY_AFTER`] of it, commands fail at once instead
+    /// of each waiting out the timeout.
+    failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long after a failed command the store answers "unavailable" without trying.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 impl fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,6 +122,7 @@ impl RedisReplayStore {
             prefix: "msgraph-notify:replay:".to_owned(),
             timeout,
             available: AtomicBool::new(true),
+            failed_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -155,7 +164,10 @@ impl RedisReplayStore {
     ///
     /// [`ReplayStoreError`] naming the cause when Redis cannot be reached.
     pub fn ping(&self) -> Result<(), ReplayStoreError> {
-        self.run(|conn| redis::cmd("PING").query::<String>(conn).map(drop))
+        self.run_checked(
+            |conn| redis::cmd("PING").query::<String>(conn).map(drop),
+            false,
+        )
     }
 
     fn key(&self, fingerprint: &Fingerprint) -> String {
@@ -166,11 +178,32 @@ impl RedisReplayStore {
         &self,
         command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, ReplayStoreError> {
+        self.run_checked(command, true)
+    }
+
+    fn run_checked<T>(
+        &self,
+        command: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        fail_fast: bool,
+    ) -> Result<T, ReplayStoreError> {
+        let recently_failed = || {
+            self.failed_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+        };
+        if fail_fast && !self.is_available() && recently_failed() {
+            return Err(ReplayStoreError(
+                "Redis did not answer the last command; retrying shortly".to_owned(),
+            ));
+        }
         let result = match self.pool.get() {
             Ok(mut conn) => command(&mut conn).map_err(|e| ReplayStoreError(format!("Redis: {e}"))),
             Err(e) => Err(ReplayStoreError(format!("cannot connect to Redis: {e}"))),
         };
         self.available.store(result.is_ok(), Ordering::Relaxed);
+        let mut failed_at = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        *failed_at = result.is_err().then(std::time::Instant::now);
         result
     }
 }
