@@ -178,7 +178,11 @@ fn interleaved_removals_are_compacted_before_evicting_genuine_entries() {
         assert!(guard.slots_used() <= CAPACITY);
     }
     for n in 0..700 {
-        assert_eq!(guard.insert_if_absent(&fp(n)), Ok(false), "entry {n} evicted");
+        assert_eq!(
+            guard.insert_if_absent(&fp(n)),
+            Ok(false),
+            "entry {n} evicted"
+        );
     }
 }
 
