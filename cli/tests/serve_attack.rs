@@ -257,6 +257,8 @@ fn the_byte_budget_answers_503_instead_of_buffering_without_bound() {
     let mut args = fx.receiver_args();
     // Room for one such body, not two.
     args.extend(["--max-buffered".into(), (body.len() + 100).to_string()]);
+    // (--max-body may not exceed the budget: such bodies could never be read.)
+    args.extend(["--max-body".into(), (body.len() + 100).to_string()]);
     let mut served = Served::start(&args);
 
     // A slow sender holds most of the budget: all of its body but the last byte.
@@ -483,6 +485,27 @@ fn decrypt_max_items_for_a_large_trusted_capture() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("exceeds the limit"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_max_body_over_the_budget_is_refused_at_start() {
+    let fx = Fixture::new();
+    let mut args = vec!["serve".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    args.extend(fx.receiver_args());
+    args.extend([
+        "--max-buffered".into(),
+        "1000".into(),
+        "--max-body".into(),
+        "2000".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--max-buffered"),
         "{}",
         text(&out.stderr)
     );
