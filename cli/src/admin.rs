@@ -34,6 +34,7 @@ pub struct Metrics {
     answer_seconds: Histogram,
     item_seconds: Histogram,
     private_key_operations: Counter,
+    tls_reloads: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -81,6 +82,12 @@ impl Metrics {
             "RSA-OAEP unwraps of dataKey (items that reached the private key)",
             private_key_operations.clone(),
         );
+        let tls_reloads = Family::<Labels, Counter>::default();
+        registry.register(
+            "tls_certificate_reloads",
+            "TLS certificate reloads on SIGHUP, by result (ok, error)",
+            tls_reloads.clone(),
+        );
         Metrics {
             registry,
             items,
@@ -90,7 +97,27 @@ impl Metrics {
             answer_seconds,
             item_seconds,
             private_key_operations,
+            tls_reloads,
         }
+    }
+
+    /// Exports the count of items a fail-open replay store let through unchecked
+    /// (`--replay-unavailable open`).
+    pub fn with_replay_unchecked(mut self, counter: Counter) -> Self {
+        self.registry.register(
+            "replay_unchecked_items",
+            "Items processed without the duplicate check while the replay store was unavailable (--replay-unavailable open)",
+            counter,
+        );
+        self
+    }
+
+    /// A SIGHUP reload of the TLS certificate, done or failed.
+    pub fn tls_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.tls_reloads
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
     }
 
     /// A POST or handshake answered with `code` after `elapsed`.

@@ -28,6 +28,7 @@ mod log;
 mod opts;
 mod serve;
 mod subscription;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -206,6 +206,8 @@ pub struct Replay {
     pub store: Option<Arc<dyn ReplayStore>>,
     /// The Redis store, when fail-closed: POSTs get 503 while it is unavailable.
     pub fail_closed: Option<Arc<RedisReplayStore>>,
+    /// When fail-open: counts the items let through unchecked while Redis was unavailable.
+    pub unchecked: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 /// A Redis store that lets items through, with a warning, while Redis cannot be reached.
@@ -213,11 +215,13 @@ pub struct Replay {
 struct FailOpen {
     inner: Arc<RedisReplayStore>,
     last_warning: std::sync::Mutex<Option<std::time::Instant>>,
+    unchecked: prometheus_client::metrics::counter::Counter,
 }
 
 impl ReplayStore for FailOpen {
     fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
         self.inner.insert_if_absent(fingerprint).or_else(|e| {
+            self.unchecked.inc();
             let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
                 *last = Some(std::time::Instant::now());
@@ -245,6 +249,7 @@ impl ReplayOpts {
                     ttl,
                 ))),
                 fail_closed: None,
+                unchecked: None,
             }),
             "off" => {
                 crate::log::warn(
@@ -254,6 +259,7 @@ impl ReplayOpts {
                 Ok(Replay {
                     store: None,
                     fail_closed: None,
+                    unchecked: None,
                 })
             }
             url if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -271,17 +277,21 @@ impl ReplayOpts {
                     crate::log::warn(&format!("the replay store is not reachable yet: {e}"));
                 }
                 Ok(if self.replay_unavailable == "open" {
+                    let unchecked = prometheus_client::metrics::counter::Counter::default();
                     Replay {
                         store: Some(Arc::new(FailOpen {
                             inner: store,
                             last_warning: std::sync::Mutex::new(None),
+                            unchecked: unchecked.clone(),
                         })),
                         fail_closed: None,
+                        unchecked: Some(unchecked),
                     }
                 } else {
                     Replay {
                         store: Some(Arc::clone(&store) as Arc<dyn ReplayStore>),
                         fail_closed: Some(store),
+                        unchecked: None,
                     }
                 })
             }

@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,9 +68,11 @@ const RESERVED_FDS: u64 = 64;
 /// --max-body, whatever arrives (SECURITY.md gives the measurement).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  \
-    msgraph-notify serve --listen 0.0.0.0:8080 --key cert-2026=keys/key.pem \\\n      \
+    msgraph-notify serve --listen 0.0.0.0:8443 --key cert-2026=keys/key.pem \\\n      \
+    --tls-cert /etc/msgraph-notify/tls/fullchain.pem --tls-key /etc/msgraph-notify/tls/key.pem \\\n      \
     --app-id $APP_ID --client-state-file /run/secrets/client-state >> notifications.jsonl\n  \
-    # notificationUrl: https://your-host.example/graph (put TLS in front: Graph requires HTTPS)")]
+    # notificationUrl: https://your-host.example:8443/graph (Graph requires HTTPS: --tls-cert, or a proxy)\n  \
+    kill -HUP $PID   # after renewing the certificate files")]
 pub struct Args {
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
     /// printed on stderr).
@@ -116,6 +119,25 @@ pub struct Args {
     /// 127.0.0.1:9090. Never on the public listener.
     #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first), read again on SIGHUP: new
+    /// connections get the new certificate, open ones are not dropped. Needs --tls-key.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "MSGRAPH_NOTIFY_TLS_CERT"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1), read again on SIGHUP.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "MSGRAPH_NOTIFY_TLS_KEY"
+    )]
+    tls_key: Option<PathBuf>,
 
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
@@ -178,6 +200,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         replay: replay.store,
     })?;
     let fail_closed = replay.fail_closed;
+    let unchecked = replay.unchecked;
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
         |n| n as usize,
@@ -187,7 +210,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .thread_name("msgraph-notify-io")
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(args, built, workers, fail_closed))
+    runtime.block_on(serve(args, built, workers, fail_closed, unchecked))
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit in force.
@@ -210,8 +233,16 @@ async fn serve(
     built: crate::opts::Built,
     workers: usize,
     replay_down: Option<Arc<RedisReplayStore>>,
+    unchecked: Option<prometheus_client::metrics::counter::Counter>,
 ) -> Result<ExitCode, Fail> {
     let shutdown = ShutdownSignal::register();
+    // Registered whether or not there is TLS: SIGHUP's default action would end the process.
+    #[cfg(unix)]
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(crate::tls::Tls::load(cert, key).map_err(Fail)?)),
+        _ => None,
+    };
     let file_limit = raise_file_limit();
     let max_connections = u64::from(args.max_connections)
         .min(file_limit.saturating_sub(RESERVED_FDS))
@@ -227,7 +258,11 @@ async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| fail!("cannot read the listening address: {e}"))?;
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    if let Some(counter) = unchecked {
+        metrics = metrics.with_replay_unchecked(counter);
+    }
+    let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::default());
     if let Some(admin) = args.admin_listen {
         if admin.port() != 0 && (admin == local || admin == args.listen) {
@@ -248,9 +283,38 @@ async fn serve(
             "msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)"
         ));
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     crate::log::info(&format!(
-        "msgraph-notify serve: listening on http://{local}"
+        "msgraph-notify serve: listening on {scheme}://{local}"
     ));
+    #[cfg(unix)]
+    if let Some(mut hangup) = hangup {
+        let (tls, metrics) = (tls.clone(), Arc::clone(&metrics));
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    crate::log::info("SIGHUP: nothing to reload (no --tls-cert)");
+                    continue;
+                };
+                let tls = Arc::clone(tls);
+                match tokio::task::spawn_blocking(move || tls.reload()).await {
+                    Ok(Ok(())) => {
+                        metrics.tls_reloaded(true);
+                        crate::log::info(
+                            "SIGHUP: the TLS certificate was reloaded; new connections use it",
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        metrics.tls_reloaded(false);
+                        crate::log::warn(&format!(
+                            "SIGHUP: the TLS certificate was not reloaded, the previous one stays: {e}"
+                        ));
+                    }
+                    Err(_) => metrics.tls_reloaded(false),
+                }
+            }
+        });
+    }
 
     let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
@@ -407,34 +471,34 @@ async fn serve(
                 }
             }
         }
-        let (shared, conns, http, mut stop_rx) = (
+        let (shared, conns, http, mut stop_rx, tls) = (
             Arc::clone(&shared),
             Arc::clone(&conns),
             http.clone(),
             stop_rx.clone(),
+            tls.clone(),
         );
+        let handshake_timeout = Duration::from_secs(args.header_timeout);
         tasks.spawn(async move {
-            let service = {
-                let busy = Arc::clone(&busy);
-                hyper::service::service_fn(move |request| {
-                    let (shared, busy) = (Arc::clone(&shared), Arc::clone(&busy));
-                    async move {
-                        let _busy = BusyGuard::enter(&busy);
-                        let start = Instant::now();
-                        let answer = handle_request(&shared, request).await;
-                        shared.metrics.answered(answer.status(), start.elapsed());
-                        Ok::<_, Infallible>(answer)
+            match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    connection(io, &http, &shared, &busy, &close, &mut stop_rx).await;
+                }
+                Some(tls) => {
+                    // The handshake counts as waiting for a head: bounded by --header-timeout,
+                    // and the connection stays evictable (not busy) until a request begins.
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream));
+                    let accepted = tokio::select! {
+                        done = handshake => done.ok().and_then(Result::ok),
+                        () = close.notified() => None,
+                        () = stopped(&mut stop_rx) => None,
+                    };
+                    if let Some(stream) = accepted {
+                        let io = TokioIo::new(stream);
+                        connection(io, &http, &shared, &busy, &close, &mut stop_rx).await;
                     }
-                })
-            };
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = close.notified() => {}
-                () = stopped(&mut stop_rx) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.as_mut().await;
                 }
             }
             conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -483,6 +547,42 @@ async fn serve(
         return Err(fail!("a worker thread failed"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves one connection (plain or TLS) until it ends, is evicted, or the server stops.
+async fn connection<I>(
+    io: I,
+    http: &hyper::server::conn::http1::Builder,
+    shared: &Arc<Shared>,
+    busy: &Arc<AtomicBool>,
+    close: &tokio::sync::Notify,
+    stop_rx: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = {
+        let (shared, busy) = (Arc::clone(shared), Arc::clone(busy));
+        hyper::service::service_fn(move |request| {
+            let (shared, busy) = (Arc::clone(&shared), Arc::clone(&busy));
+            async move {
+                let _busy = BusyGuard::enter(&busy);
+                let start = Instant::now();
+                let answer = handle_request(&shared, request).await;
+                shared.metrics.answered(answer.status(), start.elapsed());
+                Ok::<_, Infallible>(answer)
+            }
+        })
+    };
+    let connection = http.serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = close.notified() => {}
+        () = stopped(stop_rx) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.as_mut().await;
+        }
+    }
 }
 
 /// Resolves once the shutdown flag is set (or its sender is gone).

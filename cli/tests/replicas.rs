@@ -94,8 +94,23 @@ fn two_replicas_sharing_redis_decrypt_a_post_exactly_once() {
         return;
     };
     let fx = Fixture::new();
+    // One replica over plain HTTP (behind a TLS-terminating balancer), one serving HTTPS itself.
+    let (root, _, tls_cert, tls_key) = tls_identity(fx.dir.path(), "tls");
     let mut a = replica(&fx, &redis, &[]);
-    let mut b = replica(&fx, &redis, &[]);
+    let mut b = replica(
+        &fx,
+        &redis,
+        &["--tls-cert", &s(&tls_cert), "--tls-key", &s(&tls_key)],
+    )
+    .trusting(&root);
+    assert!(
+        b.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("listening on https://")),
+        "the TLS replica announces https"
+    );
     for round in 0..5 {
         let body = fx.body(vec![fx.item(&Fixture::presence(&format!("r{round}")))]);
         // The same genuine POST to both replicas at once (a replay, or Graph's retry landing on
@@ -215,8 +230,16 @@ fn redis_down_fail_open_processes_with_a_warning() {
     let mut served = replica(
         &fx,
         &redis,
-        &["--replay-unavailable", "open", "--replay-timeout-ms", "300"],
+        &[
+            "--replay-unavailable",
+            "open",
+            "--replay-timeout-ms",
+            "300",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
     );
+    let admin = admin_addr(&served);
     redis.stop();
     assert_eq!(
         served
@@ -225,6 +248,13 @@ fn redis_down_fail_open_processes_with_a_warning() {
         202
     );
     served.wait_lines(1, Duration::from_secs(10));
+    // What fail-open let through unchecked is counted.
+    let metrics = http(admin, "GET", "/metrics", b"").body;
+    assert_eq!(
+        sample(&metrics, "msgraph_notify_replay_unchecked_items_total"),
+        1.0,
+        "{metrics}"
+    );
     assert_eq!(served.terminate(), Some(0));
     assert_eq!(served.json_lines()[0]["data"]["id"], "open");
     let stderr = served.stderr.lock().unwrap().join("\n");

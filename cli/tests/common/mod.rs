@@ -195,6 +195,8 @@ pub fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Answer
 pub struct Served {
     pub child: Option<Child>,
     pub addr: SocketAddr,
+    /// Set by [`Served::trusting`]: POSTs go over TLS, checked against this certificate.
+    pub tls_root: Option<Vec<u8>>,
     pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -220,7 +222,12 @@ impl Served {
                 panic!("serve exited before listening: {first:?}");
             }
             // Text or JSON log lines: the address runs to the first character not in one.
-            if let Some(rest) = line.trim().split("listening on http://").nth(1) {
+            let rest = ["listening on http://", "listening on https://"]
+                .iter()
+                .find_map(|m| line.trim().split(m).nth(1));
+            if let Some(rest) = rest {
+                let rest = rest.to_owned();
+                first.push(line);
                 let end = rest
                     .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
                     .unwrap_or(rest.len());
@@ -247,14 +254,27 @@ impl Served {
         Served {
             child: Some(child),
             addr,
+            tls_root: None,
             stdout: out,
             stderr: err,
             readers,
         }
     }
 
+    /// Speaks HTTPS to this server from now on, trusting the PEM certificate `root`.
+    pub fn trusting(mut self, root: &[u8]) -> Served {
+        self.tls_root = Some(root.to_vec());
+        self
+    }
+
     pub fn post(&self, target: &str, body: &[u8]) -> Answer {
-        http(self.addr, "POST", target, body)
+        match &self.tls_root {
+            None => http(self.addr, "POST", target, body),
+            Some(root) => {
+                let mut conn = TlsConn::connect(self.addr, root).expect("TLS handshake");
+                conn.request("POST", target, body).expect("HTTPS request")
+            }
+        }
     }
 
     /// Waits until stdout has at least `n` lines (or the deadline passes).
@@ -358,4 +378,124 @@ pub fn shared_dir() -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// An HTTPS client connection (rustls on aws-lc-rs) to 127.0.0.1, kept alive across requests.
+pub struct TlsConn {
+    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    addr: SocketAddr,
+}
+
+impl TlsConn {
+    /// Connects and completes the handshake, trusting only the PEM certificate `root` and
+    /// checking that it names 127.0.0.1.
+    pub fn connect(addr: SocketAddr, root: &[u8]) -> Result<TlsConn, String> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root) {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+            .map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(TlsConn { stream, addr })
+    }
+
+    /// The DER of the certificate the server presented.
+    pub fn peer_certificate(&self) -> Vec<u8> {
+        self.stream
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .expect("a peer certificate")
+    }
+
+    /// One keep-alive request; reads exactly the answer (by its Content-Length).
+    pub fn request(&mut self, method: &str, target: &str, body: &[u8]) -> Result<Answer, String> {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        self.stream
+            .write_all(head.as_bytes())
+            .and_then(|()| self.stream.write_all(body))
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| e.to_string())?;
+        read_answer(&mut self.stream)
+    }
+}
+
+/// Reads one HTTP/1.1 answer with a Content-Length (hyper always sends one for full bodies).
+pub fn read_answer(stream: &mut impl Read) -> Result<Answer, String> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => return Err(format!("closed after {:?}", text(&raw))),
+            Ok(_) => raw.push(byte[0]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let head = text(&raw[..raw.len() - 4]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line in {head:?}"))?;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(Answer {
+        status,
+        head,
+        body: text(&body),
+    })
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, both PEM, written to `dir/NAME.pem` and
+/// `dir/NAME.key`; returns (certificate PEM, certificate DER, cert path, key path).
+pub fn tls_identity(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, PathBuf, PathBuf) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("a certificate");
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).expect("write the certificate");
+    std::fs::write(&key_path, signing_key.serialize_pem()).expect("write the key");
+    (
+        cert.pem().into_bytes(),
+        cert.der().to_vec(),
+        cert_path,
+        key_path,
+    )
 }

@@ -1,0 +1,120 @@
+//! `serve --tls-cert FILE --tls-key FILE`: HTTPS with rustls on aws-lc-rs (the crypto provider
+//! of the default build), TLS 1.2 and 1.3 (Graph requires TLS 1.2 or later of a
+//! `notificationUrl`), HTTP/1.1 only (ALPN `http/1.1`).
+//!
+//! The certificate chain and key are read again on SIGHUP ([`Tls::reload`]): handshakes that
+//! start afterwards present the new certificate; connections already open keep theirs and are
+//! not dropped. A reload that fails (missing file, unparsable PEM, a key that does not match the
+//! certificate) keeps the certificate in use and says why.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio_rustls::TlsAcceptor;
+
+/// The TLS side of `serve`: an acceptor whose certificate can be replaced while it runs.
+pub struct Tls {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: Arc<Current>,
+    acceptor: TlsAcceptor,
+}
+
+/// The certificate handed to new handshakes.
+struct Current(RwLock<Arc<CertifiedKey>>);
+
+// Never the key: only that there is one.
+impl fmt::Debug for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Current(<certificate and key>)")
+    }
+}
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        ))
+    }
+}
+
+impl Tls {
+    /// Loads the chain (PEM, leaf first) and its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certified = load(cert_path, key_path, &provider)?;
+        let current = Arc::new(Current(RwLock::new(Arc::new(certified))));
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&current) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            provider,
+            current,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// Reads the files again; on success new handshakes present the new certificate. On
+    /// failure the one in use stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let certified = load(&self.cert_path, &self.key_path, &self.provider)?;
+        *self
+            .current
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(certified);
+        Ok(())
+    }
+
+    pub fn acceptor(&self) -> &TlsAcceptor {
+        &self.acceptor
+    }
+}
+
+fn load(
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = CertificateDer::pem_file_iter(cert_path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("--tls-cert {}: {e}", cert_path.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no CERTIFICATE block in the file",
+            cert_path.display()
+        ));
+    }
+    // Read into a buffer that is wiped when dropped; the parsed key lives in the provider.
+    let pem = zeroize::Zeroizing::new(
+        std::fs::read(key_path).map_err(|e| format!("--tls-key {}: {e}", key_path.display()))?,
+    );
+    let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        format!(
+            "--tls-key {}: no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
+            key_path.display()
+        )
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        format!(
+            "--tls-key {} with --tls-cert {}: {e}",
+            key_path.display(),
+            cert_path.display()
+        )
+    })
+}
