@@ -1,0 +1,352 @@
+//! `serve` against `decrypt` on the same items (issue 14, point 7), on real sockets.
+//!
+//! 1,000 encrypted items with a 1 KiB resource each and one valid token: `decrypt` reads them as
+//! one collection from a file (the whole process timed, start to exit); `serve --workers W`
+//! receives them as 200 POSTs of 5 items over 4 keep-alive connections (timed from the first byte
+//! sent to the 1,000th output line read from its stdout; its start-up is not counted). Runs
+//! alternate, `decrypt` first, and the medians are compared. Also reports the slowest answer to a
+//! POST.
+//!
+//! ```sh
+//! cargo bench -p msgraph-notify-cli --bench serve               # 5 rounds, --workers 2
+//! cargo bench -p msgraph-notify-cli --bench serve -- 9 2         # rounds, workers
+//! # the key in a throw-away SoftHSM2 token (made with `keygen --pkcs11`), both commands:
+//! MSGRAPH_NOTIFY_BENCH_PKCS11=/usr/lib/softhsm/libsofthsm2.so cargo bench -p msgraph-notify-cli --bench serve
+//! ```
+//!
+//! Timing is measured, never asserted: this is a program, not a test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+use msgraph_notify::token::TokenVersion;
+use msgraph_notify::{Certificate, PrivateKey};
+use serde_json::{Value, json};
+
+const APP_ID: &str = "3c5ae9b2-7a0e-4f1d-9a43-5b8d2f6c1e07";
+const TENANT: &str = "6a1f0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
+const CLIENT_STATE: &str = "bench-secret";
+const ITEMS: usize = 1000;
+const PER_POST: usize = 5;
+const CONNECTIONS: usize = 4;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_msgraph-notify"))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; positional numbers are ours.
+    let numbers: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let rounds = numbers.first().copied().unwrap_or(5).max(1) as usize;
+    let workers = numbers.get(1).copied().unwrap_or(2).max(1);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key_spec) = match std::env::var("MSGRAPH_NOTIFY_BENCH_PKCS11") {
+        Ok(module) => token_key(dir.path(), &module),
+        Err(_) => {
+            let key = PrivateKey::generate(2048).expect("key");
+            let cert = Certificate::self_signed(&key, "bench", 1).expect("cert");
+            let key_path = dir.path().join("key.pem");
+            std::fs::write(&key_path, key.to_pkcs8_pem().as_bytes()).expect("write key");
+            (cert, format!("bench={}", key_path.display()))
+        }
+    };
+    let issuer = TokenIssuer::new().expect("issuer");
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, issuer.jwks_json()).expect("write jwks");
+    let token = issuer.token(TokenVersion::V2, APP_ID, TENANT);
+
+    let filler = "x".repeat(1024 - 120);
+    let items: Vec<Value> = (0..ITEMS)
+        .map(|n| {
+            let resource = json!({
+                "@odata.type": "#microsoft.graph.presence",
+                "id": format!("user-{n:05}"),
+                "availability": "Busy",
+                "activity": "InACall",
+                "statusMessage": {"message": {"content": filler, "contentType": "text"}},
+            });
+            let mut spec =
+                NotificationSpec::new(TENANT, &format!("communications/presences/user-{n:05}"));
+            spec.client_state = Some(CLIENT_STATE.into());
+            serde_json::to_value(
+                GraphEncryptor::new(&cert, "bench")
+                    .notification(&resource, &spec)
+                    .expect("encrypt"),
+            )
+            .expect("json")
+        })
+        .collect();
+    let collection = dir.path().join("collection.json");
+    std::fs::write(
+        &collection,
+        json!({"value": items, "validationTokens": [token]}).to_string(),
+    )
+    .expect("write collection");
+    // decrypt's fixed cost (process start, key and JWKS loading, one token check), measured on
+    // a collection with no items, is reported so that its rate can also be read without it.
+    let empty = dir.path().join("empty.json");
+    std::fs::write(
+        &empty,
+        json!({"value": [], "validationTokens": [token]}).to_string(),
+    )
+    .expect("write empty collection");
+    let bodies: Vec<Vec<u8>> = items
+        .chunks(PER_POST)
+        .map(|chunk| {
+            json!({"value": chunk, "validationTokens": [token]})
+                .to_string()
+                .into_bytes()
+        })
+        .collect();
+
+    let common: Vec<String> = vec![
+        "--key".into(),
+        key_spec.clone(),
+        "--jwks".into(),
+        jwks_path.display().to_string(),
+        "--app-id".into(),
+        APP_ID.into(),
+    ];
+
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let key_kind = if key_spec.contains("pkcs11:") {
+        "key in a SoftHSM2 token"
+    } else {
+        "key in a file"
+    };
+    println!(
+        "{key_kind}; serve vs decrypt: {ITEMS} items of ~1 KiB, one token; serve --workers {workers}, \
+         {} POSTs of {PER_POST} over {CONNECTIONS} keep-alive connections; {rounds} rounds; \
+         load average before: {}",
+        ITEMS / PER_POST,
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    let (mut decrypt_rates, mut net_rates, mut serve_rates, mut slowest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let d = run_decrypt(&common, &collection, ITEMS);
+        let fixed = run_decrypt(&common, &empty, 0);
+        let (s, worst) = run_serve(&common, &bodies, workers);
+        let net = d.saturating_sub(fixed).max(Duration::from_micros(1));
+        println!(
+            "round {}: decrypt {:.0} items/s ({:.0} without its {:.1} ms start-up), \
+             serve {:.0} items/s ({:.2}x, {:.2}x), slowest answer {:.1} ms",
+            round + 1,
+            ITEMS as f64 / d.as_secs_f64(),
+            ITEMS as f64 / net.as_secs_f64(),
+            fixed.as_secs_f64() * 1e3,
+            ITEMS as f64 / s.as_secs_f64(),
+            d.as_secs_f64() / s.as_secs_f64(),
+            net.as_secs_f64() / s.as_secs_f64(),
+            worst.as_secs_f64() * 1e3
+        );
+        decrypt_rates.push(ITEMS as f64 / d.as_secs_f64());
+        net_rates.push(ITEMS as f64 / net.as_secs_f64());
+        serve_rates.push(ITEMS as f64 / s.as_secs_f64());
+        slowest.push(worst.as_secs_f64() * 1e3);
+    }
+    let (d, n, s) = (median(decrypt_rates), median(net_rates), median(serve_rates));
+    println!(
+        "median: decrypt {d:.0} items/s ({n:.0} without start-up), serve {s:.0} items/s; \
+         serve/decrypt {:.2} ({:.2} against decrypt without start-up); \
+         slowest answer: median {:.1} ms, worst {:.1} ms",
+        s / d,
+        s / n,
+        median(slowest.clone()),
+        slowest.iter().copied().fold(0.0, f64::max)
+    );
+}
+
+/// A SoftHSM2 token in `dir` (SOFTHSM2_CONF, set for this process and so for every command it
+/// starts), a key pair generated in it by `keygen --pkcs11`; returns its certificate and the
+/// `--key` value naming it.
+fn token_key(dir: &std::path::Path, module: &str) -> (Certificate, String) {
+    let conf = dir.join("softhsm2.conf");
+    std::fs::create_dir_all(dir.join("tokens")).expect("token dir");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.join("tokens").display()
+        ),
+    )
+    .expect("softhsm2.conf");
+    // SAFETY: set before any thread is started and before any module is loaded.
+    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+    let init = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", "bench"])
+        .args(["--so-pin", "314159", "--pin", "271828"])
+        .output()
+        .expect("softhsm2-util");
+    assert!(init.status.success(), "softhsm2-util --init-token failed");
+    std::fs::write(dir.join("pin"), "271828\n").expect("pin file");
+    let uri = format!(
+        "pkcs11:token=bench;object=bench?module-path={module}&pin-source=file:{}",
+        dir.join("pin").display()
+    );
+    let out_dir = dir.join("keygen");
+    let keygen = bin()
+        .args(["keygen", "--pkcs11", &uri, "--cert-id", "bench", "--out"])
+        .arg(&out_dir)
+        .output()
+        .expect("keygen --pkcs11");
+    assert!(
+        keygen.status.success(),
+        "keygen --pkcs11: {}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let cert = Certificate::load(&std::fs::read(out_dir.join("cert.pem")).expect("cert.pem"))
+        .expect("the token's certificate");
+    (cert, format!("bench={uri}"))
+}
+
+fn run_decrypt(common: &[String], collection: &std::path::Path, expected: usize) -> Duration {
+    let start = Instant::now();
+    let out = bin()
+        .arg("decrypt")
+        .args(common)
+        .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE)
+        .arg(collection)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run decrypt");
+    let elapsed = start.elapsed();
+    let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert!(
+        out.status.success() && lines == expected,
+        "decrypt failed: {} lines, {}",
+        lines,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
+}
+
+/// Starts serve, sends the bodies, returns (first byte to last output line, slowest answer).
+fn run_serve(common: &[String], bodies: &[Vec<u8>], workers: u32) -> (Duration, Duration) {
+    let mut child = bin()
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
+        .args(["--log-format", "text"])
+        .args(common)
+        .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).expect("stderr") > 0,
+            "serve exited"
+        );
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().parse().expect("address");
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = stderr.read_to_string(&mut sink);
+    });
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            assert!(line.contains("\"decrypted\""), "not decrypted: {line}");
+            n += 1;
+            if n == ITEMS {
+                let _ = done_tx.send(Instant::now());
+            }
+        }
+    });
+    let mut conns: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|_| {
+            let s = TcpStream::connect(addr).expect("connect");
+            s.set_nodelay(true).expect("nodelay");
+            s.set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("timeout");
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    let slowest = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .enumerate()
+            .map(|(c, conn)| {
+                scope.spawn(move || {
+                    let mut worst = Duration::ZERO;
+                    for body in bodies.iter().skip(c).step_by(CONNECTIONS) {
+                        let sent = Instant::now();
+                        let head = format!(
+                            "POST /graph HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        conn.write_all(head.as_bytes()).expect("send head");
+                        conn.write_all(body).expect("send body");
+                        let status = read_status(conn);
+                        worst = worst.max(sent.elapsed());
+                        assert_eq!(status, 202, "a POST was not accepted");
+                    }
+                    worst
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .fold(Duration::ZERO, Duration::max)
+    });
+    let end = done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("all items out");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    (end - start, slowest)
+}
+
+/// Reads one answer's head and its (Content-Length) body; returns the status.
+fn read_status(conn: &mut TcpStream) -> u16 {
+    let mut raw = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = conn.read(&mut byte).expect("read answer");
+        assert!(n > 0, "connection closed");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw);
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).expect("read body");
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status")
+}
