@@ -132,7 +132,10 @@ fn main() {
          {} POSTs of {PER_POST} over {CONNECTIONS} keep-alive connections; {rounds} rounds; \
          load average before: {}",
         ITEMS / PER_POST,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let (mut decrypt_rates, mut net_rates, mut serve_rates, mut slowest) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -158,7 +161,11 @@ fn main() {
         serve_rates.push(ITEMS as f64 / s.as_secs_f64());
         slowest.push(worst.as_secs_f64() * 1e3);
     }
-    let (d, n, s) = (median(decrypt_rates), median(net_rates), median(serve_rates));
+    let (d, n, s) = (
+        median(decrypt_rates),
+        median(net_rates),
+        median(serve_rates),
+    );
     println!(
         "median: decrypt {d:.0} items/s ({n:.0} without start-up), serve {s:.0} items/s; \
          serve/decrypt {:.2} ({:.2} against decrypt without start-up); \

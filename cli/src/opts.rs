@@ -40,6 +40,16 @@ pub struct ReceiverOpts {
     )]
     pub password: Option<Secret>,
 
+    /// Read the password of encrypted keys from this file (its first line), e.g. a systemd
+    /// credential, so that it is neither in argv nor in the environment.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "password",
+        env = "MSGRAPH_NOTIFY_KEY_PASSWORD_FILE"
+    )]
+    pub password_file: Option<String>,
+
     /// A certificate (PEM or DER) to pair with a key that does not carry its own, so that the
     /// notification's thumbprint is checked. Repeatable; matched to keys by public key.
     #[arg(long = "cert", value_name = "FILE", env = "MSGRAPH_NOTIFY_CERT")]
@@ -418,6 +428,7 @@ impl ReceiverOpts {
                 Some(entry.1.clone())
             })
         };
+        let password = self.key_password()?;
         let mut ring = KeyRing::new();
         for spec in &self.keys {
             match split_key_spec(spec).map_err(|e| fail!("{e}"))? {
@@ -426,7 +437,7 @@ impl ReceiverOpts {
                         std::fs::read(path).map_err(|e| fail!("cannot read key {path}: {e}"))?,
                     );
                     let (key, cert) =
-                        PrivateKey::load(&bytes, self.password.as_ref().map(Secret::expose))
+                        PrivateKey::load(&bytes, password.as_ref().map(Secret::expose))
                             .map_err(|e| fail!("key {path} does not load: {e}"))?;
                     let cert = pair(&key, cert);
                     match id {
@@ -444,6 +455,24 @@ impl ReceiverOpts {
             ));
         }
         Ok(ring)
+    }
+
+    /// The key password: --password (or its variable), or the first line of --password-file.
+    fn key_password(&self) -> Result<Option<Secret>, Fail> {
+        let Some(path) = &self.password_file else {
+            return Ok(self.password.clone());
+        };
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| fail!("cannot read --password-file {path}: {e}"))?,
+        );
+        let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(fail!(
+                "--password-file {path} holds no password on its first line"
+            ));
+        }
+        Ok(Some(Secret::new(line)))
     }
 
     /// Every clientState secret: --client-state, --client-state-file and the environment.

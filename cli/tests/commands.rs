@@ -493,4 +493,29 @@ fn decrypt_opens_the_real_graph_vector_from_its_pkcs12() {
         body.to_string().as_bytes(),
     );
     assert_eq!(out.status.code(), Some(2));
+
+    // The password from a file (its first line; CRLF tolerated), never on the command line.
+    let tmp = tempfile::tempdir().unwrap();
+    let password_file = tmp.path().join("password");
+    std::fs::write(&password_file, "rich\r\nsecond line ignored\n").unwrap();
+    let args = [
+        "decrypt",
+        "--key",
+        &pfx,
+        "--password-file",
+        &s(&password_file),
+        "--insecure-skip-tokens",
+        "-",
+    ];
+    let out = run(&args, body.to_string().as_bytes());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(lines(&out)[0]["data"], expected);
+    std::fs::write(&password_file, "\n").unwrap();
+    let out = run(&args, body.to_string().as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--password-file"),
+        "{}",
+        text(&out.stderr)
+    );
 }
