@@ -170,7 +170,7 @@ impl Decryptor {
     /// Every check that costs no RSA operation: the key is chosen, the fields are present and
     /// decoded, the signature has its length, the ciphertext is a non-empty multiple of 16.
     pub(crate) fn prepare<'a>(&'a self, content: &EncryptedContent) -> Result<Prepared<'a>> {
-        let key = self.keys.select(content)?;
+        let (key, key_tag) = self.keys.select_tagged(content)?;
         let data = content
             .data
             .as_deref()
@@ -200,6 +200,7 @@ impl Decryptor {
         }
         Ok(Prepared {
             key,
+            key_tag,
             wrapped,
             data,
             signature,
@@ -264,12 +265,19 @@ pub(crate) fn encrypted_content(notification: &ChangeNotification) -> Result<&En
 /// An `encryptedContent` that passed every check short of cryptography.
 pub(crate) struct Prepared<'a> {
     key: &'a dyn Unwrap,
+    /// The chosen key ring entry's tag, for the replay fingerprint.
+    key_tag: &'a [u8; 32],
     wrapped: Vec<u8>,
     data: SecretBuf,
     signature: Vec<u8>,
 }
 
 impl Prepared<'_> {
+    /// Which key of the ring was chosen (stable across processes configured alike).
+    pub(crate) fn key_tag(&self) -> &[u8; 32] {
+        self.key_tag
+    }
+
     /// RSA-OAEP unwrap, HMAC check in constant time, then AES-CBC in place and the UTF-8 check.
     pub(crate) fn finish(self) -> Result<Plaintext> {
         let data = self.open()?;

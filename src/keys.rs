@@ -930,6 +930,27 @@ struct Entry {
     id: Option<String>,
     key: Arc<dyn Unwrap>,
     cert: Option<Certificate>,
+    /// What tells this entry from the others of the ring, the same in every process configured
+    /// alike: SHA-256 over the id and the certificate's thumbprint. Bound into the replay
+    /// fingerprint, so that a copy rewritten to choose another key is a different item.
+    tag: [u8; 32],
+}
+
+impl Entry {
+    fn tag(id: Option<&str>, cert: Option<&Certificate>) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        let id = id.unwrap_or("").as_bytes();
+        hash.update([u8::from(id.is_empty())]);
+        hash.update((id.len() as u64).to_be_bytes());
+        hash.update(id);
+        hash.update(
+            cert.map(Certificate::thumbprint)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hash.finalize().into()
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -1080,7 +1101,8 @@ impl KeyRing {
                 }
             }
         }
-        self.entries.push(Entry { id, key, cert });
+        let tag = Entry::tag(id.as_deref(), cert.as_ref());
+        self.entries.push(Entry { id, key, cert, tag });
         Ok(())
     }
 
@@ -1102,8 +1124,12 @@ impl KeyRing {
         self.entries.is_empty()
     }
 
-    /// Picks the key for `content` by the rules above. Costs no private-key operation.
-    pub(crate) fn select(&self, content: &EncryptedContent) -> Result<&dyn Unwrap> {
+    /// Picks the key for `content` by the rules above, with the chosen entry's tag (see
+    /// `Entry::tag`). Costs no private-key operation.
+    pub(crate) fn select_tagged(
+        &self,
+        content: &EncryptedContent,
+    ) -> Result<(&dyn Unwrap, &[u8; 32])> {
         let id = content
             .encryption_certificate_id
             .as_deref()
@@ -1115,7 +1141,7 @@ impl KeyRing {
         if let Some(id) = id
             && self.entries.iter().any(|e| e.id.as_deref() == Some(id))
         {
-            return self.select_among(id, thumbprint).map(|e| &*e.key);
+            return self.select_among(id, thumbprint).map(|e| (&*e.key, &e.tag));
         }
         let chosen = thumbprint
             .and_then(|t| {
@@ -1142,7 +1168,7 @@ impl KeyRing {
                 registered: cert.thumbprint(),
             });
         }
-        Ok(&*entry.key)
+        Ok((&*entry.key, &entry.tag))
     }
 
     /// Rule 1: the keys registered under `id` (at least one), chosen by the thumbprint.

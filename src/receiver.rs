@@ -1010,7 +1010,10 @@ impl Receiver {
                         )
                     })
                     .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?))
-                    .and_then(|prepared| Ok((prepared, self.remember(&notification)?)));
+                    .and_then(|prepared| {
+                        let fingerprint = self.remember(&notification, prepared.key_tag())?;
+                        Ok((prepared, fingerprint))
+                    });
                 match checked {
                     Ok((prepared, fingerprint)) => ready.push(Ready {
                         index,
@@ -1089,11 +1092,20 @@ impl Receiver {
     }
 
     /// Records the item in the replay store before any private-key operation: a duplicate is
-    /// never decrypted twice, even when two copies are processed at the same moment.
-    fn remember(&self, notification: &ChangeNotification) -> Result<Option<Fingerprint>> {
-        let (Some(store), Some(fp)) = (&self.replay, Fingerprint::of(notification)) else {
+    /// never decrypted twice, even when two copies are processed at the same moment. The
+    /// fingerprint binds the key chosen (`key_tag`): during rotation a copy rewritten to choose
+    /// another key is another item, fails its unwrap and is forgotten, and cannot make the
+    /// genuine copy a duplicate; a copy choosing the same key by other spellings is a duplicate.
+    fn remember(
+        &self,
+        notification: &ChangeNotification,
+        key_tag: &[u8; 32],
+    ) -> Result<Option<Fingerprint>> {
+        let (Some(store), Some(content)) = (&self.replay, notification.encrypted_content.as_ref())
+        else {
             return Ok(None);
         };
+        let fp = Fingerprint::of_content_for_key(content, key_tag);
         if store.insert_if_absent(&fp)? {
             Ok(Some(fp))
         } else {

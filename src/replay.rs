@@ -17,6 +17,13 @@
 //! genuine item's fingerprint without being byte-identical in all three fields, and then it *is*
 //! the genuine item.
 //!
+//! The receiver binds the fingerprint to the key chosen for the item as well
+//! ([`Fingerprint::of_content_for_key`]: the key ring entry's `encryptionCertificateId` and
+//! certificate thumbprint). With several keys live during a certificate rotation, a copy
+//! rewritten to name the other key would otherwise be recorded first, fail its unwrap, and make
+//! the genuine copy arriving meanwhile a duplicate; bound to its key it is another item. A copy
+//! that chooses the same key by another spelling (a lower-case thumbprint) is still a duplicate.
+//!
 //! [`ReplayGuard`] is the bounded in-process store. A store shared by replicas (Redis: `SET key NX
 //! PX ttl`) implements the same trait.
 
@@ -70,13 +77,43 @@ impl Fingerprint {
 
     /// The fingerprint of one `encryptedContent`.
     pub fn of_content(content: &EncryptedContent) -> Self {
+        Fingerprint(Self::content_hash(content).finalize().into())
+    }
+
+    /// The fingerprint of one `encryptedContent` bound to the key that will unwrap it: `key` is
+    /// any stable identity of that key (the [`Receiver`](crate::receiver::Receiver) uses a hash
+    /// of the key ring entry's `encryptionCertificateId` and certificate thumbprint, so replicas
+    /// configured alike agree). During certificate rotation a copy rewritten to name the other
+    /// key then differs from the genuine item: it fails its unwrap and is forgotten, and cannot
+    /// make the genuine copy a duplicate.
+    ///
+    /// ```
+    /// use msgraph_notify::replay::Fingerprint;
+    /// use msgraph_notify::EncryptedContent;
+    /// let content: EncryptedContent =
+    ///     serde_json::from_str(r#"{"data":"AAAA","dataKey":"BBBB","dataSignature":"CCCC"}"#)?;
+    /// let a = Fingerprint::of_content_for_key(&content, b"key A");
+    /// assert_eq!(a, Fingerprint::of_content_for_key(&content, b"key A"));
+    /// assert_ne!(a, Fingerprint::of_content_for_key(&content, b"key B"));
+    /// assert_ne!(a, Fingerprint::of_content(&content));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn of_content_for_key(content: &EncryptedContent, key: &[u8]) -> Self {
+        let mut hash = Self::content_hash(content);
+        hash.update(b"key");
+        hash.update((key.len() as u64).to_be_bytes());
+        hash.update(key);
+        Fingerprint(hash.finalize().into())
+    }
+
+    fn content_hash(content: &EncryptedContent) -> Sha256 {
         let mut hash = Sha256::new();
         for field in [&content.data_key, &content.data_signature, &content.data] {
             let text = field.as_deref().unwrap_or("").as_bytes();
             hash.update((text.len() as u64).to_be_bytes());
             hash.update(text);
         }
-        Fingerprint(hash.finalize().into())
+        hash
     }
 
     /// The 32 bytes.

@@ -125,6 +125,61 @@ fn replays_with_rewritten_metadata_are_duplicates_never_decrypted_twice() {
     );
 }
 
+#[test]
+fn during_rotation_a_copy_naming_the_other_key_cannot_make_the_genuine_item_a_duplicate() {
+    // Two live keys under one id (rotation), told apart by thumbprint.
+    let (old_key, old_cert) = common::keypair(2048);
+    let (new_key, new_cert) = common::keypair(3072);
+    let mut ring = msgraph_notify::KeyRing::new();
+    ring.add("cert-1", common::copy_key(old_key), Some(old_cert.clone()))
+        .unwrap();
+    ring.add("cert-1", common::copy_key(new_key), Some(new_cert.clone()))
+        .unwrap();
+    let receiver = Receiver::builder(Decryptor::new(ring))
+        .validation(Validation::new([APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .replay_guard(ReplayGuard::default())
+        .build()
+        .unwrap();
+    let mut spec = NotificationSpec::new(TENANT, "communications/presences/rot");
+    spec.client_state = Some(SECRET.into());
+    let presence =
+        json!({"@odata.type": "#microsoft.graph.presence", "id": "rot", "availability": "Away"});
+    let genuine = GraphEncryptor::new(old_cert, "cert-1")
+        .notification(&presence, &spec)
+        .unwrap();
+    let genuine = serde_json::to_value(&genuine).unwrap();
+    // The attacker's copy, first in the body: the same ciphertext, the thumbprint of the other
+    // key. It chooses the new key, whose unwrap fails.
+    let mut copy = genuine.clone();
+    copy["encryptedContent"]["encryptionCertificateThumbprint"] = new_cert.thumbprint().into();
+    let tokens = [token(APP, TENANT)];
+    let first = json!({"value": [copy, genuine], "validationTokens": tokens}).to_string();
+    let got = items(&receiver, first.as_bytes());
+    assert_eq!(
+        statuses(&got)[1],
+        "decrypted",
+        "the genuine copy must decrypt: {:?}",
+        statuses(&got)
+    );
+    assert!(
+        matches!(&got[0].outcome, Outcome::Rejected(r) if matches!(r.error, Error::Verification)),
+        "{:?}",
+        statuses(&got)
+    );
+    // The genuine item again, and spelled otherwise (the same key chosen by a lower-case
+    // thumbprint): duplicates.
+    let mut respelled = genuine.clone();
+    respelled["encryptedContent"]["encryptionCertificateThumbprint"] =
+        old_cert.thumbprint().to_ascii_lowercase().into();
+    let again = json!({"value": [genuine, respelled], "validationTokens": tokens}).to_string();
+    assert_eq!(
+        statuses(&items(&receiver, again.as_bytes())),
+        ["duplicate", "duplicate"]
+    );
+}
+
 /// A replay store that counts how often it is asked and can be switched to fail.
 #[derive(Debug, Default)]
 struct Counting {
