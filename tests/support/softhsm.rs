@@ -138,6 +138,10 @@ impl Hsm {
         pkcs1_der: &[u8],
         cert: Option<&[u8]>,
     ) {
+        // One import at a time: SoftHSM2's file object store answered CKR_GENERAL_ERROR once to
+        // a CreateObject racing another test's on the same token, under load.
+        static IMPORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = IMPORTS.lock().unwrap_or_else(|p| p.into_inner());
         let rsa = pkcs1::RsaPrivateKeyRef::try_from(pkcs1_der).unwrap();
         let ctx = self.ctx();
         let session = self.session(&ctx, token);
