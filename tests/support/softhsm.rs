@@ -51,6 +51,7 @@ pub fn hsm(tokens: &[&str]) -> Option<&'static Hsm> {
             eprintln!("skipping: SoftHSM2 is not installed (apt-get install softhsm2 opensc)");
             return None;
         };
+        remove_stale_dirs();
         let dir = std::env::temp_dir().join(format!(
             "msgraph-notify-softhsm-{}-{}",
             std::process::id(),
@@ -89,6 +90,31 @@ pub fn hsm(tokens: &[&str]) -> Option<&'static Hsm> {
         Some(Hsm { module, dir })
     })
     .as_ref()
+}
+
+/// The directory of a test process lives as long as the process (a static cannot clean up):
+/// remove those of processes that have ended.
+fn remove_stale_dirs() {
+    // Liveness is read from /proc: elsewhere, leave everything.
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("msgraph-notify-softhsm-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl Hsm {
