@@ -84,8 +84,16 @@ impl Hsm {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+        // Fed from a thread, and a closed pipe ignored: a command that refuses its options exits
+        // before it reads its input (EPIPE here), and a large input must not block its output.
+        let mut input = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        out
     }
 
     /// A URI without module-path (the module comes from MSGRAPH_NOTIFY_PKCS11_MODULE).
