@@ -136,6 +136,21 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     /// an item that then failed verification. Best effort: a store that cannot answer keeps the
     /// entry until its time to live ends.
     fn remove(&self, fingerprint: &Fingerprint);
+
+    /// Whether `fingerprint` is remembered, without recording it: for a reader that records an
+    /// item only once its output is durable (`msgraph-notify consume` records after flushing,
+    /// so a crash between the check and the output loses nothing). `Err`: the store could not
+    /// answer.
+    ///
+    /// The provided implementation records and forgets again (two round trips, and for that
+    /// instant the fingerprint is held); the stores of this crate answer directly.
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let absent = self.insert_if_absent(fingerprint)?;
+        if absent {
+            self.remove(fingerprint);
+        }
+        Ok(!absent)
+    }
 }
 
 /// The in-process [`ReplayStore`]: remembers fingerprints for `ttl`, at most `capacity` of them
@@ -310,5 +325,11 @@ impl ReplayStore for ReplayGuard {
                 inner.stale += 1;
             }
         }
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let mut inner = self.lock();
+        self.expire(&mut inner, Instant::now());
+        Ok(inner.seen.contains_key(fingerprint))
     }
 }

@@ -227,4 +227,10 @@ impl ReplayStore for RedisReplayStore {
         let key = self.key(fingerprint);
         let _ = self.run(|conn| redis::cmd("DEL").arg(&key).query::<i64>(conn));
     }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let key = self.key(fingerprint);
+        let found: i64 = self.run(|conn| redis::cmd("EXISTS").arg(&key).query(conn))?;
+        Ok(found > 0)
+    }
 }
