@@ -137,6 +137,17 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     /// entry until its time to live ends.
     fn remove(&self, fingerprint: &Fingerprint);
 
+    /// Records every fingerprint of `fingerprints` (remembered ones stay as they are), in as few
+    /// round trips as the store allows: how a reader that records after its output (see
+    /// [`contains`](ReplayStore::contains)) keeps the time between the two short. `Err`: the
+    /// store could not answer; some may be recorded, and recording them again is harmless.
+    fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
+        for fp in fingerprints {
+            self.insert_if_absent(fp)?;
+        }
+        Ok(())
+    }
+
     /// Whether `fingerprint` is remembered, without recording it: for a reader that records an
     /// item only once its output is durable (`msgraph-notify consume` records after flushing,
     /// so a crash between the check and the output loses nothing). `Err`: the store could not

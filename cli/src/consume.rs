@@ -23,6 +23,8 @@ use crate::{Fail, Secret, fail};
 
 /// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
 const COMMIT_RECORDS: usize = 500;
+/// Bytes of output held before they are written, at most (and one record's lines past it).
+const COMMIT_BYTES: usize = 1 << 20;
 /// The longest time printed lines wait for their offsets to be committed.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// How long one poll waits for a record.
@@ -45,8 +47,8 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// Offsets are committed only after the lines are flushed: a crash re-reads what was not
 /// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
 /// what was already printed into `duplicate` rejections. On SIGTERM or SIGINT it commits what
-/// was printed and exits 0. Memory: about 32 MiB of prefetched records plus one record
-/// (--max-body) being decrypted.
+/// was printed and exits 0. Memory: about 32 MiB of prefetched records, one record (--max-body)
+/// being decrypted, and up to 1 MiB of output (plus one record's lines) between two commits.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     msgraph-notify consume --brokers 127.0.0.1:9092 --topic graph --group decrypt \\\n      \
@@ -144,16 +146,12 @@ impl Deferred {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records every pending fingerprint in the store (their lines are flushed).
+    /// Records every pending fingerprint in the store (their lines are flushed), in one round
+    /// trip where the store allows; kept pending if the store cannot answer.
     fn record(&self) -> Result<(), ReplayStoreError> {
-        let pending = std::mem::take(&mut *self.pending());
-        for (at, fp) in pending.iter().enumerate() {
-            if let Err(e) = self.inner.insert_if_absent(fp) {
-                // Keep what could not be recorded, to try again before the next commit.
-                self.pending().extend_from_slice(&pending[at..]);
-                return Err(e);
-            }
-        }
+        let pending = self.pending().clone();
+        self.inner.insert_all(&pending)?;
+        self.pending().retain(|fp| !pending.contains(fp));
         Ok(())
     }
 }
@@ -291,7 +289,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         receiver: &receiver,
         deferred: deferred.as_deref(),
         consumer: &consumer,
-        out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        out: std::io::stdout().lock(),
+        buffer: Vec::new(),
         offsets: Vec::new(),
         uncommitted: 0,
         since: Instant::now(),
@@ -379,6 +378,9 @@ struct Run<'a, W: Write> {
     deferred: Option<&'a Deferred>,
     consumer: &'a BaseConsumer,
     out: W,
+    /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
+    /// is out before its items are recorded right after (a `BufWriter` would write when full).
+    buffer: Vec<u8>,
     /// (partition, next offset) printed but not committed.
     offsets: Vec<(i32, i64)>,
     uncommitted: usize,
@@ -402,8 +404,8 @@ impl<W: Write> Run<'_, W> {
                         return Ok(());
                     };
                     for line in &lines {
-                        writeln!(self.out, "{line}")
-                            .map_err(|e| fail!("cannot write the output: {e}"))?;
+                        // Writing into a Vec cannot fail.
+                        let _ = writeln!(self.buffer, "{line}");
                     }
                     self.records += 1;
                     match self.offsets.iter_mut().find(|(p, _)| *p == partition) {
@@ -414,6 +416,7 @@ impl<W: Write> Run<'_, W> {
                 }
             }
             if self.uncommitted >= COMMIT_RECORDS
+                || self.buffer.len() >= COMMIT_BYTES
                 || (self.uncommitted > 0 && self.since.elapsed() >= COMMIT_EVERY)
             {
                 self.commit()?;
@@ -488,12 +491,16 @@ impl<W: Write> Run<'_, W> {
         }
     }
 
-    /// Flushes the output, records the printed items in the replay store, then commits the
-    /// offsets: in that order, so nothing is committed before it is printed.
+    /// Writes and flushes the output, records the printed items in the replay store, then
+    /// commits the offsets: in that order, so nothing is committed before it is printed. A crash
+    /// between the write and the recording (one write and one store round trip) would print
+    /// those items again after the restart: the one window of at-least-once output.
     fn commit(&mut self) -> Result<(), Fail> {
         self.out
-            .flush()
+            .write_all(&self.buffer)
+            .and_then(|()| self.out.flush())
             .map_err(|e| fail!("cannot write the output: {e}"))?;
+        self.buffer.clear();
         if let Some(d) = self.deferred {
             let mut pause = Duration::from_millis(100);
             while let Err(e) = d.record() {

@@ -233,6 +233,12 @@ impl ReplayStore for FailOpen {
         self.inner.remove(fingerprint);
     }
 
+    fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
+        // As insert_if_absent: an unreachable Redis does not stop the flow.
+        let _ = self.inner.insert_all(fingerprints);
+        Ok(())
+    }
+
     fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
         // Unreachable Redis: treated as "not seen", as insert_if_absent does.
         Ok(self.inner.contains(fingerprint).unwrap_or(false))
