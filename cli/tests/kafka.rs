@@ -604,3 +604,72 @@ fn consume_killed_mid_stream_loses_nothing_and_decrypts_nothing_twice() {
         }
     }
 }
+
+#[test]
+fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_shown() {
+    // No broker needed: nothing listens on this port, so librdkafka keeps failing to connect and
+    // says so on stderr; the connection string must appear in none of it.
+    let fx = Fixture::new();
+    let secret = "c2VjcmV0LWtleS1uZXZlci1zaG93bg==";
+    let connection = format!(
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey={secret}"
+    );
+    let missing = run(
+        &[
+            "consume",
+            "--event-hubs-connection-string-env",
+            "MSGRAPH_NOTIFY_TEST_UNSET_VARIABLE",
+            "--topic",
+            "hub",
+            "--group",
+            "g",
+            "--key",
+            &format!("{CERT_ID}={}", fx.key_path.display()),
+        ],
+        b"",
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("MSGRAPH_NOTIFY_TEST_UNSET_VARIABLE"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    let mut child = bin()
+        .args([
+            "consume",
+            "--event-hubs-connection-string-env",
+            "EVENTHUB_CS",
+            "--brokers",
+            &format!("127.0.0.1:{}", free_port()),
+            "--topic",
+            "hub",
+            "--group",
+            "g",
+            "--key",
+            &format!("{CERT_ID}={}", fx.key_path.display()),
+        ])
+        .env("EVENTHUB_CS", &connection)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consume");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+    assert!(!text(&cmdline).contains(secret));
+    // Long enough for connection attempts and their errors.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains(secret), "{stderr}");
+    assert!(!stderr.contains("SharedAccessKey="), "{stderr}");
+    assert!(text(&out.stdout).is_empty());
+}
