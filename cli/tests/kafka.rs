@@ -635,7 +635,7 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
         text(&missing.stderr)
     );
 
-    let mut child = bin()
+    let child = bin()
         .args([
             "consume",
             "--event-hubs-connection-string-env",
