@@ -67,8 +67,9 @@ pub enum Outcome {
     Validation(Box<ValidationMessage>),
     /// A notification whose resource data was too large for the hub (over 1 MB): Graph stored it
     /// in the subscriber's blob storage under `additionalPayloadStorageId` and sent no
-    /// `encryptedContent`. The item has passed the `clientState` check; fetching the blob is the
-    /// application's step (the blob lives in its own storage account).
+    /// `encryptedContent`. The item has passed the `clientState` check (and, through the webhook,
+    /// which Graph never offloads to, the tokens' coverage as for an encrypted item); fetching the
+    /// blob is the application's step (the blob lives in its own storage account).
     Offloaded(Box<OffloadedItem>),
 }
 
@@ -944,6 +945,13 @@ pub struct Screened {
     pub refused: Vec<Item>,
 }
 
+/// Whether any outcome is an offloaded item.
+fn has_offloaded(outcomes: &[Option<Outcome>]) -> bool {
+    outcomes
+        .iter()
+        .any(|o| matches!(o, Some(Outcome::Offloaded(_))))
+}
+
 /// The prefix of `changeType` in Event Hubs' validation message.
 const EVENT_HUBS_VALIDATION: &str = "Validation: Testing client application reachability";
 
@@ -1231,12 +1239,15 @@ impl Receiver {
             pending,
             tokens,
         } = self.sort_items(body)?;
+        let verdicts = match transport {
+            Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
+                self.webhook_verdicts(tokens.as_ref())
+            }
+            _ => None,
+        };
+        self.check_offloaded(&mut outcomes, verdicts.as_ref());
 
         if !pending.is_empty() {
-            let verdicts = match transport {
-                Transport::Webhook => self.webhook_verdicts(tokens.as_ref()),
-                Transport::Trusted => None,
-            };
             let mut ready: Vec<Ready<'_>> = Vec::new();
             for (index, notification) in pending {
                 let checked = self
@@ -1274,6 +1285,25 @@ impl Receiver {
                 }),
             })
             .collect())
+    }
+
+    /// On the webhook, an offloaded item needs the tokens' coverage as an encrypted item does
+    /// (Graph offloads only on Event Hubs, so a webhook one is suspect): otherwise rejected.
+    fn check_offloaded(&self, outcomes: &mut [Option<Outcome>], verdicts: Option<&Verdicts>) {
+        let Some(verdicts) = verdicts else {
+            return;
+        };
+        for slot in outcomes.iter_mut() {
+            let refusal = match slot {
+                Some(Outcome::Offloaded(o)) => self.covered(Some(verdicts), &o.notification).err(),
+                _ => None,
+            };
+            if let Some(e) = refusal
+                && let Some(Outcome::Offloaded(o)) = slot.take()
+            {
+                *slot = Some(rejected(e, Some(o.notification)));
+            }
+        }
     }
 
     /// What a webhook body's tokens prove: `None` when token checks are skipped (offline use);
@@ -1348,8 +1378,13 @@ impl Receiver {
             tokens,
         } = self.sort_items(body)?;
         let mut passed = vec![false; outcomes.len()];
+        let verdicts = if !pending.is_empty() || has_offloaded(&outcomes) {
+            self.webhook_verdicts(tokens.as_ref())
+        } else {
+            None
+        };
+        self.check_offloaded(&mut outcomes, verdicts.as_ref());
         if !pending.is_empty() {
-            let verdicts = self.webhook_verdicts(tokens.as_ref());
             for (index, notification) in pending {
                 match self.covered(verdicts.as_ref(), &notification) {
                     Ok(()) => passed[index] = true,

@@ -299,3 +299,27 @@ fn screening_forwards_only_what_the_tokens_cover() {
     // A body that is not a collection is an error, as for receive.
     assert!(r.screen(b"[1,2]").is_err());
 }
+
+#[test]
+fn on_the_webhook_an_offloaded_item_needs_a_token_like_an_encrypted_one() {
+    let r = receiver();
+    // Graph offloads only on Event Hubs: a webhook POST naming a blob proves nothing by itself.
+    let bare = record(vec![offloaded("blob-1")]);
+    let Reply::Notifications(items) = r.receive(None, &bare).unwrap() else {
+        unreachable!()
+    };
+    assert!(
+        matches!(&items[0].outcome, Outcome::Rejected(x) if matches!(x.error, Error::Token(TokenError::Missing)))
+    );
+    let screened = r.screen(&bare).unwrap();
+    assert!(screened.body.is_none());
+    // Covered by a valid token for its tenant: the outcome offloaded, and handed on.
+    let covered = json!({"value": [offloaded("blob-2")],
+        "validationTokens": [issuer().token(TokenVersion::V2, APP, TENANT)]})
+    .to_string();
+    let Reply::Notifications(items) = r.receive(None, covered.as_bytes()).unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(statuses(&items), ["offloaded"]);
+    assert_eq!(r.screen(covered.as_bytes()).unwrap().admitted, 1);
+}
