@@ -22,6 +22,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -86,7 +87,19 @@ def summary(times):
     return statistics.median(ordered) * 1000, p99 * 1000
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a running process, from /proc."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def consume_rate(binary, cpus, brokers, topic, group, key, expected):
+    before = children_cpu()
     proc = subprocess.Popen(
         ["taskset", "-c", cpus, binary, "consume", "--brokers", brokers, "--topic", topic,
          "--group", group, "--key", f"bench={key}", "--replay", "off"],
@@ -100,6 +113,9 @@ def consume_rate(binary, cpus, brokers, topic, group, key, expected):
             break
     proc.terminate()
     proc.wait()
+    consume_cpu = children_cpu() - before
+    print(f"  consume used {consume_cpu:.2f} s of CPU (user+sys) for {len(stamps)} items: "
+          f"{len(stamps) / consume_cpu:,.0f} items per CPU-second")
     # consume writes its lines in bursts, one per commit (every 200 ms, 500 records or 1 MiB):
     # the first burst's items were decrypted before the first line was seen, so they are not
     # counted; the rate is that of the items decrypted between the first burst and the last line.
@@ -161,9 +177,11 @@ def main():
         expected = args.records * args.items
         for cpus, group in (("0", "one-core"), ("0,1", "two-cores")):
             print(f"load average before consume on cpus {cpus}: {load()}")
+            broker_cpu = cpu_seconds(broker.pid)
             rate, count = consume_rate(binary, cpus, f"127.0.0.1:{port}", "bench", group, key,
                                        expected)
-            print(f"consume on cpus {cpus}: {count} items, {rate:,.0f} items/s")
+            print(f"consume on cpus {cpus}: {count} items, {rate:,.0f} items/s "
+                  f"(the broker used {cpu_seconds(broker.pid) - broker_cpu:.2f} s of CPU meanwhile)")
     finally:
         broker.kill()
         broker.wait()
