@@ -61,6 +61,35 @@ pub enum Outcome {
     Lifecycle(Box<LifecycleNotice>),
     /// Refused, with the reason. The notification is kept when it parsed.
     Rejected(Box<Rejected>),
+    /// Event Hubs' reachability message, sent once when a subscription delivering to a hub is
+    /// created (`subscriptionId` `"NA"`, `changeType` "Validation: Testing client application
+    /// reachability for subscription Request-Id: …"). Nothing to act on; never a rejection.
+    Validation(Box<ValidationMessage>),
+    /// A notification whose resource data was too large for the hub (over 1 MB): Graph stored it
+    /// in the subscriber's blob storage under `additionalPayloadStorageId` and sent no
+    /// `encryptedContent`. The item has passed the `clientState` check (and, through the webhook,
+    /// which Graph never offloads to, the tokens' coverage as for an encrypted item); fetching the
+    /// blob is the application's step (the blob lives in its own storage account).
+    Offloaded(Box<OffloadedItem>),
+}
+
+/// Event Hubs' validation message (see [`Outcome::Validation`]).
+#[derive(Debug)]
+pub struct ValidationMessage {
+    /// The `Request-Id` named in `changeType`, when there is one.
+    pub request_id: Option<String>,
+    /// The whole item, as sent.
+    pub notification: ChangeNotification,
+}
+
+/// A notification whose payload Graph kept in blob storage (see [`Outcome::Offloaded`]).
+#[derive(Debug)]
+pub struct OffloadedItem {
+    /// `additionalPayloadStorageId`: the name of the blob holding the payload.
+    pub storage_id: String,
+    /// The notification (subscription, tenant, change type; no `resource`, no
+    /// `encryptedContent`).
+    pub notification: ChangeNotification,
 }
 
 /// A decrypted item: the notification's metadata and its typed resource.
@@ -99,13 +128,15 @@ pub struct Rejected {
 }
 
 impl Outcome {
-    /// `decrypted`, `basic`, `lifecycle` or `rejected`.
+    /// `decrypted`, `basic`, `lifecycle`, `rejected`, `validation` or `offloaded`.
     pub fn status(&self) -> &'static str {
         match self {
             Outcome::Decrypted(_) => "decrypted",
             Outcome::Basic(_) => "basic",
             Outcome::Lifecycle(_) => "lifecycle",
             Outcome::Rejected(_) => "rejected",
+            Outcome::Validation(_) => "validation",
+            Outcome::Offloaded(_) => "offloaded",
         }
     }
 
@@ -118,7 +149,8 @@ impl Outcome {
 impl Item {
     /// The item as one JSON object: `index`, `status`, the notification's `subscriptionId`,
     /// `tenantId`, `changeType`, `resource`; with `data` (the decrypted resource) when decrypted,
-    /// `lifecycleEvent` for lifecycle items, `error` when rejected.
+    /// `lifecycleEvent` for lifecycle items, `error` when rejected, `requestId` for Event Hubs'
+    /// validation message, `additionalPayloadStorageId` for an offloaded item.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -177,6 +209,16 @@ impl Item {
                 }
                 out["error"] = r.error.to_string().into();
             }
+            Outcome::Validation(v) => {
+                meta(&mut out, &v.notification);
+                if let Some(id) = &v.request_id {
+                    out["requestId"] = id.as_str().into();
+                }
+            }
+            Outcome::Offloaded(o) => {
+                meta(&mut out, &o.notification);
+                out["additionalPayloadStorageId"] = o.storage_id.as_str().into();
+            }
         }
         out
     }
@@ -198,6 +240,7 @@ pub struct ReceiverBuilder {
     replay: Option<Arc<dyn ReplayStore>>,
     subscription_apps: Vec<(String, String)>,
     only_bound: bool,
+    transport_only: bool,
 }
 
 /// The default limit on items per body.
@@ -391,6 +434,37 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Builds a receiver for trusted transports only ([`Receiver::receive_trusted_transport`]:
+    /// Event Hubs, or the topic `msgraph-notify serve --forward` writes), which needs no token
+    /// rules: [`ReceiverBuilder::validation`] becomes optional. Given none, webhook bodies through
+    /// [`Receiver::receive`] still get "no token, no trust": every encrypted item is rejected
+    /// ([`TokenError::Missing`]). Bindings ([`ReceiverBuilder::subscription_app`]) then serve only
+    /// as the allow-list of [`ReceiverBuilder::only_bound_subscriptions`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Receiver, Reply};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .trusted_transport_only()
+    ///     .build()?;
+    /// let spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// let body = serde_json::json!({ "value": [item] }).to_string();
+    /// assert_eq!(receiver.receive_trusted_transport(body.as_bytes())?[0].outcome.status(), "decrypted");
+    /// let Reply::Notifications(posted) = receiver.receive(None, body.as_bytes())? else { unreachable!() };
+    /// assert_eq!(posted[0].outcome.status(), "rejected");
+    /// # Ok(()) }
+    /// ```
+    pub fn trusted_transport_only(mut self) -> Self {
+        self.transport_only = true;
+        self
+    }
+
     /// Rejects every encrypted item whose subscription was not bound with
     /// [`ReceiverBuilder::subscription_app`] (`TokenError::UnboundSubscription`). With several
     /// apps on one endpoint this closes the gap the binding leaves: a forger holding a captured
@@ -459,6 +533,7 @@ impl ReceiverBuilder {
         }
         let tokens = match (self.validation, self.skip_tokens) {
             (_, true) => None,
+            (None, false) if self.transport_only => None,
             (Some(v), false) => {
                 if v.app_ids.is_empty() {
                     return Err(Error::malformed(
@@ -494,13 +569,6 @@ impl ReceiverBuilder {
                         ),
                     ));
                 }
-                if self.only_bound && self.subscription_apps.is_empty() {
-                    return Err(Error::malformed(
-                        "only_bound_subscriptions",
-                        "no subscription is bound to an app: every encrypted item would be \
-                         rejected",
-                    ));
-                }
                 Some(TokenValidator::new(v, self.keys))
             }
             (None, false) => {
@@ -510,12 +578,22 @@ impl ReceiverBuilder {
                 ));
             }
         };
-        if tokens.is_none() && (!self.subscription_apps.is_empty() || self.only_bound) {
+        if self.only_bound && self.subscription_apps.is_empty() {
+            return Err(Error::malformed(
+                "only_bound_subscriptions",
+                "no subscription is bound to an app: every encrypted item would be rejected",
+            ));
+        }
+        if tokens.is_none()
+            && !self.transport_only
+            && (!self.subscription_apps.is_empty() || self.only_bound)
+        {
             return Err(Error::malformed(
                 "subscription_app",
                 "subscriptions are bound to apps through validation tokens, which are skipped",
             ));
         }
+        let tokens_none = tokens.is_none();
         let mut subscription_apps: HashMap<String, String> = HashMap::new();
         for (sub, app) in self.subscription_apps {
             let sub = sub.to_ascii_lowercase();
@@ -543,6 +621,7 @@ impl ReceiverBuilder {
             replay: self.replay,
             subscription_apps,
             only_bound: self.only_bound,
+            no_token_rules: self.transport_only && !self.skip_tokens && tokens_none,
         })
     }
 }
@@ -636,6 +715,8 @@ pub struct Receiver {
     subscription_apps: HashMap<String, String>,
     /// Encrypted items of subscriptions not in `subscription_apps` are rejected.
     only_bound: bool,
+    /// Built for trusted transports without token rules: webhook bodies prove nothing.
+    no_token_rules: bool,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -835,6 +916,80 @@ impl<'de> Visitor<'de> for Counted<'_> {
     }
 }
 
+/// Which front door a body came through.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// A webhook POST: tokens required (unless skipped for offline use).
+    Webhook,
+    /// An authenticated transport (Event Hubs, the ingress topic): no tokens.
+    Trusted,
+}
+
+/// A body's items, sorted by [`Receiver::sort_items`].
+struct Sorted {
+    /// One per item: decided, or `None` for an encrypted item in `pending`.
+    outcomes: Vec<Option<Outcome>>,
+    pending: Vec<(usize, ChangeNotification)>,
+    tokens: Option<Value>,
+}
+
+/// What [`Receiver::screen`] hands on.
+#[derive(Debug)]
+pub struct Screened {
+    /// The bytes to hand to the trusted transport: the body itself when every item passed, a
+    /// collection of the items that passed otherwise, `None` when none did.
+    pub body: Option<Vec<u8>>,
+    /// How many items passed.
+    pub admitted: usize,
+    /// The outcomes of the items refused (all [`Outcome::Rejected`]), in order.
+    pub refused: Vec<Item>,
+}
+
+/// Whether any outcome is an offloaded item.
+fn has_offloaded(outcomes: &[Option<Outcome>]) -> bool {
+    outcomes
+        .iter()
+        .any(|o| matches!(o, Some(Outcome::Offloaded(_))))
+}
+
+/// The prefix of `changeType` in Event Hubs' validation message.
+const EVENT_HUBS_VALIDATION: &str = "Validation: Testing client application reachability";
+
+/// `Some(request id)` when `n` is Event Hubs' validation message: `subscriptionId` `"NA"`, the
+/// documented `changeType` text, and nothing that could carry data or an event.
+fn event_hubs_validation(n: &ChangeNotification) -> Option<Option<String>> {
+    let change = n.change_type.as_ref()?.as_str();
+    if n.subscription_id.as_deref() != Some("NA")
+        || !change.starts_with(EVENT_HUBS_VALIDATION)
+        || n.encrypted_content.is_some()
+        || n.lifecycle_event.is_some()
+        || n.extra.contains_key(ADDITIONAL_PAYLOAD)
+    {
+        return None;
+    }
+    Some(
+        change
+            .split_once("Request-Id:")
+            .map(|(_, id)| id.trim().to_owned())
+            .filter(|id| !id.is_empty()),
+    )
+}
+
+/// The member naming an offloaded payload's blob.
+const ADDITIONAL_PAYLOAD: &str = "additionalPayloadStorageId";
+
+/// `additionalPayloadStorageId`, when the item carries one (it must be a non-empty string).
+fn offloaded_id(n: &ChangeNotification) -> Result<Option<String>> {
+    match n.extra.get(ADDITIONAL_PAYLOAD) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(Some(id.clone())),
+        Some(_) => Err(Error::malformed(
+            ADDITIONAL_PAYLOAD,
+            "not a non-empty string (the name of the blob holding the payload)",
+        )),
+    }
+}
+
 /// An encrypted item that passed every cheap check, waiting for its private-key operation.
 struct Ready<'a> {
     index: usize,
@@ -871,6 +1026,7 @@ impl Receiver {
             replay: None,
             subscription_apps: Vec::new(),
             only_bound: false,
+            transport_only: false,
         }
     }
 
@@ -938,6 +1094,67 @@ impl Receiver {
         if let Some(token) = query.and_then(Self::handshake_token) {
             return Ok(Reply::Handshake(token));
         }
+        self.receive_as(body, Transport::Webhook)
+            .map(Reply::Notifications)
+    }
+
+    /// Handles one message read from a transport that authenticated its sender: an Azure Event
+    /// Hubs record (Graph's Event Hubs delivery), or a record of a topic only a checking ingress
+    /// writes to (`msgraph-notify serve --forward`). Graph sends **no validation tokens** on
+    /// Event Hubs; the hub's own authentication is the trust, so this mode requires none.
+    ///
+    /// Everything else is checked as in [`Receiver::receive`]: the size and item limits, the
+    /// JSON, `clientState`, the key choice, the HMAC signature, the replay store, and, with
+    /// [`ReceiverBuilder::only_bound_subscriptions`], that the subscription is one of those
+    /// bound (tokens being absent, the app of a binding cannot be checked here). Tokens a
+    /// message carries anyway are ignored. Event Hubs' validation message is
+    /// [`Outcome::Validation`]; an item whose payload was kept in blob storage is
+    /// [`Outcome::Offloaded`].
+    ///
+    /// Use it only for bytes that came through such a transport: a webhook POST proves nothing
+    /// by itself and goes through [`Receiver::receive`], which requires tokens. The errors are
+    /// those of [`Receiver::receive`] for a whole body.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Outcome, Receiver};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    /// use msgraph_notify::token::Validation;
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .client_state("secret")
+    ///     .build()?;
+    /// let mut spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// spec.client_state = Some("secret".into());
+    /// let item = GraphEncryptor::new(&cert, "cert-1").notification(&serde_json::json!({}), &spec)?;
+    /// // An Event Hubs record: no validation tokens, and the hub's validation message.
+    /// let record = serde_json::json!({"value": [item, {
+    ///     "subscriptionId": "NA", "subscriptionExpirationDateTime": "NA", "clientState": "NA",
+    ///     "changeType": "Validation: Testing client application reachability for subscription Request-Id: 522a8e7e-096a-494c-aaf1-ac0dcfca45b7",
+    ///     "resource": "NA", "resourceData": {"@odata.type": "NA", "@odata.id": "NA", "id": "NA"}
+    /// }]})
+    /// .to_string();
+    /// let items = receiver.receive_trusted_transport(record.as_bytes())?;
+    /// assert!(matches!(items[0].outcome, Outcome::Decrypted(_)));
+    /// assert_eq!(items[1].outcome.status(), "validation");
+    /// // The same bytes POSTed to the webhook: no token, no trust.
+    /// let msgraph_notify::receiver::Reply::Notifications(posted) = receiver.receive(None, record.as_bytes())? else {
+    ///     unreachable!()
+    /// };
+    /// assert!(posted[0].outcome.is_rejected());
+    /// # Ok(()) }
+    /// ```
+    pub fn receive_trusted_transport(&self, body: &[u8]) -> Result<Vec<Item>> {
+        self.receive_as(body, Transport::Trusted)
+    }
+
+    /// Parses a body and sorts its items: the outcomes decided without a private-key operation,
+    /// and the encrypted items left to verify and decrypt. Also returns the body's tokens.
+    fn sort_items(&self, body: &[u8]) -> Result<Sorted> {
         if body.len() > self.max_body_bytes {
             return Err(Error::BodyTooLarge {
                 size: body.len(),
@@ -969,6 +1186,15 @@ impl Receiver {
                         continue;
                     }
                 };
+            // Before clientState: the hub's message carries `"NA"` there. It carries nothing
+            // else either, so recognising it grants nothing.
+            if let Some(request_id) = event_hubs_validation(&notification) {
+                outcomes.push(Some(Outcome::Validation(Box::new(ValidationMessage {
+                    request_id,
+                    notification,
+                }))));
+                continue;
+            }
             if !self.client_state_ok(notification.client_state.as_deref()) {
                 outcomes.push(Some(rejected(Error::ClientState, Some(notification))));
                 continue;
@@ -986,29 +1212,46 @@ impl Receiver {
                 continue;
             }
             if notification.encrypted_content.is_none() {
-                outcomes.push(Some(Outcome::Basic(Box::new(notification))));
+                let outcome = match offloaded_id(&notification) {
+                    Ok(Some(storage_id)) => Outcome::Offloaded(Box::new(OffloadedItem {
+                        storage_id,
+                        notification,
+                    })),
+                    Ok(None) => Outcome::Basic(Box::new(notification)),
+                    Err(e) => rejected(e, Some(notification)),
+                };
+                outcomes.push(Some(outcome));
                 continue;
             }
             outcomes.push(None);
             pending.push((index, notification));
         }
+        Ok(Sorted {
+            outcomes,
+            pending,
+            tokens: raw.validation_tokens,
+        })
+    }
+
+    fn receive_as(&self, body: &[u8], transport: Transport) -> Result<Vec<Item>> {
+        let Sorted {
+            mut outcomes,
+            pending,
+            tokens,
+        } = self.sort_items(body)?;
+        let verdicts = match transport {
+            Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
+                self.webhook_verdicts(tokens.as_ref())
+            }
+            _ => None,
+        };
+        self.check_offloaded(&mut outcomes, verdicts.as_ref());
 
         if !pending.is_empty() {
-            let verdicts = self
-                .tokens
-                .as_ref()
-                .map(|v| self.judge_tokens(v, raw.validation_tokens.as_ref()));
             let mut ready: Vec<Ready<'_>> = Vec::new();
             for (index, notification) in pending {
-                let checked = verdicts
-                    .as_ref()
-                    .map_or(Ok(()), |v| {
-                        binding(
-                            v,
-                            notification.tenant_id.as_deref(),
-                            self.required_app(&notification)?,
-                        )
-                    })
+                let checked = self
+                    .covered(verdicts.as_ref(), &notification)
                     .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?))
                     .and_then(|prepared| {
                         let fingerprint = self.remember(&notification, prepared.key_tag())?;
@@ -1035,18 +1278,160 @@ impl Receiver {
             }
         }
 
-        Ok(Reply::Notifications(
-            outcomes
-                .into_iter()
-                .enumerate()
-                .map(|(index, outcome)| Item {
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| Item {
+                index,
+                outcome: outcome.unwrap_or_else(|| {
+                    rejected(Error::malformed("value", "item was not processed"), None)
+                }),
+            })
+            .collect())
+    }
+
+    /// On the webhook, an offloaded item needs the tokens' coverage as an encrypted item does
+    /// (Graph offloads only on Event Hubs, so a webhook one is suspect): otherwise rejected.
+    fn check_offloaded(&self, outcomes: &mut [Option<Outcome>], verdicts: Option<&Verdicts>) {
+        let Some(verdicts) = verdicts else {
+            return;
+        };
+        for slot in outcomes.iter_mut() {
+            let refusal = match slot {
+                Some(Outcome::Offloaded(o)) => self.covered(Some(verdicts), &o.notification).err(),
+                _ => None,
+            };
+            if let Some(e) = refusal
+                && let Some(Outcome::Offloaded(o)) = slot.take()
+            {
+                *slot = Some(rejected(e, Some(o.notification)));
+            }
+        }
+    }
+
+    /// What a webhook body's tokens prove: `None` when token checks are skipped (offline use);
+    /// nothing at all for a receiver built for trusted transports without token rules.
+    fn webhook_verdicts(&self, tokens: Option<&Value>) -> Option<Verdicts> {
+        match &self.tokens {
+            Some(v) => Some(self.judge_tokens(v, tokens)),
+            None if self.no_token_rules => Some(Verdicts::default()),
+            None => None,
+        }
+    }
+
+    /// Whether an encrypted item is covered: by the body's tokens (`verdicts`, webhook mode with
+    /// token checks), and in any mode by the bound-subscription allow-list when it is on.
+    fn covered(
+        &self,
+        verdicts: Option<&Verdicts>,
+        notification: &ChangeNotification,
+    ) -> Result<()> {
+        let app = self.required_app(notification)?;
+        match verdicts {
+            Some(v) => binding(v, notification.tenant_id.as_deref(), app),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks a webhook ingress makes before handing a body to a trusted transport
+    /// (`msgraph-notify serve --forward`), while the validation tokens are still valid: the size
+    /// and item limits, the JSON, `clientState`, and for each encrypted item the tokens that
+    /// must cover it (and its bound app), exactly as [`Receiver::receive`] checks them. No
+    /// private-key operation, no replay store: whoever reads the transport with
+    /// [`Receiver::receive_trusted_transport`] decrypts and de-duplicates.
+    ///
+    /// Returns what to hand on: the body unchanged when every item passed, otherwise a
+    /// collection of only the items that passed (tokens dropped), with the refused items'
+    /// outcomes; `None` as the body when nothing passed. Errors: as [`Receiver::receive`] for a
+    /// whole body.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::Receiver;
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     .build()?;
+    /// let encryptor = GraphEncryptor::new(&cert, "cert-1");
+    /// let ours = encryptor.notification(&serde_json::json!({}), &NotificationSpec::new("tenant-1", "communications/presences/u1"))?;
+    /// let other = encryptor.notification(&serde_json::json!({}), &NotificationSpec::new("tenant-2", "communications/presences/u2"))?;
+    /// let body = serde_json::json!({
+    ///     "value": [ours, other],
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "my-app", "tenant-1")],
+    /// })
+    /// .to_string();
+    /// let screened = receiver.screen(body.as_bytes())?;
+    /// assert_eq!(screened.admitted, 1); // tenant-2 has no token: not handed on
+    /// assert_eq!(screened.refused.len(), 1);
+    /// let forwarded = screened.body.unwrap();
+    /// assert_eq!(receiver.receive_trusted_transport(&forwarded)?.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn screen(&self, body: &[u8]) -> Result<Screened> {
+        let Sorted {
+            mut outcomes,
+            pending,
+            tokens,
+        } = self.sort_items(body)?;
+        let mut passed = vec![false; outcomes.len()];
+        let verdicts = if !pending.is_empty() || has_offloaded(&outcomes) {
+            self.webhook_verdicts(tokens.as_ref())
+        } else {
+            None
+        };
+        self.check_offloaded(&mut outcomes, verdicts.as_ref());
+        if !pending.is_empty() {
+            for (index, notification) in pending {
+                match self.covered(verdicts.as_ref(), &notification) {
+                    Ok(()) => passed[index] = true,
+                    Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
+                }
+            }
+        }
+        let mut refused = Vec::new();
+        let mut keep = Vec::with_capacity(outcomes.len());
+        for (index, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Some(outcome @ Outcome::Rejected(_)) => refused.push(Item { index, outcome }),
+                Some(_) => keep.push(index),
+                None if passed[index] => keep.push(index),
+                None => refused.push(Item {
                     index,
-                    outcome: outcome.unwrap_or_else(|| {
-                        rejected(Error::malformed("value", "item was not processed"), None)
-                    }),
-                })
-                .collect(),
-        ))
+                    outcome: rejected(Error::malformed("value", "item was not processed"), None),
+                }),
+            }
+        }
+        let admitted = keep.len();
+        let body = if refused.is_empty() {
+            Some(body.to_vec())
+        } else if keep.is_empty() {
+            None
+        } else {
+            // Parsed once more only in this rare case: the original values, byte for byte as
+            // JSON values (numbers and strings as sent), of the items kept.
+            let raw = parse_collection(body, self.max_items, self.max_tokens)?;
+            let mut values = raw.value.unwrap_or_default();
+            let kept: Vec<Value> = keep
+                .iter()
+                .filter_map(|&at| values.get_mut(at).map(Value::take))
+                .collect();
+            Some(
+                serde_json::to_vec(&json!({ "value": kept }))
+                    .map_err(|e| Error::malformed("value", e.to_string()))?,
+            )
+        };
+        Ok(Screened {
+            body,
+            admitted,
+            refused,
+        })
     }
 
     fn finish(&self, ready: Ready<'_>) -> Outcome {

@@ -173,6 +173,32 @@ pub trait ReplayStore: Send + Sync + fmt::Debug {
     /// an item that then failed verification. Best effort: a store that cannot answer keeps the
     /// entry until its time to live ends.
     fn remove(&self, fingerprint: &Fingerprint);
+
+    /// Records every fingerprint of `fingerprints` (remembered ones stay as they are), in as few
+    /// round trips as the store allows: how a reader that records after its output (see
+    /// [`contains`](ReplayStore::contains)) keeps the time between the two short. `Err`: the
+    /// store could not answer; some may be recorded, and recording them again is harmless.
+    fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
+        for fp in fingerprints {
+            self.insert_if_absent(fp)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `fingerprint` is remembered, without recording it: for a reader that records an
+    /// item only once its output is durable (`msgraph-notify consume` records after flushing,
+    /// so a crash between the check and the output loses nothing). `Err`: the store could not
+    /// answer.
+    ///
+    /// The provided implementation records and forgets again (two round trips, and for that
+    /// instant the fingerprint is held); the stores of this crate answer directly.
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let absent = self.insert_if_absent(fingerprint)?;
+        if absent {
+            self.remove(fingerprint);
+        }
+        Ok(!absent)
+    }
 }
 
 /// The in-process [`ReplayStore`]: remembers fingerprints for `ttl`, at most `capacity` of them
@@ -347,5 +373,11 @@ impl ReplayStore for ReplayGuard {
                 inner.stale += 1;
             }
         }
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let mut inner = self.lock();
+        self.expire(&mut inner, Instant::now());
+        Ok(inner.seen.contains_key(fingerprint))
     }
 }

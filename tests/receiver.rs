@@ -647,9 +647,10 @@ fn the_docs_samples_go_through_the_receiver() {
             "samples/lifecycle/lifecycle-reauthorizationRequired.json",
             "lifecycle",
         ),
+        // Event Hubs' reachability message is its own outcome, never a rejection.
         (
             "samples/collection/eventhubs-validation-message.json",
-            "basic",
+            "validation",
         ),
         (
             "samples/presence/presence-rich-notification-encrypted.json",

@@ -13,8 +13,9 @@ use crate::{Fail, fail};
 /// notification item, or a JSON Lines file of captured bodies (one per line).
 ///
 /// Prints one JSON object per line for each item of `value`, in order: `index`, `status`
-/// (decrypted, basic, lifecycle or rejected), and `data` (the decrypted resource), `lifecycleEvent`
-/// or `error`, with the item's subscriptionId, tenantId, changeType and resource. For JSON Lines
+/// (decrypted, basic, lifecycle, rejected; validation and offloaded for Event Hubs' records), and
+/// `data` (the decrypted resource), `lifecycleEvent`, `additionalPayloadStorageId` or `error`, with
+/// the item's subscriptionId, tenantId, changeType and resource. For JSON Lines
 /// input each output line also carries `line`, the body's line number (from 1). A leading UTF-8
 /// byte-order mark is ignored. A single item has no validation tokens beside it: it decrypts only
 /// with --insecure-skip-tokens.

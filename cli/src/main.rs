@@ -20,9 +20,13 @@ macro_rules! errln {
 }
 
 mod admin;
+#[cfg(feature = "kafka")]
+mod consume;
 mod decrypt;
 mod demo;
 mod encrypt;
+#[cfg(feature = "kafka")]
+mod forward;
 mod keygen;
 mod log;
 mod opts;
@@ -53,7 +57,9 @@ enum Command {
     Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
     Demo(demo::Args),
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
+    #[cfg(feature = "kafka")]
+    Consume(consume::Args),
     Subscription(subscription::Args),
 }
 
@@ -114,7 +120,9 @@ fn main() -> ExitCode {
         Command::Encrypt(args) => encrypt::run(args),
         Command::Decrypt(args) => decrypt::run(args),
         Command::Demo(args) => demo::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
+        #[cfg(feature = "kafka")]
+        Command::Consume(args) => consume::run(args),
         Command::Subscription(args) => subscription::run(args),
     };
     match result {

@@ -246,6 +246,17 @@ impl ReplayStore for FailOpen {
     fn remove(&self, fingerprint: &Fingerprint) {
         self.inner.remove(fingerprint);
     }
+
+    fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
+        // As insert_if_absent: an unreachable Redis does not stop the flow.
+        let _ = self.inner.insert_all(fingerprints);
+        Ok(())
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        // Unreachable Redis: treated as "not seen", as insert_if_absent does.
+        Ok(self.inner.contains(fingerprint).unwrap_or(false))
+    }
 }
 
 impl ReplayOpts {
@@ -410,6 +421,30 @@ fn split_key_spec(spec: &str) -> Result<KeySpec<'_>, String> {
 }
 
 impl ReceiverOpts {
+    /// No key, no token option: the base for commands that fill in only the key options
+    /// (`consume` reads a trusted transport, with no tokens to check).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn for_transport() -> Self {
+        ReceiverOpts {
+            keys: Vec::new(),
+            password: None,
+            password_file: None,
+            certs: Vec::new(),
+            jwks: None,
+            jwks_url: None,
+            metadata_url: None,
+            app_ids: Vec::new(),
+            tenants: Vec::new(),
+            subscription_apps: Vec::new(),
+            only_bound_subscriptions: false,
+            client_states: Vec::new(),
+            client_state_files: Vec::new(),
+            max_items: DEFAULT_MAX_ITEMS as u32,
+            insecure_http: false,
+            insecure_skip_tokens: false,
+        }
+    }
+
     /// The key ring from `--key` and `--cert`: key files and PKCS#11 keys, mixed as given.
     pub fn key_ring(&self) -> Result<KeyRing, Fail> {
         let mut certs = Vec::new();

@@ -142,6 +142,10 @@ pub struct Args {
     /// Worker threads that verify and decrypt. Default: the number of CPUs.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
+
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    forward: crate::forward::ForwardOpts,
 }
 
 /// One queued POST body, with the share of the byte budget it holds until it is processed.
@@ -173,6 +177,9 @@ struct Shared {
     max_body: usize,
     stats: Arc<Stats>,
     warn_busy: crate::log::RateLimited,
+    /// `--forward`: POSTs are screened and produced to a topic instead of queued.
+    #[cfg(feature = "kafka")]
+    forward: Option<Arc<crate::forward::Forward>>,
 }
 
 /// One open client connection, as the accept loop sees it.
@@ -192,6 +199,17 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             args.max_buffered
         ));
     }
+    // Forwarding, the consumer of the topic keeps the replay store.
+    #[cfg(feature = "kafka")]
+    let replay = match args.forward.forward {
+        Some(_) => crate::opts::Replay {
+            store: None,
+            fail_closed: None,
+            unchecked: None,
+        },
+        None => args.replay.store()?,
+    };
+    #[cfg(not(feature = "kafka"))]
     let replay = args.replay.store()?;
     let built = args.receiver.build(crate::opts::Limits {
         max_body: args.max_body,
@@ -404,6 +422,16 @@ async fn serve(
             readiness.ready.store(true, Ordering::Release);
         });
     }
+    #[cfg(feature = "kafka")]
+    let forward = match &args.forward.forward {
+        Some(target) => Some(Arc::new(crate::forward::Forward::new(
+            target,
+            args.max_body,
+            Arc::clone(&receiver),
+            fetcher.clone(),
+        )?)),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         metrics: Arc::clone(&metrics),
         next_request: AtomicU64::new(1),
@@ -415,6 +443,8 @@ async fn serve(
         max_body: args.max_body,
         stats: Arc::clone(&stats),
         warn_busy: crate::log::RateLimited::new(),
+        #[cfg(feature = "kafka")]
+        forward,
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -711,6 +741,10 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
             return answer(StatusCode::REQUEST_TIMEOUT, "too slow\n");
         }
     };
+    #[cfg(feature = "kafka")]
+    if let Some(forward) = &shared.forward {
+        return forwarded(shared, forward.forward(body, arrived).await);
+    }
     let job = Job {
         id: shared.next_request.fetch_add(1, Ordering::Relaxed),
         arrived,
@@ -728,6 +762,30 @@ async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answer {
             shared
                 .warn_busy
                 .warn("the queue is full: answered 503 (Graph retries later)");
+            busy()
+        }
+    }
+}
+
+/// The answer to a forwarded POST (`--forward`).
+#[cfg(feature = "kafka")]
+fn forwarded(shared: &Shared, outcome: crate::forward::Forwarded) -> Answer {
+    use crate::forward::Forwarded;
+    match outcome {
+        Forwarded::Accepted => answer(StatusCode::ACCEPTED, ""),
+        Forwarded::Refused(e) => {
+            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            shared.warn_busy.warn(&format!("body refused: {e}"));
+            answer(
+                StatusCode::BAD_REQUEST,
+                "not a usable notification collection\n",
+            )
+        }
+        Forwarded::Unavailable(why) => {
+            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+            shared.warn_busy.warn(&format!(
+                "--forward: {why}: answered 503 (Graph retries later)"
+            ));
             busy()
         }
     }

@@ -227,4 +227,28 @@ impl ReplayStore for RedisReplayStore {
         let key = self.key(fingerprint);
         let _ = self.run(|conn| redis::cmd("DEL").arg(&key).query::<i64>(conn));
     }
+
+    fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
+        if fingerprints.is_empty() {
+            return Ok(());
+        }
+        // One pipeline, one round trip.
+        let mut pipe = redis::pipe();
+        for fp in fingerprints {
+            pipe.cmd("SET")
+                .arg(self.key(fp))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(self.ttl_ms)
+                .ignore();
+        }
+        self.run(|conn| pipe.query::<()>(conn))
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        let key = self.key(fingerprint);
+        let found: i64 = self.run(|conn| redis::cmd("EXISTS").arg(&key).query(conn))?;
+        Ok(found > 0)
+    }
 }

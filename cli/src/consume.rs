@@ -1,0 +1,565 @@
+//! `consume`: read notification collections from a Kafka topic (Graph's Event Hubs delivery, or
+//! the topic `serve --forward` writes), decrypt them as a trusted transport and print one JSON
+//! line per item. At least once: offsets are committed only after the lines are flushed.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use msgraph_notify::Decryptor;
+use msgraph_notify::Error;
+use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Item, Outcome, Receiver};
+use msgraph_notify::replay::{Fingerprint, ReplayStore, ReplayStoreError};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::opts::{ReceiverOpts, ReplayOpts};
+use crate::{Fail, Secret, fail};
+
+/// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
+const COMMIT_RECORDS: usize = 500;
+/// Bytes of output held before they are written, at most (and one record's lines past it).
+const COMMIT_BYTES: usize = 1 << 20;
+/// The longest time printed lines wait for their offsets to be committed.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// How long one poll waits for a record.
+const POLL: Duration = Duration::from_millis(100);
+/// librdkafka's prefetch queue, in KiB: with `--max-body`, what bounds memory.
+const QUEUE_KIB: u32 = 32 * 1024;
+
+/// Read Graph's notifications from a Kafka topic and decrypt them: Azure Event Hubs (Graph's
+/// delivery for high volumes, through the hub's Kafka endpoint) or the topic `serve --forward`
+/// writes.
+///
+/// The topic is a trusted transport: its records carry no validation tokens (Graph sends none
+/// to Event Hubs; `serve --forward` checked them at the door), so none are required; clientState,
+/// the key choice and the signature are checked as always. Prints one JSON line per item as
+/// `decrypt` does (`status` also `validation` for Event Hubs' reachability message and
+/// `offloaded` for a payload kept in blob storage), with the record's `partition` and `offset`.
+/// A record that cannot be read (not JSON, over --max-body, no value) is reported as one line
+/// with `status` `refused` and skipped.
+///
+/// Offsets are committed only after the lines are flushed: a crash re-reads what was not
+/// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
+/// what was already printed into `duplicate` rejections. On SIGTERM or SIGINT it commits what
+/// was printed and exits 0. Memory: about 32 MiB of prefetched records, one record (--max-body)
+/// being decrypted, and up to 1 MiB of output (plus one record's lines) between two commits.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    msgraph-notify consume --brokers 127.0.0.1:9092 --topic graph --group decrypt \\\n      \
+    --key cert-2026=keys/key.pem --client-state-file /run/secrets/client-state --replay redis://127.0.0.1/0\n  \
+    # Azure Event Hubs (Standard tier or above), the connection string in an environment variable:\n  \
+    EVENTHUB_CS='Endpoint=sb://NS.servicebus.windows.net/;...' msgraph-notify consume \\\n      \
+    --event-hubs-connection-string-env EVENTHUB_CS --topic HUB --group \\$Default --key keys/key.pem")]
+pub struct Args {
+    /// The brokers, HOST:PORT[,HOST:PORT…]. With --event-hubs-connection-string-env, defaults to
+    /// the namespace's Kafka endpoint (NAMESPACE.servicebus.windows.net:9093).
+    #[arg(long, value_name = "HOST:PORT", env = "MSGRAPH_NOTIFY_BROKERS")]
+    brokers: Option<String>,
+
+    /// The topic (for Event Hubs: the hub's name).
+    #[arg(long, value_name = "TOPIC", env = "MSGRAPH_NOTIFY_TOPIC")]
+    topic: String,
+
+    /// The consumer group; members of one group share the partitions.
+    #[arg(long, value_name = "GROUP", env = "MSGRAPH_NOTIFY_GROUP")]
+    group: String,
+
+    /// Connect to Azure Event Hubs' Kafka endpoint with the connection string held in this
+    /// environment variable (SASL_SSL, PLAIN, user `$ConnectionString`). Never give the
+    /// connection string itself on the command line.
+    #[arg(long, value_name = "VAR")]
+    event_hubs_connection_string_env: Option<String>,
+
+    /// The decryption key: [ID=]PATH of a PEM/DER/PKCS#12 key, or [ID=]pkcs11:URI (repeat for
+    /// rotation).
+    #[arg(
+        long = "key",
+        value_name = "[ID=]PATH|pkcs11:URI",
+        env = "MSGRAPH_NOTIFY_KEY",
+        hide_env_values = true
+    )]
+    keys: Vec<String>,
+
+    /// The password of an encrypted key file.
+    #[arg(
+        long,
+        value_name = "P",
+        env = "MSGRAPH_NOTIFY_KEY_PASSWORD",
+        hide_env_values = true
+    )]
+    password: Option<Secret>,
+
+    /// Read the password of encrypted keys from this file (its first line).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "password",
+        env = "MSGRAPH_NOTIFY_KEY_PASSWORD_FILE"
+    )]
+    password_file: Option<String>,
+
+    /// A certificate belonging to one of the keys (when the key file holds none).
+    #[arg(long = "cert", value_name = "FILE", env = "MSGRAPH_NOTIFY_CERT")]
+    certs: Vec<String>,
+
+    /// An accepted clientState (visible to other users in the process list: prefer
+    /// --client-state-file or MSGRAPH_NOTIFY_CLIENT_STATE).
+    #[arg(long = "client-state", value_name = "S")]
+    client_states: Vec<Secret>,
+
+    /// A file holding accepted clientState secrets, one per line.
+    #[arg(
+        long = "client-state-file",
+        value_name = "FILE",
+        env = "MSGRAPH_NOTIFY_CLIENT_STATE_FILE"
+    )]
+    client_state_files: Vec<String>,
+
+    /// The most items one record may carry; a record with more is refused.
+    #[arg(long, value_name = "N", default_value_t = msgraph_notify::receiver::DEFAULT_MAX_ITEMS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000_000), env = "MSGRAPH_NOTIFY_MAX_ITEMS")]
+    max_items: u32,
+
+    /// The largest record accepted, in bytes; larger ones are refused and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, env = "MSGRAPH_NOTIFY_MAX_BODY")]
+    max_body: usize,
+
+    /// Seconds without a heartbeat after which the group gives this member's partitions to
+    /// another (Kafka's session.timeout.ms; Event Hubs accepts 6 to 300).
+    #[arg(long, value_name = "SECS", default_value_t = 45, value_parser = clap::value_parser!(u32).range(1..=3600), env = "MSGRAPH_NOTIFY_SESSION_TIMEOUT")]
+    session_timeout: u32,
+
+    #[command(flatten)]
+    replay: ReplayOpts,
+}
+
+/// A check-only view of the replay store for the receiver: an item is looked up before it is
+/// decrypted, and recorded only once its line is flushed ([`Deferred::record`]). A crash between
+/// the two loses nothing: the record is read again and the item, never recorded, decrypted.
+/// Two members decrypting the same item at the same moment (two records holding it) can both
+/// print it; a redelivery, which comes after, cannot.
+#[derive(Debug)]
+struct Deferred {
+    inner: Arc<dyn ReplayStore>,
+    /// Fingerprints of items decrypted but not yet flushed and recorded.
+    pending: Mutex<Vec<Fingerprint>>,
+}
+
+impl Deferred {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Fingerprint>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records every pending fingerprint in the store (their lines are flushed), in one round
+    /// trip where the store allows; kept pending if the store cannot answer.
+    fn record(&self) -> Result<(), ReplayStoreError> {
+        let pending = self.pending().clone();
+        self.inner.insert_all(&pending)?;
+        self.pending().retain(|fp| !pending.contains(fp));
+        Ok(())
+    }
+}
+
+impl ReplayStore for Deferred {
+    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        if self.pending().contains(fingerprint) {
+            return Ok(false);
+        }
+        if self.inner.contains(fingerprint)? {
+            return Ok(false);
+        }
+        self.pending().push(*fingerprint);
+        Ok(true)
+    }
+
+    fn remove(&self, fingerprint: &Fingerprint) {
+        self.pending().retain(|fp| fp != fingerprint);
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
+        Ok(self.pending().contains(fingerprint) || self.inner.contains(fingerprint)?)
+    }
+}
+
+/// Sets `stop` on SIGTERM or SIGINT. Registered before anything else, so a signal during start-up
+/// is not lost to the default action (which would end the process without committing).
+fn watch_shutdown(stop: Arc<AtomicBool>) -> Result<(), Fail> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail!("cannot start the signal handler: {e}"))?;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut term, mut int) = {
+            let _entered = runtime.enter();
+            (
+                signal(SignalKind::terminate()).map_err(|e| fail!("cannot handle SIGTERM: {e}"))?,
+                signal(SignalKind::interrupt()).map_err(|e| fail!("cannot handle SIGINT: {e}"))?,
+            )
+        };
+        std::thread::Builder::new()
+            .name("msgraph-notify-signals".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                });
+                stop.store(true, Ordering::Release);
+            })
+            .map_err(|e| fail!("cannot start the signal handler: {e}"))?;
+    }
+    #[cfg(not(unix))]
+    {
+        std::thread::spawn(move || {
+            let _ = runtime.block_on(tokio::signal::ctrl_c());
+            stop.store(true, Ordering::Release);
+        });
+    }
+    Ok(())
+}
+
+/// The Event Hubs namespace's Kafka endpoint, from `Endpoint=sb://NS.servicebus.windows.net/`.
+fn event_hubs_brokers(connection_string: &str) -> Option<String> {
+    let endpoint = connection_string.split(';').find_map(|part| {
+        let (key, value) = part.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("Endpoint")
+            .then(|| value.trim())
+    })?;
+    let host = endpoint
+        .strip_prefix("sb://")
+        .unwrap_or(endpoint)
+        .trim_end_matches('/');
+    (!host.is_empty() && !host.contains(['/', ':'])).then(|| format!("{host}:9093"))
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    crate::log::init(None);
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_shutdown(Arc::clone(&stop))?;
+
+    let opts = ReceiverOpts {
+        keys: args.keys.clone(),
+        password: args.password.clone(),
+        password_file: args.password_file.clone(),
+        certs: args.certs.clone(),
+        client_states: args.client_states.clone(),
+        client_state_files: args.client_state_files.clone(),
+        ..ReceiverOpts::for_transport()
+    };
+    let ring = opts.key_ring()?;
+    if ring.is_empty() {
+        crate::log::warn("no --key given: items with encrypted content will be rejected");
+    }
+    let client_states = opts.client_state_secrets()?;
+    if client_states.is_empty() {
+        crate::log::warn(
+            "no clientState secret is configured: items are accepted whatever clientState they carry",
+        );
+    }
+    let replay = args.replay.store()?;
+    let deferred = replay.store.map(|inner| {
+        Arc::new(Deferred {
+            inner,
+            pending: Mutex::new(Vec::new()),
+        })
+    });
+    let mut builder = Receiver::builder(Decryptor::new(ring))
+        .trusted_transport_only()
+        .max_body_bytes(args.max_body)
+        .max_items(args.max_items as usize)
+        .parallel(true);
+    for secret in &client_states {
+        builder = builder.client_state(secret.expose());
+    }
+    if let Some(store) = &deferred {
+        builder = builder.replay_store(Arc::clone(store) as Arc<dyn ReplayStore>);
+    }
+    let receiver = builder.build().map_err(|e| fail!("{e}"))?;
+
+    let consumer = connect(&args)?;
+    consumer
+        .subscribe(&[&args.topic])
+        .map_err(|e| fail!("cannot subscribe to {}: {e}", args.topic))?;
+    crate::log::info(&format!(
+        "msgraph-notify consume: reading {} as group {}",
+        args.topic, args.group
+    ));
+
+    let mut run = Run {
+        args: &args,
+        receiver: &receiver,
+        deferred: deferred.as_deref(),
+        consumer: &consumer,
+        out: std::io::stdout().lock(),
+        buffer: Vec::new(),
+        offsets: Vec::new(),
+        uncommitted: 0,
+        since: Instant::now(),
+        records: 0,
+        items: 0,
+    };
+    let result = run.poll_until(&stop);
+    // Whatever stopped the loop, what was printed is committed (unless the output failed).
+    let committed = match &result {
+        Ok(()) => run.commit(),
+        Err(_) => Ok(()),
+    };
+    crate::log::info(&format!(
+        "msgraph-notify consume: stopped after {} records, {} items",
+        run.records, run.items
+    ));
+    result.and(committed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
+    let mut config = ClientConfig::new();
+    let mut brokers = args.brokers.clone();
+    if let Some(var) = &args.event_hubs_connection_string_env {
+        let connection_string = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+            fail!(
+                "--event-hubs-connection-string-env {var}: the variable is not set (or not UTF-8)"
+            )
+        })?);
+        if brokers.is_none() {
+            brokers = Some(event_hubs_brokers(&connection_string).ok_or_else(|| {
+                fail!(
+                    "the connection string in {var} has no Endpoint=sb://NAMESPACE.servicebus.windows.net/; \
+                     give --brokers NAMESPACE.servicebus.windows.net:9093"
+                )
+            })?);
+        }
+        config
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "PLAIN")
+            .set("sasl.username", "$ConnectionString")
+            .set("sasl.password", connection_string.as_str());
+    }
+    let Some(brokers) = brokers else {
+        return Err(fail!(
+            "--brokers HOST:PORT is required (or --event-hubs-connection-string-env VAR)"
+        ));
+    };
+    // A record over --max-body is fetched (and refused) whole: let the fetch hold it.
+    let fetch_max = args
+        .max_body
+        .saturating_add(64 * 1024)
+        .clamp(1 << 20, 1 << 30);
+    config
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &args.group)
+        .set(
+            "session.timeout.ms",
+            (u64::from(args.session_timeout) * 1000).to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (u64::from(args.session_timeout) * 1000 / 3)
+                .max(100)
+                .to_string(),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("queued.max.messages.kbytes", QUEUE_KIB.to_string())
+        .set("fetch.message.max.bytes", fetch_max.to_string())
+        .set(
+            "receive.message.max.bytes",
+            fetch_max.saturating_mul(2).max(100_000_000).to_string(),
+        );
+    // The configuration holds the connection string: never printed.
+    config
+        .create()
+        .map_err(|e| fail!("cannot create the Kafka consumer for {brokers}: {e}"))
+}
+
+struct Run<'a, W: Write> {
+    args: &'a Args,
+    receiver: &'a Receiver,
+    deferred: Option<&'a Deferred>,
+    consumer: &'a BaseConsumer,
+    out: W,
+    /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
+    /// is out before its items are recorded right after (a `BufWriter` would write when full).
+    buffer: Vec<u8>,
+    /// (partition, next offset) printed but not committed.
+    offsets: Vec<(i32, i64)>,
+    uncommitted: usize,
+    since: Instant,
+    records: u64,
+    items: u64,
+}
+
+impl<W: Write> Run<'_, W> {
+    fn poll_until(&mut self, stop: &AtomicBool) -> Result<(), Fail> {
+        let warn_kafka = crate::log::RateLimited::new();
+        while !stop.load(Ordering::Acquire) {
+            match self.consumer.poll(POLL) {
+                None => {}
+                Some(Err(e)) => warn_kafka.warn(&format!("Kafka: {e}")),
+                Some(Ok(message)) => {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    let lines = self.decide(message.payload(), partition, offset, stop);
+                    let Some(lines) = lines else {
+                        // Stopped while the replay store was down: not printed, not committed.
+                        return Ok(());
+                    };
+                    for line in &lines {
+                        // Writing into a Vec cannot fail.
+                        let _ = writeln!(self.buffer, "{line}");
+                    }
+                    self.records += 1;
+                    match self.offsets.iter_mut().find(|(p, _)| *p == partition) {
+                        Some(entry) => entry.1 = offset + 1,
+                        None => self.offsets.push((partition, offset + 1)),
+                    }
+                    self.uncommitted += 1;
+                }
+            }
+            if self.uncommitted >= COMMIT_RECORDS
+                || self.buffer.len() >= COMMIT_BYTES
+                || (self.uncommitted > 0 && self.since.elapsed() >= COMMIT_EVERY)
+            {
+                self.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The lines of one record; `None` when stopped before it could be processed.
+    fn decide(
+        &mut self,
+        payload: Option<&[u8]>,
+        partition: i32,
+        offset: i64,
+        stop: &AtomicBool,
+    ) -> Option<Vec<Value>> {
+        let position = |mut line: Value| {
+            if let Some(object) = line.as_object_mut() {
+                object.insert("partition".into(), partition.into());
+                object.insert("offset".into(), offset.into());
+            }
+            line
+        };
+        let refuse = |reason: String| {
+            crate::log::warn(&format!(
+                "record refused (partition {partition}, offset {offset}): {reason}"
+            ));
+            Some(vec![position(
+                json!({"status": "refused", "error": reason}),
+            )])
+        };
+        let Some(payload) = payload else {
+            return refuse("the record has no value".to_owned());
+        };
+        if payload.len() > self.args.max_body {
+            return refuse(format!(
+                "the record is {} bytes, over --max-body {}",
+                payload.len(),
+                self.args.max_body
+            ));
+        }
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let before = self.deferred.map_or(0, |d| d.pending().len());
+            let items = match self.receiver.receive_trusted_transport(payload) {
+                Ok(items) => items,
+                Err(e @ Error::TooMany { .. }) => {
+                    return refuse(format!("{e} (--max-items raises the item limit)"));
+                }
+                Err(e) => return refuse(e.to_string()),
+            };
+            if !items.iter().any(unchecked) {
+                self.items += items.len() as u64;
+                return Some(items.iter().map(|item| position(item.to_json())).collect());
+            }
+            // The replay store did not answer: print nothing of this record (its decrypted items
+            // are forgotten, to be decrypted again), wait and retry; never skip it.
+            if let Some(d) = self.deferred {
+                d.pending().truncate(before);
+            }
+            crate::log::warn(&format!(
+                "the replay store is unavailable; retrying the record (partition {partition}, offset {offset})"
+            ));
+            let until = Instant::now() + pause;
+            while Instant::now() < until {
+                if stop.load(Ordering::Acquire) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Writes and flushes the output, records the printed items in the replay store, then
+    /// commits the offsets: in that order, so nothing is committed before it is printed. A crash
+    /// between the write and the recording (one write and one store round trip) would print
+    /// those items again after the restart: the one window of at-least-once output.
+    fn commit(&mut self) -> Result<(), Fail> {
+        self.out
+            .write_all(&self.buffer)
+            .and_then(|()| self.out.flush())
+            .map_err(|e| fail!("cannot write the output: {e}"))?;
+        self.buffer.clear();
+        if let Some(d) = self.deferred {
+            let mut pause = Duration::from_millis(100);
+            while let Err(e) = d.record() {
+                crate::log::warn(&format!(
+                    "cannot record printed items in the replay store: {e}; retrying"
+                ));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+        if self.offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for &(partition, next) in &self.offsets {
+            list.add_partition_offset(&self.args.topic, partition, Offset::Offset(next))
+                .map_err(|e| fail!("cannot list offsets: {e}"))?;
+        }
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+            // A partition revoked meanwhile: its new owner reads from the last commit, and the
+            // replay store reports what was printed here as duplicates.
+            crate::log::warn(&format!("committing offsets failed: {e}"));
+        }
+        self.offsets.clear();
+        self.uncommitted = 0;
+        self.since = Instant::now();
+        Ok(())
+    }
+}
+
+/// An item the replay store could not check.
+fn unchecked(item: &Item) -> bool {
+    matches!(&item.outcome, Outcome::Rejected(r) if matches!(r.error, Error::ReplayStore(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_hubs_brokers;
+
+    #[test]
+    fn the_kafka_endpoint_comes_from_the_connection_string() {
+        assert_eq!(
+            event_hubs_brokers(
+                "Endpoint=sb://ns1.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=x;EntityPath=hub"
+            )
+            .as_deref(),
+            Some("ns1.servicebus.windows.net:9093")
+        );
+        assert_eq!(event_hubs_brokers("SharedAccessKey=x"), None);
+        assert_eq!(event_hubs_brokers("Endpoint=sb://a/b/;"), None);
+    }
+}
