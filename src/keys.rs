@@ -930,25 +930,32 @@ struct Entry {
     id: Option<String>,
     key: Arc<dyn Unwrap>,
     cert: Option<Certificate>,
-    /// What tells this entry from the others of the ring, the same in every process configured
-    /// alike: SHA-256 over the id and the certificate's thumbprint. Bound into the replay
-    /// fingerprint, so that a copy rewritten to choose another key is a different item.
+    /// Which private key this entry unwraps with, the same in every process holding that key:
+    /// SHA-256 over the key's RSA modulus (from the unwrapper, else from the certificate); only
+    /// for an external unwrapper that tells no modulus and has no certificate, over the id.
+    /// Bound into the replay fingerprint: a copy rewritten to choose *another key* is another
+    /// item (it fails its unwrap), while one rewritten to reach the *same key* through another
+    /// entry (one key under two ids, or with and without an id) is still a duplicate.
     tag: [u8; 32],
 }
 
 impl Entry {
-    fn tag(id: Option<&str>, cert: Option<&Certificate>) -> [u8; 32] {
+    fn tag(key: &dyn Unwrap, id: Option<&str>, cert: Option<&Certificate>) -> [u8; 32] {
         use sha2::Digest as _;
         let mut hash = sha2::Sha256::new();
-        let id = id.unwrap_or("").as_bytes();
-        hash.update([u8::from(id.is_empty())]);
-        hash.update((id.len() as u64).to_be_bytes());
-        hash.update(id);
-        hash.update(
-            cert.map(Certificate::thumbprint)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        match key
+            .rsa_modulus()
+            .or_else(|| cert.map(|c| c.modulus.clone()))
+        {
+            Some(modulus) => {
+                hash.update(b"rsa-modulus");
+                hash.update(strip_zeros(&modulus));
+            }
+            None => {
+                hash.update(b"certificate-id");
+                hash.update(id.unwrap_or("").as_bytes());
+            }
+        }
         hash.finalize().into()
     }
 }
@@ -1101,7 +1108,7 @@ impl KeyRing {
                 }
             }
         }
-        let tag = Entry::tag(id.as_deref(), cert.as_ref());
+        let tag = Entry::tag(&*key, id.as_deref(), cert.as_ref());
         self.entries.push(Entry { id, key, cert, tag });
         Ok(())
     }

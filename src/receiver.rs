@@ -64,6 +64,8 @@ pub enum Outcome {
     /// Event Hubs' reachability message, sent once when a subscription delivering to a hub is
     /// created (`subscriptionId` `"NA"`, `changeType` "Validation: Testing client application
     /// reachability for subscription Request-Id: …"). Nothing to act on; never a rejection.
+    /// Recognised only by [`Receiver::receive_trusted_transport`]: through the webhook, where
+    /// Graph never sends it, it is checked like any item (and fails the `clientState` check).
     Validation(Box<ValidationMessage>),
     /// A notification whose resource data was too large for the hub (over 1 MB): Graph stored it
     /// in the subscriber's blob storage under `additionalPayloadStorageId` and sent no
@@ -1154,7 +1156,7 @@ impl Receiver {
 
     /// Parses a body and sorts its items: the outcomes decided without a private-key operation,
     /// and the encrypted items left to verify and decrypt. Also returns the body's tokens.
-    fn sort_items(&self, body: &[u8]) -> Result<Sorted> {
+    fn sort_items(&self, body: &[u8], transport: Transport) -> Result<Sorted> {
         if body.len() > self.max_body_bytes {
             return Err(Error::BodyTooLarge {
                 size: body.len(),
@@ -1186,9 +1188,14 @@ impl Receiver {
                         continue;
                     }
                 };
-            // Before clientState: the hub's message carries `"NA"` there. It carries nothing
-            // else either, so recognising it grants nothing.
-            if let Some(request_id) = event_hubs_validation(&notification) {
+            // Only on the hub's own transport (Graph sends it nowhere else): there it comes
+            // before clientState, since the message carries `"NA"` there. On the webhook it is an
+            // ordinary item, checked like any other: recognised there, it would let anyone
+            // without the clientState have items accepted (and, under `serve --forward`,
+            // written to the topic).
+            if let Transport::Trusted = transport
+                && let Some(request_id) = event_hubs_validation(&notification)
+            {
                 outcomes.push(Some(Outcome::Validation(Box::new(ValidationMessage {
                     request_id,
                     notification,
@@ -1238,7 +1245,7 @@ impl Receiver {
             mut outcomes,
             pending,
             tokens,
-        } = self.sort_items(body)?;
+        } = self.sort_items(body, transport)?;
         let verdicts = match transport {
             Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
                 self.webhook_verdicts(tokens.as_ref())
@@ -1379,7 +1386,7 @@ impl Receiver {
             mut outcomes,
             pending,
             tokens,
-        } = self.sort_items(body)?;
+        } = self.sort_items(body, Transport::Webhook)?;
         let mut passed = vec![false; outcomes.len()];
         let verdicts = if !pending.is_empty() || has_offloaded(&outcomes) {
             self.webhook_verdicts(tokens.as_ref())

@@ -18,11 +18,12 @@
 //! the genuine item.
 //!
 //! The receiver binds the fingerprint to the key chosen for the item as well
-//! ([`Fingerprint::of_content_for_key`]: the key ring entry's `encryptionCertificateId` and
-//! certificate thumbprint). With several keys live during a certificate rotation, a copy
-//! rewritten to name the other key would otherwise be recorded first, fail its unwrap, and make
-//! the genuine copy arriving meanwhile a duplicate; bound to its key it is another item. A copy
-//! that chooses the same key by another spelling (a lower-case thumbprint) is still a duplicate.
+//! ([`Fingerprint::of_content_for_key`]: a hash of that key's RSA modulus). With several keys live
+//! during a certificate rotation, a copy rewritten to name the other key would otherwise be
+//! recorded first, fail its unwrap, and make the genuine copy arriving meanwhile a duplicate;
+//! bound to its key it is another item. A copy that reaches the same key another way (a
+//! lower-case thumbprint, the same key registered under a second id) is still a duplicate, and
+//! replicas agree whatever ids or certificates they give that key.
 //!
 //! [`ReplayGuard`] is the bounded in-process store. A store shared by replicas (Redis: `SET key NX
 //! PX ttl`) implements the same trait.
@@ -82,10 +83,10 @@ impl Fingerprint {
 
     /// The fingerprint of one `encryptedContent` bound to the key that will unwrap it: `key` is
     /// any stable identity of that key (the [`Receiver`](crate::receiver::Receiver) uses a hash
-    /// of the key ring entry's `encryptionCertificateId` and certificate thumbprint, so replicas
-    /// configured alike agree). During certificate rotation a copy rewritten to name the other
-    /// key then differs from the genuine item: it fails its unwrap and is forgotten, and cannot
-    /// make the genuine copy a duplicate.
+    /// of the key's RSA modulus, so replicas holding the same key agree whatever ids they give
+    /// it). During certificate rotation a copy rewritten to name the other key then differs from
+    /// the genuine item: it fails its unwrap and is forgotten, and cannot make the genuine copy a
+    /// duplicate.
     ///
     /// ```
     /// use msgraph_notify::replay::Fingerprint;

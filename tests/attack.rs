@@ -180,6 +180,33 @@ fn during_rotation_a_copy_naming_the_other_key_cannot_make_the_genuine_item_a_du
     );
 }
 
+#[test]
+fn one_key_under_two_ids_is_one_key_for_the_replay_memory() {
+    // The same private key registered twice (under two ids; once without a certificate): a
+    // captured item rewritten to reach it through the other entry is still a duplicate.
+    let (key, cert) = common::keypair(2048);
+    let mut ring = msgraph_notify::KeyRing::new();
+    ring.add("cert-1", common::copy_key(key), Some(cert.clone()))
+        .unwrap();
+    ring.add("cert-2", common::copy_key(key), None).unwrap();
+    let receiver = Receiver::builder(Decryptor::new(ring))
+        .validation(Validation::new([APP]))
+        .signing_keys(issuer().signing_keys())
+        .client_state(SECRET)
+        .replay_guard(ReplayGuard::default())
+        .build()
+        .unwrap();
+    let genuine = serde_json::to_value(item(TENANT, 7)).unwrap();
+    let mut other_entry = genuine.clone();
+    other_entry["encryptedContent"]["encryptionCertificateId"] = "cert-2".into();
+    let tokens = [token(APP, TENANT)];
+    let body = json!({"value": [genuine, other_entry], "validationTokens": tokens}).to_string();
+    assert_eq!(
+        statuses(&items(&receiver, body.as_bytes())),
+        ["decrypted", "duplicate"]
+    );
+}
+
 /// A replay store that counts how often it is asked and can be switched to fail.
 #[derive(Debug, Default)]
 struct Counting {

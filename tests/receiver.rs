@@ -647,10 +647,11 @@ fn the_docs_samples_go_through_the_receiver() {
             "samples/lifecycle/lifecycle-reauthorizationRequired.json",
             "lifecycle",
         ),
-        // Event Hubs' reachability message is its own outcome, never a rejection.
+        // Event Hubs' reachability message through the webhook, where Graph never sends it: an
+        // ordinary item (no encrypted content, and no clientState configured here).
         (
             "samples/collection/eventhubs-validation-message.json",
-            "validation",
+            "basic",
         ),
         (
             "samples/presence/presence-rich-notification-encrypted.json",
@@ -665,6 +666,28 @@ fn the_docs_samples_go_through_the_receiver() {
             out.iter().map(Outcome::status).collect::<Vec<_>>()
         );
     }
+    // Through the hub's own transport it is its own outcome, never a rejection; through the
+    // webhook of a receiver with a clientState it fails the clientState check like any item.
+    let validation =
+        std::fs::read(shared.join("samples/collection/eventhubs-validation-message.json")).unwrap();
+    let hub = r.receive_trusted_transport(&validation).unwrap();
+    assert!(hub.iter().all(|o| o.outcome.status() == "validation"));
+    let with_state = dangerous::skip_token_validation(Receiver::builder(decryptor()))
+        .client_state("s3cret")
+        .build()
+        .unwrap();
+    let posted = items(&with_state, &validation);
+    assert!(
+        posted.iter().all(|o| o.status() == "rejected"),
+        "{posted:?}"
+    );
+    assert!(
+        with_state
+            .receive_trusted_transport(&validation)
+            .unwrap()
+            .iter()
+            .all(|o| o.outcome.status() == "validation")
+    );
     // The real vector's constructed collection has no token: refused unless tokens are skipped.
     let vector =
         std::fs::read(shared.join("vectors/dotnet-sdk/notification-collection.CONSTRUCTED.json"))

@@ -269,20 +269,25 @@ fn screening_forwards_only_what_the_tokens_cover() {
     assert_eq!(screened.body.as_deref(), Some(whole.as_bytes()));
     assert_eq!((screened.admitted, screened.refused.len()), (1, 0));
 
-    // Mixed: only the covered item goes on, the others are reported.
+    // Mixed: only the covered item goes on, the others are reported. Event Hubs' validation
+    // message POSTed to the webhook (where Graph never sends it) is an ordinary item: its
+    // clientState "NA" is wrong, so it cannot be used to write records to the topic.
     let mixed = json!({"value": [uncovered, covered, wrong_state, validation_message()],
                        "validationTokens": [token]})
     .to_string();
     let screened = r.screen(mixed.as_bytes()).unwrap();
-    assert_eq!(screened.admitted, 2);
+    assert_eq!(screened.admitted, 1);
     let refused: Vec<usize> = screened.refused.iter().map(|i| i.index).collect();
-    assert_eq!(refused, [0, 2]);
+    assert_eq!(refused, [0, 2, 3]);
     assert!(
         matches!(&screened.refused[0].outcome, Outcome::Rejected(x) if matches!(x.error, Error::Token(TokenError::NotCovered(_))))
     );
+    assert!(
+        matches!(&screened.refused[2].outcome, Outcome::Rejected(x) if matches!(x.error, Error::ClientState))
+    );
     let forwarded = screened.body.unwrap();
     let items = r.receive_trusted_transport(&forwarded).unwrap();
-    assert_eq!(statuses(&items), ["decrypted", "validation"]);
+    assert_eq!(statuses(&items), ["decrypted"]);
     let Outcome::Decrypted(d) = &items[0].outcome else {
         unreachable!()
     };

@@ -13,7 +13,7 @@ use crate::{Fail, fail};
 /// notification item, or a JSON Lines file of captured bodies (one per line).
 ///
 /// Prints one JSON object per line for each item of `value`, in order: `index`, `status`
-/// (decrypted, basic, lifecycle, rejected; validation and offloaded for Event Hubs' records), and
+/// (decrypted, basic, lifecycle, rejected; offloaded for an item kept in blob storage), and
 /// `data` (the decrypted resource), `lifecycleEvent`, `additionalPayloadStorageId` or `error`, with
 /// the item's subscriptionId, tenantId, changeType and resource. For JSON Lines
 /// input each output line also carries `line`, the body's line number (from 1). A leading UTF-8
@@ -55,6 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         max_items: args.receiver.max_items as usize,
         parallel: true,
         replay: None,
+        decrypts: true,
     })?;
     let input = crate::read_input(&args.input)?;
     let body = strip_bom(&input);

@@ -166,6 +166,9 @@ pub struct Limits {
     pub parallel: bool,
     /// Where accepted items are remembered (None: replays are not detected).
     pub replay: Option<Arc<dyn ReplayStore>>,
+    /// Whether this process decrypts (false for `serve --forward`, which hands bodies on: no key
+    /// is needed, and none is warned about).
+    pub decrypts: bool,
 }
 
 /// Replay detection (`serve`).
@@ -570,7 +573,7 @@ impl ReceiverOpts {
         }
         let client_states = self.client_state_secrets()?;
         let ring = self.key_ring()?;
-        if ring.is_empty() {
+        if ring.is_empty() && limits.decrypts {
             crate::log::warn("no --key given: items with encrypted content will be rejected");
         }
         if client_states.is_empty() {

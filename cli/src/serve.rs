@@ -216,6 +216,10 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         max_items: args.receiver.max_items as usize,
         parallel: false,
         replay: replay.store,
+        #[cfg(feature = "kafka")]
+        decrypts: args.forward.forward.is_none(),
+        #[cfg(not(feature = "kafka"))]
+        decrypts: true,
     })?;
     let fail_closed = replay.fail_closed;
     let unchecked = replay.unchecked;
