@@ -2,6 +2,7 @@
 //! the topic `serve --forward` writes), decrypt them as a trusted transport and print one JSON
 //! line per item. At least once: offsets are committed only after the lines are flushed.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -147,20 +148,61 @@ pub struct Args {
 struct Deferred {
     inner: Arc<dyn ReplayStore>,
     /// Fingerprints of items decrypted but not yet flushed and recorded.
-    pending: Mutex<Vec<Fingerprint>>,
+    pending: Mutex<Pending>,
+}
+
+/// The pending fingerprints in arrival order, with a set for membership (records may carry
+/// thousands of items: no scan per item).
+#[derive(Debug, Default)]
+struct Pending {
+    order: Vec<Fingerprint>,
+    set: HashSet<Fingerprint>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn contains(&self, fingerprint: &Fingerprint) -> bool {
+        self.set.contains(fingerprint)
+    }
+
+    fn push(&mut self, fingerprint: Fingerprint) {
+        if self.set.insert(fingerprint) {
+            self.order.push(fingerprint);
+        }
+    }
+
+    /// Forgets everything pushed after the first `len`.
+    fn truncate(&mut self, len: usize) {
+        for fingerprint in self.order.drain(len.min(self.order.len())..) {
+            self.set.remove(&fingerprint);
+        }
+    }
+
+    fn remove(&mut self, fingerprint: &Fingerprint) {
+        if self.set.remove(fingerprint) {
+            self.order.retain(|fp| fp != fingerprint);
+        }
+    }
 }
 
 impl Deferred {
-    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Fingerprint>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records every pending fingerprint in the store (their lines are flushed), in one round
     /// trip where the store allows; kept pending if the store cannot answer.
     fn record(&self) -> Result<(), ReplayStoreError> {
-        let pending = self.pending().clone();
+        let pending = self.pending().order.clone();
         self.inner.insert_all(&pending)?;
-        self.pending().retain(|fp| !pending.contains(fp));
+        let mut now = self.pending();
+        // Items pushed meanwhile stay; those recorded go.
+        let recorded: HashSet<Fingerprint> = pending.into_iter().collect();
+        now.order.retain(|fp| !recorded.contains(fp));
+        now.set.retain(|fp| !recorded.contains(fp));
         Ok(())
     }
 }
@@ -173,12 +215,16 @@ impl ReplayStore for Deferred {
         if self.inner.contains(fingerprint)? {
             return Ok(false);
         }
-        self.pending().push(*fingerprint);
+        let mut pending = self.pending();
+        if pending.contains(fingerprint) {
+            return Ok(false);
+        }
+        pending.push(*fingerprint);
         Ok(true)
     }
 
     fn remove(&self, fingerprint: &Fingerprint) {
-        self.pending().retain(|fp| fp != fingerprint);
+        self.pending().remove(fingerprint);
     }
 
     fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
@@ -269,7 +315,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let deferred = replay.store.map(|inner| {
         Arc::new(Deferred {
             inner,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         })
     });
     let mut builder = Receiver::builder(Decryptor::new(ring))
@@ -310,7 +356,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let result = run.poll_until(&stop);
     // Whatever stopped the loop, what was printed is committed (unless the output failed).
     let committed = match &result {
-        Ok(()) => run.commit(),
+        Ok(()) => run.commit(&stop),
         Err(_) => Ok(()),
     };
     crate::log::info(&format!(
@@ -429,7 +475,7 @@ impl<W: Write> Run<'_, W> {
                 || self.buffer.len() >= COMMIT_BYTES
                 || (self.uncommitted > 0 && self.since.elapsed() >= COMMIT_EVERY)
             {
-                self.commit()?;
+                self.commit(stop)?;
             }
         }
         Ok(())
@@ -482,13 +528,13 @@ impl<W: Write> Run<'_, W> {
                 self.items += items.len() as u64;
                 return Some(items.iter().map(|item| position(item.to_json())).collect());
             }
-            // The replay store did not answer: print nothing of this record (its decrypted items
+            // The replay store or the key did not answer: print nothing of this record (its decrypted items
             // are forgotten, to be decrypted again), wait and retry; never skip it.
             if let Some(d) = self.deferred {
                 d.pending().truncate(before);
             }
             crate::log::warn(&format!(
-                "the replay store is unavailable; retrying the record (partition {partition}, offset {offset})"
+                "the replay store or the key is unavailable; retrying the record (partition {partition}, offset {offset})"
             ));
             let until = Instant::now() + pause;
             while Instant::now() < until {
@@ -505,7 +551,7 @@ impl<W: Write> Run<'_, W> {
     /// commits the offsets: in that order, so nothing is committed before it is printed. A crash
     /// between the write and the recording (one write and one store round trip) would print
     /// those items again after the restart: the one window of at-least-once output.
-    fn commit(&mut self) -> Result<(), Fail> {
+    fn commit(&mut self, stop: &AtomicBool) -> Result<(), Fail> {
         self.out
             .write_all(&self.buffer)
             .and_then(|()| self.out.flush())
@@ -514,10 +560,24 @@ impl<W: Write> Run<'_, W> {
         if let Some(d) = self.deferred {
             let mut pause = Duration::from_millis(100);
             while let Err(e) = d.record() {
+                if stop.load(Ordering::Acquire) {
+                    // Stopping while the store is down: commit nothing. The records are read
+                    // again after the restart and their items, printed but not recorded, are
+                    // printed again (at least once, never lost).
+                    crate::log::warn(&format!(
+                        "stopping while the replay store cannot record printed items ({e}): \
+                         their offsets are not committed; they will be printed again"
+                    ));
+                    self.offsets.clear();
+                    return Ok(());
+                }
                 crate::log::warn(&format!(
                     "cannot record printed items in the replay store: {e}; retrying"
                 ));
-                std::thread::sleep(pause);
+                let until = Instant::now() + pause;
+                while Instant::now() < until && !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
         }
@@ -541,9 +601,12 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
-/// An item the replay store could not check.
+/// An item that failed for a passing reason, not for what it is: the replay store could not
+/// check it, or the key could not be used (a PKCS#11 token removed, a vault unreachable). Its
+/// record is retried, never skipped.
 fn unchecked(item: &Item) -> bool {
-    matches!(&item.outcome, Outcome::Rejected(r) if matches!(r.error, Error::ReplayStore(_)))
+    matches!(&item.outcome, Outcome::Rejected(r)
+        if matches!(r.error, Error::ReplayStore(_) | Error::KeyUnavailable(_)))
 }
 
 #[cfg(test)]

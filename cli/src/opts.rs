@@ -231,17 +231,24 @@ struct FailOpen {
     unchecked: prometheus_client::metrics::counter::Counter,
 }
 
+impl FailOpen {
+    /// An item let through unchecked: counted, and warned about at most once a second.
+    fn let_through(&self, e: &ReplayStoreError) {
+        self.unchecked.inc();
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            *last = Some(std::time::Instant::now());
+            crate::log::warn(&format!(
+                "{e}; --replay-unavailable open: processing items without the duplicate check"
+            ));
+        }
+    }
+}
+
 impl ReplayStore for FailOpen {
     fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
         self.inner.insert_if_absent(fingerprint).or_else(|e| {
-            self.unchecked.inc();
-            let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
-                *last = Some(std::time::Instant::now());
-                crate::log::warn(&format!(
-                    "{e}; --replay-unavailable open: processing items without the duplicate check"
-                ));
-            }
+            self.let_through(&e);
             Ok(true)
         })
     }
@@ -251,14 +258,23 @@ impl ReplayStore for FailOpen {
     }
 
     fn insert_all(&self, fingerprints: &[Fingerprint]) -> Result<(), ReplayStoreError> {
-        // As insert_if_absent: an unreachable Redis does not stop the flow.
-        let _ = self.inner.insert_all(fingerprints);
+        // As insert_if_absent: an unreachable Redis does not stop the flow (these items were
+        // already counted when they were checked).
+        if let Err(e) = self.inner.insert_all(fingerprints) {
+            crate::log::warn(&format!(
+                "{e}; --replay-unavailable open: {} printed items are not recorded",
+                fingerprints.len()
+            ));
+        }
         Ok(())
     }
 
     fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
-        // Unreachable Redis: treated as "not seen", as insert_if_absent does.
-        Ok(self.inner.contains(fingerprint).unwrap_or(false))
+        // Unreachable Redis: treated as "not seen", as insert_if_absent does; counted.
+        self.inner.contains(fingerprint).or_else(|e| {
+            self.let_through(&e);
+            Ok(false)
+        })
     }
 }
 

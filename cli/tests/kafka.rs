@@ -516,6 +516,57 @@ impl Drop for Redis {
 }
 
 #[test]
+fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(redis) = Redis::start() else {
+        return;
+    };
+    broker.create_topic("outage", 1);
+    let fx = Fixture::new();
+    let producer = broker.producer();
+    let replay = format!("redis://127.0.0.1:{}/0", redis.port);
+    let extra = ["--replay", replay.as_str(), "--replay-timeout-ms", "200"];
+    let mut first = Consumer::start(&fx, &broker, "outage", &extra);
+    produce(
+        &producer,
+        "outage",
+        &[record(vec![fx.item(&Fixture::presence("before"))])],
+    );
+    first.wait_for("the first item", |l| {
+        l.iter().any(|l| tag(l) == Some("before"))
+    });
+    drop(redis);
+    produce(
+        &producer,
+        "outage",
+        &[record(vec![fx.item(&Fixture::presence("during"))])],
+    );
+    // consume cannot check the new item: it retries, and must still stop on SIGTERM.
+    let start = Instant::now();
+    while !first
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("unavailable"))
+    {
+        assert!(start.elapsed() < PATIENCE, "no retry was reported");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(first.signal("-TERM"), Some(0), "SIGTERM ends consume");
+    assert!(first.lines().iter().all(|l| tag(l) != Some("during")));
+    // Nothing was lost: the record it could not check was not committed, and the next member
+    // of the group (here with the in-process replay memory) decrypts it.
+    let second = Consumer::start(&fx, &broker, "outage", &["--replay", "memory"]);
+    let lines = second.wait_for("the item read during the outage", |l| {
+        l.iter().any(|l| tag(l) == Some("during"))
+    });
+    assert!(lines.iter().all(|l| tag(l) != Some("before")), "{lines:?}");
+}
+
+#[test]
 fn consume_killed_mid_stream_loses_nothing_and_decrypts_nothing_twice() {
     let Some(broker) = Broker::start() else {
         return;
