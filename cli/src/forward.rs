@@ -28,7 +28,10 @@ pub struct ForwardOpts {
     /// kafka://HOST:PORT[,HOST:PORT…]/TOPIC. A POST is answered 202 only once the brokers
     /// acknowledged it (acks=all, idempotent producer), 503 when they cannot within 2.5 s.
     /// Validation tokens are checked here, while they are valid; only items they cover are
-    /// forwarded. Decrypt the topic with `msgraph-notify consume`.
+    /// forwarded. Decrypt the topic with `msgraph-notify consume`, giving it at least this
+    /// --max-body and --max-items (a record it refuses is reported and skipped), and keep
+    /// --max-body under the topic's largest message (Kafka's default message.max.bytes is
+    /// about 1 MB; a larger body is refused by the broker and answered 503).
     #[arg(
         long,
         value_name = "kafka://HOST:PORT/TOPIC",

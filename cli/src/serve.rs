@@ -199,6 +199,21 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             args.max_buffered
         ));
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("msgraph-notify-io")
+        .build()
+        .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
+    // SIGHUP before the keys load (PKCS#11 tokens, a JWKS fetch can take a while): a
+    // certificate-renewal `kill -HUP` during start-up must not end the process (the default
+    // action). Registered whether or not there is TLS.
+    #[cfg(unix)]
+    let hangup = {
+        let _in_runtime = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    };
+    #[cfg(not(unix))]
+    let hangup = None::<()>;
     // Forwarding, the consumer of the topic keeps the replay store.
     #[cfg(feature = "kafka")]
     let replay = match args.forward.forward {
@@ -227,13 +242,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
         |n| n as usize,
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("msgraph-notify-io")
-        .build()
-        .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(args, built, workers, fail_closed, unchecked))
+    runtime.block_on(serve(args, built, workers, fail_closed, unchecked, hangup))
 }
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
 
 /// Raises the soft open-file limit to the hard one; returns the limit in force.
 fn raise_file_limit() -> u64 {
@@ -256,11 +271,9 @@ async fn serve(
     workers: usize,
     replay_down: Option<Arc<RedisReplayStore>>,
     unchecked: Option<prometheus_client::metrics::counter::Counter>,
+    hangup: Hangup,
 ) -> Result<ExitCode, Fail> {
     let shutdown = ShutdownSignal::register();
-    // Registered whether or not there is TLS: SIGHUP's default action would end the process.
-    #[cfg(unix)]
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(Arc::new(crate::tls::Tls::load(cert, key).map_err(Fail)?)),
         _ => None,
