@@ -28,6 +28,7 @@ fn hsm() -> Option<&'static Hsm> {
 
 /// A key generated in the `graph` token under `label`, with its certificate.
 fn generated(hsm: &Hsm, label: &str) -> (Pkcs11Key, Certificate) {
+    let _one = softhsm::creating();
     let key = Pkcs11Key::generate(&hsm.uri("graph", label), 2048, label, 30).unwrap();
     let cert = key.certificate().cloned().expect("stored beside the key");
     (key, cert)
@@ -122,7 +123,10 @@ fn a_generated_key_never_leaves_the_token_and_round_trips() {
     assert_eq!(key.unwrap_calls(), 4);
 
     // The same label again is refused rather than shadowed.
-    let again = Pkcs11Key::generate(&hsm.uri("graph", "generated"), 2048, "x", 1).unwrap_err();
+    let again = {
+        let _one = softhsm::creating();
+        Pkcs11Key::generate(&hsm.uri("graph", "generated"), 2048, "x", 1).unwrap_err()
+    };
     assert!(again.to_string().contains("exists"), "{again}");
 }
 
@@ -481,16 +485,19 @@ fn a_key_is_found_by_token_serial_and_percent_encoded_id() {
     };
     let module = hsm.module.display();
     let pin = hsm.dir.join("pin");
-    let made = Pkcs11Key::generate(
-        &format!(
-            "pkcs11:token=graph;object=by-id;id=%0a%FF%3b?module-path={module}&pin-source=file:{}",
-            pin.display()
-        ),
-        2048,
-        "by-id",
-        1,
-    )
-    .unwrap();
+    let made = {
+        let _one = softhsm::creating();
+        Pkcs11Key::generate(
+            &format!(
+                "pkcs11:token=graph;object=by-id;id=%0a%FF%3b?module-path={module}&pin-source=file:{}",
+                pin.display()
+            ),
+            2048,
+            "by-id",
+            1,
+        )
+        .unwrap()
+    };
     // No label, no token label: the serial finds the token, the id bytes the key and its
     // certificate.
     let found = Pkcs11Key::open(&format!(

@@ -117,6 +117,15 @@ fn remove_stale_dirs() {
     }
 }
 
+/// Held while a test creates token objects (imports, or `Pkcs11Key::generate`): SoftHSM2's file
+/// object store answered CKR_GENERAL_ERROR to a CreateObject racing another test's on the same
+/// token, under load (twice seen, once in an import and once in a generate). The tests of one
+/// binary share one token directory; they create objects one at a time.
+pub fn creating() -> std::sync::MutexGuard<'static, ()> {
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CREATING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Hsm {
     /// A URI with the PIN in a file (`pin-source=file:`).
     pub fn uri(&self, token: &str, object: &str) -> String {
@@ -164,10 +173,7 @@ impl Hsm {
         pkcs1_der: &[u8],
         cert: Option<&[u8]>,
     ) {
-        // One import at a time: SoftHSM2's file object store answered CKR_GENERAL_ERROR once to
-        // a CreateObject racing another test's on the same token, under load.
-        static IMPORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = IMPORTS.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = creating();
         let rsa = pkcs1::RsaPrivateKeyRef::try_from(pkcs1_der).unwrap();
         let ctx = self.ctx();
         let session = self.session(&ctx, token);
