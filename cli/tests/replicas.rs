@@ -261,19 +261,6 @@ fn redis_down_fail_open_processes_with_a_warning() {
     assert!(stderr.contains("without the duplicate check"), "{stderr}");
 }
 
-/// The admin address `serve` printed on stderr.
-fn admin_addr(served: &Served) -> std::net::SocketAddr {
-    served
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.split("admin on http://").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .expect("the admin address on stderr")
-}
-
 /// The value of one sample line of a Prometheus text exposition, e.g.
 /// `msgraph_notify_items_total{status="decrypted"}`.
 fn sample(metrics: &str, series: &str) -> f64 {

@@ -53,18 +53,6 @@ fn hangup(served: &Served, seen_before: usize) -> String {
     }
 }
 
-fn admin(served: &Served) -> std::net::SocketAddr {
-    served
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.split("admin on http://").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .expect("the admin address on stderr")
-}
-
 #[test]
 fn https_handshake_and_posts_with_a_checked_certificate() {
     let fx = Fixture::new();
@@ -110,7 +98,7 @@ fn sighup_reloads_the_certificate_without_dropping_connections() {
     let fx = Fixture::new();
     let (root_a, der_a, cert, key) = tls_identity(fx.dir.path(), "live");
     let served = tls_served(&fx, &cert, &key);
-    let admin = admin(&served);
+    let admin = admin_addr(&served);
 
     let mut old = TlsConn::connect(served.addr, &root_a).expect("handshake");
     assert_eq!(old.peer_certificate(), der_a);

@@ -499,3 +499,16 @@ pub fn tls_identity(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, PathBuf, PathB
         key_path,
     )
 }
+
+/// The admin address `serve` printed on stderr.
+pub fn admin_addr(served: &Served) -> SocketAddr {
+    served
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.split("admin on http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .expect("the admin address on stderr")
+}
