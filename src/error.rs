@@ -116,6 +116,12 @@ pub enum Error {
     #[error("the decryption key is unavailable: {0}")]
     KeyUnavailable(String),
 
+    /// An offloaded payload (`additionalPayloadStorageId`) could not be read from the blob store.
+    /// When [`PayloadError::is_transient`](crate::offload::PayloadError::is_transient), the
+    /// item was not judged and may succeed later.
+    #[error("the offloaded payload (additionalPayloadStorageId) cannot be read: {0}")]
+    Payload(#[from] crate::offload::PayloadError),
+
     /// A random number generator or key generation failure.
     #[error("cryptographic backend failure: {0}")]
     Backend(String),

@@ -69,6 +69,9 @@
 //! - `pkcs11`: keys that never leave a PKCS#11 token (HSMs, SoftHSM), in `keys::pkcs11`; any
 //!   other key store plugs in through [`keys::Unwrap`].
 //! - `redis`: `replay::RedisReplayStore`, the replay memory shared by replicas.
+//! - `azure-blob`: `offload::azure::AzureBlobStore`, the payloads Graph offloads to Azure Blob
+//!   storage (Event Hubs delivery, over 1 MB); any other store plugs in through
+//!   [`offload::PayloadStore`].
 //!
 //! On docs.rs every feature is documented, each item marked with the feature it needs.
 
@@ -83,6 +86,7 @@ pub mod decrypt;
 pub mod error;
 pub mod keys;
 pub mod model;
+pub mod offload;
 pub mod receiver;
 pub mod replay;
 pub mod resource;

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::decrypt::{Decrypted, Decryptor, Plaintext, Prepared, encrypted_content};
 use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, LifecycleEvent};
+use crate::offload::{DEFAULT_MAX_PAYLOAD_BYTES, PayloadStore, check_blob_name, merge_payload};
 use crate::replay::{Fingerprint, ReplayGuard, ReplayStore};
 use crate::resource::Resource;
 use crate::token::{
@@ -70,8 +71,10 @@ pub enum Outcome {
     /// A notification whose resource data was too large for the hub (over 1 MB): Graph stored it
     /// in the subscriber's blob storage under `additionalPayloadStorageId` and sent no
     /// `encryptedContent`. The item has passed the `clientState` check (and, through the webhook,
-    /// which Graph never offloads to, the tokens' coverage as for an encrypted item); fetching the
-    /// blob is the application's step (the blob lives in its own storage account).
+    /// which Graph never offloads to, the tokens' coverage as for an encrypted item). A receiver
+    /// given a [`PayloadStore`] ([`ReceiverBuilder::payload_store`]) fetches the blob on a trusted
+    /// transport and reports the item decrypted instead; this outcome is for a receiver without
+    /// one, and for the webhook.
     Offloaded(Box<OffloadedItem>),
 }
 
@@ -194,6 +197,9 @@ impl Item {
         match &self.outcome {
             Outcome::Decrypted(d) => {
                 meta(&mut out, &d.notification);
+                if let Some(Value::String(id)) = d.notification.extra.get(ADDITIONAL_PAYLOAD) {
+                    out[ADDITIONAL_PAYLOAD] = id.as_str().into();
+                }
                 out["resourceKind"] = d.resource.kind().into();
                 out["data"] = serde_json::from_slice(d.plaintext.as_bytes()).unwrap_or(Value::Null);
             }
@@ -243,6 +249,8 @@ pub struct ReceiverBuilder {
     subscription_apps: Vec<(String, String)>,
     only_bound: bool,
     transport_only: bool,
+    payload_store: Option<Arc<dyn PayloadStore>>,
+    max_payload_bytes: usize,
 }
 
 /// The default limit on items per body.
@@ -508,6 +516,75 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Fetch offloaded payloads from `store`: an item of a trusted transport that carries
+    /// `additionalPayloadStorageId` instead of `encryptedContent` (Graph's Event Hubs delivery
+    /// of a notification over 1 MB) has its blob read, after its cheap checks (`clientState`,
+    /// the subscription's binding), and is then verified and decrypted as any encrypted item:
+    /// [`Outcome::Decrypted`], or [`Outcome::Rejected`] with [`Error::Payload`] when the blob
+    /// cannot be read (transient or not, see
+    /// [`PayloadError::is_transient`](crate::offload::PayloadError::is_transient)) or with the
+    /// usual errors when its content is refused. Without a store such an item is
+    /// [`Outcome::Offloaded`]. Webhook bodies are never fetched for: Graph offloads only on
+    /// Event Hubs. The blob's layout is in [`crate::offload`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::collections::HashMap;
+    /// use std::sync::Arc;
+    /// use msgraph_notify::offload::{PayloadError, PayloadStore};
+    /// use msgraph_notify::receiver::{Outcome, Receiver};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// struct Blobs(HashMap<String, Vec<u8>>);
+    /// impl PayloadStore for Blobs {
+    ///     fn fetch(&self, id: &str, max: usize) -> Result<Vec<u8>, PayloadError> {
+    ///         let blob = self.0.get(id).ok_or(PayloadError::NotFound)?;
+    ///         if blob.len() > max {
+    ///             return Err(PayloadError::TooLarge { limit: max });
+    ///         }
+    ///         Ok(blob.clone())
+    ///     }
+    /// }
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let spec = NotificationSpec::new("tenant-1", "chats('19:a')/messages('1')");
+    /// let mut item = GraphEncryptor::new(&cert, "cert-1")
+    ///     .notification(&serde_json::json!({"body": {"content": "big"}}), &spec)?;
+    /// // What Graph sends through the hub for a notification over 1 MB, and what it stores:
+    /// let blob = serde_json::json!({
+    ///     "resource": item.resource.take(),
+    ///     "resourceData": item.resource_data.take(),
+    ///     "encryptedContent": item.encrypted_content.take(),
+    /// });
+    /// item.extra.insert("additionalPayloadStorageId".into(), "blob-1".into());
+    /// let store = Blobs(HashMap::from([("blob-1".to_owned(), blob.to_string().into_bytes())]));
+    ///
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert))?)
+    ///     .trusted_transport_only()
+    ///     .payload_store(Arc::new(store))
+    ///     .build()?;
+    /// let record = serde_json::json!({"value": [item]}).to_string();
+    /// let items = receiver.receive_trusted_transport(record.as_bytes())?;
+    /// let Outcome::Decrypted(d) = &items[0].outcome else { panic!("{:?}", items[0].outcome) };
+    /// assert_eq!(d.notification.resource.as_deref(), Some("chats('19:a')/messages('1')"));
+    /// assert_eq!(items[0].to_json()["additionalPayloadStorageId"], "blob-1");
+    /// # Ok(()) }
+    /// ```
+    pub fn payload_store(mut self, store: Arc<dyn PayloadStore>) -> Self {
+        self.payload_store = Some(store);
+        self
+    }
+
+    /// The largest offloaded payload fetched, in bytes; a larger blob is refused
+    /// ([`PayloadError::TooLarge`](crate::offload::PayloadError::TooLarge)) without being read
+    /// whole. Default: [`DEFAULT_MAX_PAYLOAD_BYTES`] (16 MiB).
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload_bytes = limit;
+        self
+    }
+
     /// The receiver.
     ///
     /// # Errors
@@ -624,6 +701,8 @@ impl ReceiverBuilder {
             subscription_apps,
             only_bound: self.only_bound,
             no_token_rules: self.transport_only && !self.skip_tokens && tokens_none,
+            payload_store: self.payload_store,
+            max_payload_bytes: self.max_payload_bytes,
         })
     }
 }
@@ -719,6 +798,9 @@ pub struct Receiver {
     only_bound: bool,
     /// Built for trusted transports without token rules: webhook bodies prove nothing.
     no_token_rules: bool,
+    /// Where offloaded payloads are fetched from (trusted transports only).
+    payload_store: Option<Arc<dyn PayloadStore>>,
+    max_payload_bytes: usize,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -731,6 +813,8 @@ impl std::fmt::Debug for Receiver {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("parallel", &self.parallel)
             .field("replay", &self.replay)
+            .field("payload_store", &self.payload_store.is_some())
+            .field("max_payload_bytes", &self.max_payload_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -1029,6 +1113,8 @@ impl Receiver {
             subscription_apps: Vec::new(),
             only_bound: false,
             transport_only: false,
+            payload_store: None,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }
 
@@ -1110,8 +1196,9 @@ impl Receiver {
     /// [`ReceiverBuilder::only_bound_subscriptions`], that the subscription is one of those
     /// bound (tokens being absent, the app of a binding cannot be checked here). Tokens a
     /// message carries anyway are ignored. Event Hubs' validation message is
-    /// [`Outcome::Validation`]; an item whose payload was kept in blob storage is
-    /// [`Outcome::Offloaded`].
+    /// [`Outcome::Validation`]; an item whose payload was kept in blob storage is fetched and
+    /// decrypted with the [`ReceiverBuilder::payload_store`], or is [`Outcome::Offloaded`]
+    /// without one. A fetch blocks this call (a network read).
     ///
     /// Use it only for bytes that came through such a transport: a webhook POST proves nothing
     /// by itself and goes through [`Receiver::receive`], which requires tokens. The errors are
@@ -1246,6 +1333,7 @@ impl Receiver {
             pending,
             tokens,
         } = self.sort_items(body, transport)?;
+        let mut pending = pending;
         let verdicts = match transport {
             Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
                 self.webhook_verdicts(tokens.as_ref())
@@ -1253,6 +1341,9 @@ impl Receiver {
             _ => None,
         };
         self.check_offloaded(&mut outcomes, verdicts.as_ref());
+        if let (Transport::Trusted, Some(store)) = (transport, &self.payload_store) {
+            self.fetch_offloaded(store.as_ref(), &mut outcomes, &mut pending);
+        }
 
         if !pending.is_empty() {
             let mut ready: Vec<Ready<'_>> = Vec::new();
@@ -1295,6 +1386,46 @@ impl Receiver {
                 }),
             })
             .collect())
+    }
+
+    /// Replaces each offloaded outcome by its item with the blob's properties filled in, moved to
+    /// `pending` to be verified and decrypted; or by a rejection when the blob cannot be read or
+    /// used. The subscription's binding is checked before the fetch.
+    fn fetch_offloaded(
+        &self,
+        store: &dyn PayloadStore,
+        outcomes: &mut [Option<Outcome>],
+        pending: &mut Vec<(usize, ChangeNotification)>,
+    ) {
+        for (index, slot) in outcomes.iter_mut().enumerate() {
+            if !matches!(slot, Some(Outcome::Offloaded(_))) {
+                continue;
+            }
+            let Some(Outcome::Offloaded(offloaded)) = slot.take() else {
+                continue;
+            };
+            let OffloadedItem {
+                storage_id,
+                notification,
+            } = *offloaded;
+            let merged = self
+                .covered(None, &notification)
+                .and_then(|()| Ok(check_blob_name(&storage_id)?))
+                .and_then(|()| Ok(store.fetch(&storage_id, self.max_payload_bytes)?))
+                .and_then(|blob| {
+                    if blob.len() > self.max_payload_bytes {
+                        return Err(crate::offload::PayloadError::TooLarge {
+                            limit: self.max_payload_bytes,
+                        }
+                        .into());
+                    }
+                    merge_payload(notification.clone(), &blob)
+                });
+            match merged {
+                Ok(merged) => pending.push((index, merged)),
+                Err(e) => *slot = Some(rejected(e, Some(notification))),
+            }
+        }
     }
 
     /// On the webhook, an offloaded item needs the tokens' coverage as an encrypted item does

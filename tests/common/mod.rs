@@ -65,3 +65,21 @@ pub fn other_keypair() -> &'static (PrivateKey, Certificate) {
 pub fn copy_key(key: &PrivateKey) -> PrivateKey {
     PrivateKey::from_der(&key.to_pkcs8_der()).expect("reload key")
 }
+
+/// What Graph sends through Event Hubs for a notification over 1 MB, and the blob it stores
+/// (the layout in `msgraph_notify::offload`): `resource`, `resourceData` and `encryptedContent`
+/// moved from `item` into the blob, and `additionalPayloadStorageId` naming it.
+pub fn offload(mut item: serde_json::Value, storage_id: &str) -> (serde_json::Value, Vec<u8>) {
+    let object = item.as_object_mut().expect("a notification object");
+    let mut blob = serde_json::Map::new();
+    for name in ["resource", "resourceData", "encryptedContent"] {
+        if let Some(value) = object.remove(name) {
+            blob.insert(name.to_owned(), value);
+        }
+    }
+    object.insert("additionalPayloadStorageId".into(), storage_id.into());
+    (
+        item,
+        serde_json::Value::Object(blob).to_string().into_bytes(),
+    )
+}
