@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use msgraph_notify::Decryptor;
 use msgraph_notify::Error;
+use msgraph_notify::offload::azure::AzureBlobStore;
+use msgraph_notify::offload::{DEFAULT_CONTAINER, DEFAULT_MAX_PAYLOAD_BYTES, PayloadStore};
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Item, Outcome, Receiver};
 use msgraph_notify::replay::{Fingerprint, ReplayStore, ReplayStoreError};
 use rdkafka::config::ClientConfig;
@@ -40,23 +42,29 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// The topic is a trusted transport: its records carry no validation tokens (Graph sends none
 /// to Event Hubs; `serve --forward` checked them at the door), so none are required; clientState,
 /// the key choice and the signature are checked as always. Prints one JSON line per item as
-/// `decrypt` does (`status` also `validation` for Event Hubs' reachability message and
-/// `offloaded` for a payload kept in blob storage), with the record's `partition` and `offset`.
+/// `decrypt` does (`status` also `validation` for Event Hubs' reachability message), with the
+/// record's `partition` and `offset`. A notification over 1 MB, which Graph keeps in the
+/// subscriber's blob storage (`additionalPayloadStorageId`), is read from it with
+/// --blob-connection-string-env and decrypted like the others (its line names the blob);
+/// without that option it is printed with `status` `offloaded` and the blob's name.
 /// A record that cannot be read (not JSON, over --max-body, no value) is reported as one line
 /// with `status` `refused` and skipped.
 ///
 /// Offsets are committed only after the lines are flushed: a crash re-reads what was not
 /// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
-/// what was already printed into `duplicate` rejections. On SIGTERM or SIGINT it commits what
+/// what was already printed into `duplicate` rejections. A record whose replay store, key or
+/// blob store does not answer is retried, never skipped. On SIGTERM or SIGINT it commits what
 /// was printed and exits 0. Memory: about 32 MiB of prefetched records, one record (--max-body)
-/// being decrypted, and up to 1 MiB of output (plus one record's lines) between two commits.
+/// being decrypted with one offloaded payload (--max-payload) at a time, and up to 1 MiB of
+/// output (plus one record's lines) between two commits.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     msgraph-notify consume --brokers 127.0.0.1:9092 --topic graph --group decrypt \\\n      \
     --key cert-2026=keys/key.pem --client-state-file /run/secrets/client-state --replay redis://127.0.0.1/0\n  \
     # Azure Event Hubs (Standard tier or above), the connection string in an environment variable:\n  \
     EVENTHUB_CS='Endpoint=sb://NS.servicebus.windows.net/;...' msgraph-notify consume \\\n      \
-    --event-hubs-connection-string-env EVENTHUB_CS --topic HUB --group \\$Default --key keys/key.pem")]
+    --event-hubs-connection-string-env EVENTHUB_CS --topic HUB --group \\$Default --key keys/key.pem \\\n      \
+    --blob-connection-string-env BLOB_CS   # the storage account of the subscription's blobStoreUrl")]
 pub struct Args {
     /// The brokers, HOST:PORT[,HOST:PORT…]. With --event-hubs-connection-string-env, defaults to
     /// the namespace's Kafka endpoint (NAMESPACE.servicebus.windows.net:9093).
@@ -76,6 +84,28 @@ pub struct Args {
     /// connection string itself on the command line.
     #[arg(long, value_name = "VAR")]
     event_hubs_connection_string_env: Option<String>,
+
+    /// Read offloaded payloads (notifications over 1 MB, `additionalPayloadStorageId`) from the
+    /// Azure Storage account whose connection string is held in this environment variable: the
+    /// account of the subscription's `blobStoreUrl` (AccountName and AccountKey, or a
+    /// SharedAccessSignature with read rights; `UseDevelopmentStorage=true` for Azurite). Never
+    /// give the connection string itself on the command line.
+    #[arg(long, value_name = "VAR")]
+    blob_connection_string_env: Option<String>,
+
+    /// The blob container of offloaded payloads.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_CONTAINER, env = "MSGRAPH_NOTIFY_BLOB_CONTAINER")]
+    blob_container: String,
+
+    /// How long one offloaded payload may take to read, retries included, in seconds; past it
+    /// the record is retried like one whose blob store is out of reach.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), env = "MSGRAPH_NOTIFY_BLOB_TIMEOUT")]
+    blob_timeout: u64,
+
+    /// The largest offloaded payload read, in bytes; a larger one is refused (its item
+    /// rejected) without being read whole.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES, env = "MSGRAPH_NOTIFY_MAX_PAYLOAD")]
+    max_payload: usize,
 
     /// The decryption key: [ID=]PATH of a PEM/DER/PKCS#12 key, or [ID=]pkcs11:URI (repeat for
     /// rotation).
@@ -329,6 +359,11 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     if let Some(store) = &deferred {
         builder = builder.replay_store(Arc::clone(store) as Arc<dyn ReplayStore>);
     }
+    if let Some(store) = blob_store(&args)? {
+        builder = builder
+            .payload_store(store)
+            .max_payload_bytes(args.max_payload);
+    }
     let receiver = builder.build().map_err(|e| fail!("{e}"))?;
 
     let consumer = connect(&args)?;
@@ -365,6 +400,22 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     ));
     result.and(committed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The blob store of --blob-connection-string-env, if given.
+fn blob_store(args: &Args) -> Result<Option<Arc<dyn PayloadStore>>, Fail> {
+    let Some(var) = &args.blob_connection_string_env else {
+        return Ok(None);
+    };
+    let connection_string = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+        fail!("--blob-connection-string-env {var}: the variable is not set (or not UTF-8)")
+    })?);
+    let store = AzureBlobStore::from_connection_string(&connection_string)
+        .and_then(|s| s.container(args.blob_container.as_str()))
+        .and_then(|s| s.timeout(Duration::from_secs(args.blob_timeout)))
+        .map_err(|e| fail!("--blob-connection-string-env {var}: {e}"))?;
+    crate::log::info(&format!("offloaded payloads are read from {store:?}"));
+    Ok(Some(Arc::new(store)))
 }
 
 fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
@@ -528,13 +579,19 @@ impl<W: Write> Run<'_, W> {
                 self.items += items.len() as u64;
                 return Some(items.iter().map(|item| position(item.to_json())).collect());
             }
-            // The replay store or the key did not answer: print nothing of this record (its decrypted items
-            // are forgotten, to be decrypted again), wait and retry; never skip it.
+            // The replay store, the key or the blob store did not answer: print nothing of this
+            // record (its decrypted items are forgotten, to be decrypted again), wait and retry;
+            // never skip it.
             if let Some(d) = self.deferred {
                 d.pending().truncate(before);
             }
             crate::log::warn(&format!(
-                "the replay store or the key is unavailable; retrying the record (partition {partition}, offset {offset})"
+                "the replay store, the key or the blob store is unavailable ({}); retrying the record (partition {partition}, offset {offset})",
+                items
+                    .iter()
+                    .find(|i| unchecked(i))
+                    .map(|i| i.to_json()["error"].to_string())
+                    .unwrap_or_default()
             ));
             let until = Instant::now() + pause;
             while Instant::now() < until {
@@ -602,11 +659,16 @@ impl<W: Write> Run<'_, W> {
 }
 
 /// An item that failed for a passing reason, not for what it is: the replay store could not
-/// check it, or the key could not be used (a PKCS#11 token removed, a vault unreachable). Its
-/// record is retried, never skipped.
+/// check it, the key could not be used (a PKCS#11 token removed, a vault unreachable), or its
+/// offloaded payload could not be read (the storage account out of reach). Its record is
+/// retried, never skipped.
 fn unchecked(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r)
-        if matches!(r.error, Error::ReplayStore(_) | Error::KeyUnavailable(_)))
+    if match &r.error {
+        Error::ReplayStore(_) | Error::KeyUnavailable(_) => true,
+        Error::Payload(e) => e.is_transient(),
+        _ => false,
+    })
 }
 
 #[cfg(test)]

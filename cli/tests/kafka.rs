@@ -3,11 +3,14 @@
 //! records (no tokens, the hub's validation message, an offloaded item, poisonous records); 50
 //! POSTs through `serve --forward` then `consume`; the broker stopped under `serve --forward`
 //! (503, never 202); `consume` killed with SIGKILL mid-stream and restarted, with Redis as the
-//! replay store: no item missing, none decrypted twice.
+//! replay store: no item missing, none decrypted twice; offloaded payloads read from Azurite
+//! (Microsoft's storage emulator), and a storage account that hangs waited out.
 //!
 //! The broker is found through `MSGRAPH_NOTIFY_TANSU` (a path) or `tansu` on PATH. Without it the
 //! tests are skipped with a note, except under `CI=true`, where its absence fails them.
 
+#[path = "../../tests/support/azurite.rs"]
+mod azurite;
 mod common;
 
 use std::collections::BTreeMap;
@@ -172,6 +175,16 @@ struct Consumer {
 
 impl Consumer {
     fn start(fx: &Fixture, broker: &Broker, topic: &str, extra: &[&str]) -> Consumer {
+        Self::start_with_env(fx, broker, topic, extra, &[])
+    }
+
+    fn start_with_env(
+        fx: &Fixture,
+        broker: &Broker,
+        topic: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Consumer {
         let mut child = bin()
             .args([
                 "consume",
@@ -189,6 +202,7 @@ impl Consumer {
                 "6",
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -723,4 +737,118 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
     assert!(!stderr.contains(secret), "{stderr}");
     assert!(!stderr.contains("SharedAccessKey="), "{stderr}");
     assert!(text(&out.stdout).is_empty());
+}
+
+/// What Graph sends through the hub for a notification over 1 MB, and the blob it keeps: the
+/// layout stated in the library's `offload` module.
+fn offload(mut item: Value, storage_id: &str) -> (Value, Vec<u8>) {
+    let object = item.as_object_mut().expect("a notification");
+    let mut blob = serde_json::Map::new();
+    for name in ["resource", "resourceData", "encryptedContent"] {
+        if let Some(value) = object.remove(name) {
+            blob.insert(name.to_owned(), value);
+        }
+    }
+    object.insert("additionalPayloadStorageId".into(), storage_id.into());
+    (item, Value::Object(blob).to_string().into_bytes())
+}
+
+#[test]
+fn offloaded_payloads_are_read_from_azure_blob_and_a_hanging_account_is_waited_out() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let Some(azurite) = azurite::Azurite::start() else {
+        return;
+    };
+    const CONTAINER: &str = "microsoft-graph-change-notifications";
+    azurite.create_container(CONTAINER);
+    broker.create_topic("large", 1);
+    let fx = Fixture::new();
+    // Over 1 MB once encrypted: what Graph offloads.
+    let big = |tag: &str| {
+        let mut resource = Fixture::presence(tag);
+        resource["statusMessage"] = json!({"message": {"content": "y".repeat(1_100_000)}});
+        fx.item(&resource)
+    };
+    let (hub_1, blob_1) = offload(big("o1"), "5f0c1a4e-8d2b-4e61-b7a5-0e4f6c2d9b31");
+    azurite.put_blob(CONTAINER, "5f0c1a4e-8d2b-4e61-b7a5-0e4f6c2d9b31", &blob_1);
+    let (hub_missing, _) = offload(fx.item(&Fixture::presence("o2")), "never-written");
+    let (hub_3, blob_3) = offload(big("o3"), "blob-3");
+    azurite.put_blob(CONTAINER, "blob-3", &blob_3);
+    let producer = broker.producer();
+    produce(
+        &producer,
+        "large",
+        &[
+            record(vec![hub_1, validation_message()]),
+            record(vec![hub_missing]),
+        ],
+    );
+
+    let connection = azurite.connection_string();
+    let mut consumer = Consumer::start_with_env(
+        &fx,
+        &broker,
+        "large",
+        &[
+            "--blob-connection-string-env",
+            "BLOB_CS",
+            "--blob-timeout",
+            "2",
+        ],
+        &[("BLOB_CS", &connection)],
+    );
+    let lines = consumer.wait_for("three lines", |l| l.len() >= 3);
+    assert_eq!(lines[0]["status"], "decrypted", "{}", lines[0]);
+    assert_eq!(tag(&lines[0]), Some("o1"));
+    assert_eq!(
+        lines[0]["data"]["statusMessage"]["message"]["content"]
+            .as_str()
+            .map(str::len),
+        Some(1_100_000)
+    );
+    assert_eq!(
+        lines[0]["additionalPayloadStorageId"],
+        "5f0c1a4e-8d2b-4e61-b7a5-0e4f6c2d9b31"
+    );
+    assert_eq!(lines[1]["status"], "validation");
+    // A blob that does not exist will not appear by waiting: the item is rejected, the record
+    // passed.
+    assert_eq!(lines[2]["status"], "rejected", "{}", lines[2]);
+    assert_eq!(lines[2]["offset"], 1);
+    assert!(
+        lines[2]["error"].as_str().unwrap().contains("no blob"),
+        "{}",
+        lines[2]
+    );
+
+    // The account hangs: the record waits (retried, nothing printed, nothing skipped)...
+    azurite.pause();
+    produce(&producer, "large", &[record(vec![hub_3])]);
+    let start = Instant::now();
+    while !consumer
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("blob store is unavailable"))
+    {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no warning about the blob store"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(consumer.lines().len(), 3);
+    // ...and is decrypted once the account answers again.
+    azurite.resume();
+    let lines = consumer.wait_for("the waiting record", |l| l.len() >= 4);
+    assert_eq!(lines[3]["status"], "decrypted", "{}", lines[3]);
+    assert_eq!(tag(&lines[3]), Some("o3"));
+    assert_eq!(lines[3]["offset"], 2);
+    assert_eq!(consumer.signal("-TERM"), Some(0));
+    let stderr = consumer.stderr.lock().unwrap().join("\n");
+    assert!(!stderr.contains(azurite::ACCOUNT_KEY), "{stderr}");
+    assert_eq!(consumer.lines().len(), 4);
 }

@@ -126,9 +126,32 @@ impl Azurite {
         )
     }
 
+    /// Freezes the emulator (SIGSTOP): connections are accepted by the kernel and never
+    /// answered, as a storage account that hangs.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws the emulator (SIGCONT): it answers again, its blobs intact.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("azurite running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+
     /// Stops the emulator (the port then refuses connections).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }
