@@ -17,17 +17,23 @@
 //!   is the one deployments of this feature use. [`azure::AzureBlobStore::container`] changes it.
 //! - **Blob name**: `additionalPayloadStorageId`, verbatim, as the blob's name in that container
 //!   (at most [`MAX_BLOB_NAME_CHARS`] characters, Azure's limit; no empty path segment, no `.`
-//!   or `..` segment).
+//!   or `..` segment, no backslash, no control character).
 //! - **Blob content**: one JSON object (UTF-8) holding the omitted properties by their
 //!   notification names: `encryptedContent` (required), `resource` and `resourceData`. Other
 //!   members are ignored, so a blob holding the whole notification also works; nothing else is
 //!   ever taken from the blob. `subscriptionId`, `tenantId`, `clientState` and the rest come from
 //!   the hub's record, which the hub authenticated. A property both the record and the blob carry
 //!   must be equal in both, or the item is refused.
-//! - **Trust**: the blob lives in the subscriber's own storage account, but the encrypted content
-//!   it holds is checked exactly as an inline one: the key choice, the HMAC signature before any
-//!   decryption, the replay store. A blob swapped for another genuine payload of the same key is
-//!   caught by the replay store when that payload was seen before, as an inline copy would be.
+//! - **Trust**: the encrypted content a blob holds is checked exactly as an inline one: the key
+//!   choice, the HMAC signature before any decryption, the replay store. That proves it was
+//!   made for this key, not that Graph made it: anyone holding the public certificate can make
+//!   content that verifies, so write access to the container must be held as closely as write
+//!   access to the hub. Whoever can write there can also delete or bloat a blob, and its item is
+//!   then rejected (not found, too large), not retried. A blob holding a payload seen before is
+//!   caught by the replay store, as an inline copy would be.
+//! - **Budget**: at most `max_payload_bytes` (16 MiB by default) of offloaded payloads is read for
+//!   one body, all its items together, one blob at a time: an item whose blob exceeds what is
+//!   left is rejected ([`PayloadError::TooLarge`]).
 //!
 //! # The step
 //!
@@ -120,6 +126,11 @@ pub enum PayloadError {
     /// the cause, never a credential.
     #[error("the blob store is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request for this blob for good (a name it will not take, an
+    /// archived blob): asking again would get the same answer. The message names the cause,
+    /// never a credential.
+    #[error("the blob store refused to serve this blob: {0}")]
+    Refused(String),
     /// The store's configuration is unusable (a connection string without an account or a
     /// credential, an endpoint that is not an http(s) URL). The message never holds a
     /// credential.
@@ -129,6 +140,12 @@ pub enum PayloadError {
 
 impl PayloadError {
     /// Whether trying again later may succeed ([`PayloadError::Unavailable`]).
+    ///
+    /// ```
+    /// use msgraph_notify::offload::PayloadError;
+    /// assert!(PayloadError::Unavailable("connection refused".into()).is_transient());
+    /// assert!(!PayloadError::NotFound.is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         matches!(self, PayloadError::Unavailable(_))
     }
@@ -152,6 +169,10 @@ pub fn check_blob_name(storage_id: &str) -> Result<(), PayloadError> {
     }
     if storage_id.chars().any(char::is_control) {
         return bad("holds a control character");
+    }
+    if storage_id.contains('\\') {
+        // Azure may read it as a `/`: no segment could then be checked.
+        return bad("holds a backslash");
     }
     if storage_id
         .split('/')

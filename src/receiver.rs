@@ -106,6 +106,10 @@ pub struct DecryptedItem {
     pub resource: Resource,
     /// The verified plaintext, byte for byte.
     pub plaintext: Plaintext,
+    /// `additionalPayloadStorageId`, for an item whose encrypted content was read from blob
+    /// storage ([`ReceiverBuilder::payload_store`]); its `notification` is then the record's,
+    /// with `resource` and `resourceData` from the blob and no `encryptedContent`.
+    pub storage_id: Option<String>,
 }
 
 /// A lifecycle event with what the application needs to act on it.
@@ -197,7 +201,7 @@ impl Item {
         match &self.outcome {
             Outcome::Decrypted(d) => {
                 meta(&mut out, &d.notification);
-                if let Some(Value::String(id)) = d.notification.extra.get(ADDITIONAL_PAYLOAD) {
+                if let Some(id) = &d.storage_id {
                     out[ADDITIONAL_PAYLOAD] = id.as_str().into();
                 }
                 out["resourceKind"] = d.resource.kind().into();
@@ -527,6 +531,11 @@ impl ReceiverBuilder {
     /// [`Outcome::Offloaded`]. Webhook bodies are never fetched for: Graph offloads only on
     /// Event Hubs. The blob's layout is in [`crate::offload`].
     ///
+    /// A transient failure leaves its item unjudged, but the other items of the same body are
+    /// decrypted and, with a replay store, recorded: retrying the whole body then reports them
+    /// as duplicates. Keep their outcomes, or record in the store only what was handled, as
+    /// `msgraph-notify consume` does.
+    ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use std::collections::HashMap;
@@ -577,9 +586,23 @@ impl ReceiverBuilder {
         self
     }
 
-    /// The largest offloaded payload fetched, in bytes; a larger blob is refused
+    /// The most bytes of offloaded payloads read for one body, all its items together (one blob
+    /// at a time): an item whose blob is larger than what is left is rejected
     /// ([`PayloadError::TooLarge`](crate::offload::PayloadError::TooLarge)) without being read
-    /// whole. Default: [`DEFAULT_MAX_PAYLOAD_BYTES`] (16 MiB).
+    /// whole. With the body limit, this bounds what one body can make the receiver hold.
+    /// Default: [`DEFAULT_MAX_PAYLOAD_BYTES`] (16 MiB).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::Receiver;
+    /// use msgraph_notify::{Decryptor, PrivateKey};
+    /// let receiver = Receiver::builder(Decryptor::with_key(PrivateKey::generate(2048)?, None)?)
+    ///     .trusted_transport_only()
+    ///     .max_payload_bytes(64 << 20) // 64 MiB of blobs per record
+    ///     .build()?;
+    /// # let _ = receiver;
+    /// # Ok(()) }
+    /// ```
     pub fn max_payload_bytes(mut self, limit: usize) -> Self {
         self.max_payload_bytes = limit;
         self
@@ -1341,9 +1364,12 @@ impl Receiver {
             _ => None,
         };
         self.check_offloaded(&mut outcomes, verdicts.as_ref());
-        if let (Transport::Trusted, Some(store)) = (transport, &self.payload_store) {
-            self.fetch_offloaded(store.as_ref(), &mut outcomes, &mut pending);
-        }
+        let fetched = match (transport, &self.payload_store) {
+            (Transport::Trusted, Some(store)) => {
+                self.fetch_offloaded(store.as_ref(), &mut outcomes, &mut pending)
+            }
+            _ => Vec::new(),
+        };
 
         if !pending.is_empty() {
             let mut ready: Vec<Ready<'_>> = Vec::new();
@@ -1375,6 +1401,14 @@ impl Receiver {
                 outcomes[index] = Some(outcome);
             }
         }
+        for (index, storage_id) in fetched {
+            if let Some(Outcome::Decrypted(d)) = &mut outcomes[index] {
+                // The notification as the record sent it (no encryptedContent: its copy from the
+                // blob, as large as the payload, is not kept once decrypted).
+                d.notification.encrypted_content = None;
+                d.storage_id = Some(storage_id);
+            }
+        }
 
         Ok(outcomes
             .into_iter()
@@ -1390,13 +1424,16 @@ impl Receiver {
 
     /// Replaces each offloaded outcome by its item with the blob's properties filled in, moved to
     /// `pending` to be verified and decrypted; or by a rejection when the blob cannot be read or
-    /// used. The subscription's binding is checked before the fetch.
+    /// used. The subscription's binding is checked before the fetch. One blob at a time, all of
+    /// them within `max_payload_bytes` together. Returns the (index, blob name) of those moved.
     fn fetch_offloaded(
         &self,
         store: &dyn PayloadStore,
         outcomes: &mut [Option<Outcome>],
         pending: &mut Vec<(usize, ChangeNotification)>,
-    ) {
+    ) -> Vec<(usize, String)> {
+        let mut left = self.max_payload_bytes;
+        let mut fetched = Vec::new();
         for (index, slot) in outcomes.iter_mut().enumerate() {
             if !matches!(slot, Some(Outcome::Offloaded(_))) {
                 continue;
@@ -1411,21 +1448,24 @@ impl Receiver {
             let merged = self
                 .covered(None, &notification)
                 .and_then(|()| Ok(check_blob_name(&storage_id)?))
-                .and_then(|()| Ok(store.fetch(&storage_id, self.max_payload_bytes)?))
+                .and_then(|()| Ok(store.fetch(&storage_id, left)?))
                 .and_then(|blob| {
-                    if blob.len() > self.max_payload_bytes {
-                        return Err(crate::offload::PayloadError::TooLarge {
-                            limit: self.max_payload_bytes,
-                        }
-                        .into());
+                    // Whatever the store did with the limit.
+                    if blob.len() > left {
+                        return Err(crate::offload::PayloadError::TooLarge { limit: left }.into());
                     }
+                    left -= blob.len();
                     merge_payload(notification.clone(), &blob)
                 });
             match merged {
-                Ok(merged) => pending.push((index, merged)),
+                Ok(merged) => {
+                    pending.push((index, merged));
+                    fetched.push((index, storage_id));
+                }
                 Err(e) => *slot = Some(rejected(e, Some(notification))),
             }
         }
+        fetched
     }
 
     /// On the webhook, an offloaded item needs the tokens' coverage as an encrypted item does
@@ -1598,6 +1638,7 @@ impl Receiver {
             notification,
             resource,
             plaintext,
+            storage_id: None,
         }))
     }
 

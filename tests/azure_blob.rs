@@ -134,6 +134,53 @@ fn missing_and_oversized_blobs_are_refused_for_good_a_missing_container_is_not()
         .unwrap();
     let e = wrong.fetch("small", 1024).unwrap_err();
     assert!(e.is_transient(), "{e:?}");
+    assert!(e.to_string().contains("ContainerNotFound"), "{e}");
+
+    // A blob's name holding the service's error code does not pass for the service's answer:
+    // a missing blob so named is still a missing blob, refused for good (were it taken for a
+    // missing container, anyone writing to the hub could stall a consumer on it forever).
+    let e = store
+        .fetch("<Code>ContainerNotFound</Code>", 1024)
+        .unwrap_err();
+    assert_eq!(e, PayloadError::NotFound);
+}
+
+#[test]
+fn a_shared_access_signature_reads_and_a_bad_one_is_never_shown() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    azurite.create_container(DEFAULT_CONTAINER);
+    azurite.put_blob(DEFAULT_CONTAINER, "via-sas", b"{\"encryptedContent\":null}");
+    let with_sas = |sas: &str| {
+        AzureBlobStore::from_connection_string(&format!(
+            "BlobEndpoint={};SharedAccessSignature={sas}",
+            azurite.endpoint()
+        ))
+        .unwrap()
+        .timeout(Duration::from_secs(5))
+        .unwrap()
+    };
+    let sas = azurite.account_sas("r");
+    let store = with_sas(&sas);
+    assert!(!format!("{store:?}").contains("sig="));
+    assert_eq!(
+        store.fetch("via-sas", 1024).unwrap(),
+        b"{\"encryptedContent\":null}"
+    );
+
+    // The same token with another signature: refused by the service, transient (credentials
+    // can be fixed), and the signature shown nowhere.
+    let forged_sig = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D";
+    let forged = format!("{}sig={forged_sig}", sas.split("sig=").next().unwrap());
+    let e = with_sas(&forged).fetch("via-sas", 1024).unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(!e.to_string().contains("AAAAAAAAAAAAAAAA"), "{e}");
+    // Without the read permission.
+    let e = with_sas(&azurite.account_sas("l"))
+        .fetch("via-sas", 1024)
+        .unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
 }
 
 #[test]

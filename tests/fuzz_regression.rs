@@ -292,6 +292,30 @@ fn generate_seeds() {
         "no_token",
         &with(0, &generic(no_token.to_string())),
     );
+
+    // offloaded_payload: the blob an Event Hubs record names.
+    let blob = json!({"resource": item["resource"], "resourceData": item["resourceData"],
+                      "encryptedContent": item["encryptedContent"]});
+    write("offloaded_payload", "genuine", &generic(blob.to_string()));
+    let mut whole = item.clone();
+    whole["subscriptionId"] = "not-the-record's".into();
+    whole["clientState"] = "not-the-record's".into();
+    write(
+        "offloaded_payload",
+        "whole_notification",
+        &generic(whole.to_string()),
+    );
+    let conflicting = json!({"resource": "other", "encryptedContent": item["encryptedContent"]});
+    write(
+        "offloaded_payload",
+        "no_resource_data",
+        &generic(conflicting.to_string()),
+    );
+    write(
+        "offloaded_payload",
+        "not_an_object",
+        b"[\"encryptedContent\"]",
+    );
 }
 
 /// The seeds reach the deep paths: the rich body decrypts both items under this process's key
@@ -311,6 +335,26 @@ fn seeds_reach_decryption() {
             matches!(item.outcome, Outcome::Decrypted(_)),
             "{:?}",
             item.outcome
+        );
+    }
+    // The genuine blob decrypts, and the whole notification's own ids do not replace the record's.
+    for name in ["genuine", "whole_notification"] {
+        let seed =
+            std::fs::read(fuzz_dir().join("seeds/offloaded_payload").join(name)).expect("seed");
+        *f.blob.0.lock().unwrap() = entry::expand(&seed);
+        let record = serde_json::json!({"value": [{
+            "subscriptionId": entry::OFFLOADED_SUBSCRIPTION, "tenantId": entry::TENANT,
+            "clientState": entry::CLIENT_STATE, "additionalPayloadStorageId": entry::BLOB}]});
+        let items = f
+            .offload_receiver
+            .receive_trusted_transport(record.to_string().as_bytes())
+            .unwrap();
+        let Outcome::Decrypted(d) = &items[0].outcome else {
+            panic!("{name}: {:?}", items[0].outcome)
+        };
+        assert_eq!(
+            d.notification.subscription_id.as_deref(),
+            Some(entry::OFFLOADED_SUBSCRIPTION)
         );
     }
     let seed =

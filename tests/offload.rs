@@ -121,7 +121,10 @@ fn error_of(item: &Item) -> &Error {
 fn an_offloaded_item_is_fetched_verified_and_decrypted_as_an_inline_one() {
     let store = Arc::new(Blobs::default());
     let receiver = builder(&store).max_payload_bytes(1 << 20).build().unwrap();
-    let (inline, _) = chat_message("inline");
+    let (mut inline, _) = chat_message("inline");
+    // An inline item naming a blob anyway: decrypted from its own content, and its line does not
+    // claim a blob was read.
+    inline["additionalPayloadStorageId"] = "not-read".into();
     let (big, data) = chat_message("big");
     let (hub_item, blob) = common::offload(big.clone(), "2b8e0a51-blob");
     assert!(hub_item.get("encryptedContent").is_none() && hub_item.get("resource").is_none());
@@ -148,6 +151,14 @@ fn an_offloaded_item_is_fetched_verified_and_decrypted_as_an_inline_one() {
     assert_eq!(
         d.notification.subscription_id.as_deref(),
         big["subscriptionId"].as_str()
+    );
+    assert_eq!(d.storage_id.as_deref(), Some("2b8e0a51-blob"));
+    assert!(d.notification.encrypted_content.is_none());
+    assert!(
+        items[0]
+            .to_json()
+            .get("additionalPayloadStorageId")
+            .is_none()
     );
     let line = items[1].to_json();
     assert_eq!(line["additionalPayloadStorageId"], "2b8e0a51-blob");
@@ -252,9 +263,10 @@ fn each_way_a_blob_can_be_wrong_rejects_that_item_alone() {
     );
     assert!(matches!(error_of(&out[4]), Error::Verification));
     assert!(matches!(error_of(&out[5]), Error::Malformed { field, .. } if field == "resource"));
+    // Over the budget: what is left of the body's 64 KiB once the blobs before it were read.
     assert!(matches!(
         error_of(&out[6]),
-        Error::Payload(PayloadError::TooLarge { limit: 65536 })
+        Error::Payload(PayloadError::TooLarge { limit }) if *limit < 65536
     ));
     assert!(matches!(
         error_of(&out[7]),
@@ -378,4 +390,45 @@ fn the_webhook_never_fetches_and_a_receiver_without_a_store_reports_the_id() {
     let out = without.receive_trusted_transport(&record(&[hub])).unwrap();
     assert_eq!(out[0].to_json()["additionalPayloadStorageId"], "webhook");
     assert_eq!(statuses(&out), ["offloaded"]);
+}
+
+#[test]
+fn one_record_reads_at_most_its_budget_of_blobs_one_at_a_time() {
+    // A record naming the same large blob many times must not make the receiver hold it many
+    // times: max_payload_bytes is the budget of the whole body.
+    let store = Arc::new(Blobs::default());
+    let (item, _) = chat_message("budget");
+    let (hub, blob) = common::offload(item, "shared");
+    let size = blob.len();
+    store.put("shared", blob);
+    let receiver = Receiver::builder(decryptor())
+        .trusted_transport_only()
+        .client_state(SECRET)
+        .payload_store(Arc::clone(&store) as Arc<dyn PayloadStore>)
+        .max_payload_bytes(2 * size + size / 2)
+        .build()
+        .unwrap();
+    let out = receiver
+        .receive_trusted_transport(&record(&[hub.clone(), hub.clone(), hub.clone(), hub]))
+        .unwrap();
+    assert_eq!(
+        statuses(&out),
+        ["decrypted", "decrypted", "rejected", "rejected"]
+    );
+    assert!(matches!(
+        error_of(&out[2]),
+        Error::Payload(PayloadError::TooLarge { limit }) if *limit == size / 2
+    ));
+    // Each fetch was offered only what was left.
+    let limits: Vec<usize> = store
+        .fetches
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| *l)
+        .collect();
+    assert_eq!(
+        limits,
+        [2 * size + size / 2, size + size / 2, size / 2, size / 2]
+    );
 }

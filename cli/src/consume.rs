@@ -55,7 +55,7 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// what was already printed into `duplicate` rejections. A record whose replay store, key or
 /// blob store does not answer is retried, never skipped. On SIGTERM or SIGINT it commits what
 /// was printed and exits 0. Memory: about 32 MiB of prefetched records, one record (--max-body)
-/// being decrypted with one offloaded payload (--max-payload) at a time, and up to 1 MiB of
+/// being decrypted with at most --max-payload (16 MiB) of offloaded payloads, and up to 1 MiB of
 /// output (plus one record's lines) between two commits.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -99,13 +99,16 @@ pub struct Args {
 
     /// How long one offloaded payload may take to read, retries included, in seconds; past it
     /// the record is retried like one whose blob store is out of reach.
-    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600), env = "MSGRAPH_NOTIFY_BLOB_TIMEOUT")]
+    /// At most 120: the record's fetches run between two polls of the group, and Kafka's
+    /// max.poll.interval.ms (300 s) ends the membership of a member that polls no more.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=120), env = "MSGRAPH_NOTIFY_BLOB_TIMEOUT")]
     blob_timeout: u64,
 
-    /// The largest offloaded payload read, in bytes; a larger one is refused (its item
-    /// rejected) without being read whole.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES, env = "MSGRAPH_NOTIFY_MAX_PAYLOAD")]
-    max_payload: usize,
+    /// The most bytes of offloaded payloads read for one record, its items together (one blob at
+    /// a time); an item whose blob is larger than what is left is rejected without being read
+    /// whole. At most 1 GiB.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)), env = "MSGRAPH_NOTIFY_MAX_PAYLOAD")]
+    max_payload: u64,
 
     /// The decryption key: [ID=]PATH of a PEM/DER/PKCS#12 key, or [ID=]pkcs11:URI (repeat for
     /// rotation).
@@ -362,7 +365,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     if let Some(store) = blob_store(&args)? {
         builder = builder
             .payload_store(store)
-            .max_payload_bytes(args.max_payload);
+            .max_payload_bytes(usize::try_from(args.max_payload).unwrap_or(usize::MAX));
     }
     let receiver = builder.build().map_err(|e| fail!("{e}"))?;
 

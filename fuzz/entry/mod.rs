@@ -12,11 +12,12 @@
 //! [`APP`] in [`TENANT`]). `data` and `dataSignature` under [`KEY`] need no placeholder.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use msgraph_notify::model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};
+use msgraph_notify::offload::{PayloadError, PayloadStore};
 use msgraph_notify::receiver::Receiver;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
 use msgraph_notify::token::{Jwks, TokenValidator, TokenVersion, Validation};
@@ -46,7 +47,33 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("token", token),
     ("key_load", key_load),
     ("receiver", receiver),
+    ("offloaded_payload", offloaded_payload),
 ];
+
+/// The blob name the offloaded record names.
+pub const BLOB: &str = "fuzz-blob";
+/// The subscription of the offloaded record.
+pub const OFFLOADED_SUBSCRIPTION: &str = "fuzz-subscription";
+
+/// The one blob the offloaded receiver reads: the fuzzer's input.
+#[derive(Default)]
+pub struct OneBlob(pub Mutex<Vec<u8>>);
+
+impl PayloadStore for OneBlob {
+    fn fetch(&self, storage_id: &str, max_bytes: usize) -> Result<Vec<u8>, PayloadError> {
+        if storage_id != BLOB {
+            return Err(PayloadError::NotFound);
+        }
+        let blob = self
+            .0
+            .lock()
+            .map_err(|_| PayloadError::Unavailable("poisoned".into()))?;
+        if blob.len() > max_bytes {
+            return Err(PayloadError::TooLarge { limit: max_bytes });
+        }
+        Ok(blob.clone())
+    }
+}
 
 /// What every target shares, made once per process.
 pub struct Fixture {
@@ -62,6 +89,9 @@ pub struct Fixture {
     pub token_v1: String,
     /// A valid presence notification under [`KEY`].
     pub notification: ChangeNotification,
+    /// A trusted-transport receiver reading offloaded payloads from [`Fixture::blob`].
+    pub offload_receiver: Receiver,
+    pub blob: Arc<OneBlob>,
 }
 
 pub fn fixture() -> &'static Fixture {
@@ -89,6 +119,20 @@ pub fn fixture() -> &'static Fixture {
         .max_body_bytes(256 * 1024)
         .build()
         .expect("receiver");
+        let blob = Arc::new(OneBlob::default());
+        let offload_receiver = Receiver::builder(
+            Decryptor::with_key(
+                PrivateKey::from_der(&key.to_pkcs8_der()).expect("key"),
+                Some(cert.clone()),
+            )
+            .expect("decryptor"),
+        )
+        .trusted_transport_only()
+        .client_state(CLIENT_STATE)
+        .max_payload_bytes(256 * 1024)
+        .payload_store(Arc::clone(&blob) as Arc<dyn PayloadStore>)
+        .build()
+        .expect("offload receiver");
         let enc = encryptor(&cert);
         let mut spec = NotificationSpec::new(TENANT, RESOURCE);
         spec.client_state = Some(CLIENT_STATE.into());
@@ -109,6 +153,8 @@ pub fn fixture() -> &'static Fixture {
             receiver,
             data_key,
             notification,
+            offload_receiver,
+            blob,
         }
     })
 }
@@ -514,4 +560,29 @@ pub fn receiver(data: &[u8]) {
             let _ = item.to_json();
         }
     }
+}
+
+/// An offloaded payload: the fuzzer's bytes (placeholders expanded) are the blob an Event Hubs
+/// record names; the receiver reads it, fills in the notification and verifies and decrypts it.
+/// Oracles: one outcome; a decrypted item keeps the record's subscription, tenant and
+/// clientState, whatever the blob holds.
+pub fn offloaded_payload(data: &[u8]) {
+    let f = fixture();
+    *f.blob.0.lock().expect("blob") = expand(data);
+    let record = serde_json::json!({"value": [{
+        "subscriptionId": OFFLOADED_SUBSCRIPTION, "tenantId": TENANT, "clientState": CLIENT_STATE,
+        "changeType": "created", "additionalPayloadStorageId": BLOB,
+    }]});
+    let items = f
+        .offload_receiver
+        .receive_trusted_transport(record.to_string().as_bytes())
+        .expect("the record itself is well-formed");
+    assert_eq!(items.len(), 1);
+    if let msgraph_notify::receiver::Outcome::Decrypted(d) = &items[0].outcome {
+        let n = &d.notification;
+        assert_eq!(n.subscription_id.as_deref(), Some(OFFLOADED_SUBSCRIPTION));
+        assert_eq!(n.tenant_id.as_deref(), Some(TENANT));
+        assert_eq!(n.client_state.as_deref(), Some(CLIENT_STATE));
+    }
+    let _ = items[0].to_json();
 }

@@ -154,7 +154,8 @@ impl AzureBlobStore {
 
 impl Settings {
     fn client(&self) -> Result<MicrosoftAzure, PayloadError> {
-        let request_timeout = self.timeout.min(Duration::from_secs(10));
+        // One request may take the whole deadline: a 16 MiB body on a slow link needs it.
+        let request_timeout = self.timeout;
         let mut builder = MicrosoftAzureBuilder::new()
             .with_account(&self.account)
             .with_container_name(&self.container)
@@ -237,6 +238,11 @@ impl PayloadStore for AzureBlobStore {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err(Fault::NotFound)) => Err(PayloadError::NotFound),
             Ok(Err(Fault::TooLarge)) => Err(PayloadError::TooLarge { limit: max_bytes }),
+            Ok(Err(Fault::Refused(message))) => Err(PayloadError::Refused(format!(
+                "reading blob {storage_id:?} of container {:?}: {}",
+                self.settings.container,
+                self.settings.redact(&message)
+            ))),
             Ok(Err(Fault::Other(message))) => Err(PayloadError::Unavailable(format!(
                 "reading blob {storage_id:?} of container {:?}: {}",
                 self.settings.container,
@@ -261,29 +267,51 @@ impl Drop for AzureBlobStore {
 enum Fault {
     NotFound,
     TooLarge,
+    /// Refused for what the request names, for good.
+    Refused(String),
+    /// Anything that may pass.
     Other(String),
 }
 
 impl From<object_store::Error> for Fault {
     fn from(e: object_store::Error) -> Self {
+        use object_store::Error as E;
+        // The service's answer is read from the request error (the source), never from the
+        // outer message, which repeats the blob's name as given: a name holding an error code
+        // must not pass for the service's answer. The request's URI comes before the status,
+        // percent-encoded (no spaces), so the marker below cannot come from the name either.
+        let detail = match &e {
+            E::NotFound { source, .. }
+            | E::Generic { source, .. }
+            | E::AlreadyExists { source, .. }
+            | E::Precondition { source, .. }
+            | E::PermissionDenied { source, .. }
+            | E::Unauthenticated { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
         // One line: the service's XML error body is kept (it names the cause), its newlines not.
-        let message = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        match e {
-            // A missing container is the deployment's mistake, not the item's: reported as
-            // unavailable (transient), so a consumer waits instead of refusing every item.
-            object_store::Error::NotFound { .. }
-                if message.contains("<Code>ContainerNotFound</Code>") =>
-            {
+        let message = detail.split_whitespace().collect::<Vec<_>>().join(" ");
+        let answer = message
+            .split_once("non-2xx status code: ")
+            .map(|(_, answer)| answer);
+        let status = answer
+            .and_then(|a| a.get(..3))
+            .and_then(|code| code.parse::<u16>().ok());
+        match status {
+            // A missing container is the deployment's mistake, not the item's: transient, so
+            // a consumer waits for it to be fixed instead of refusing every offloaded item.
+            Some(404) if answer.is_some_and(|a| a.contains("<Code>ContainerNotFound</Code>")) => {
                 Fault::Other(format!(
                     "the container does not exist (ContainerNotFound): {message}"
                 ))
             }
-            object_store::Error::NotFound { .. } => Fault::NotFound,
-            _ => Fault::Other(message),
+            Some(404) => Fault::NotFound,
+            // Credentials, throttling, timeouts, the service's own failures, and no answer at
+            // all (connection refused, reset, a deadline): may pass.
+            None | Some(401 | 403 | 408 | 429 | 500..=599) => Fault::Other(message),
+            // Any other refusal (400 for a name the service will not take, 409 for an archived
+            // blob, 414, 416...) is about this blob: asking again would get the same answer.
+            Some(_) => Fault::Refused(message),
         }
     }
 }
@@ -295,7 +323,8 @@ async fn read(store: &MicrosoftAzure, path: &Path, max_bytes: usize) -> Result<V
     if size > max_bytes {
         return Err(Fault::TooLarge);
     }
-    let mut out = Vec::with_capacity(size);
+    // The size is the server's word: grow past 1 MiB only as the bytes arrive.
+    let mut out = Vec::with_capacity(size.min(1 << 20));
     let mut stream = result.into_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -344,25 +373,55 @@ impl Parsed {
                 credential: Credential::AccountKey(Zeroizing::new(EMULATOR_KEY.to_owned())),
             });
         }
-        let account = get("accountname")
-            .ok_or_else(|| config("AccountName is missing".into()))?
-            .to_owned();
-        let endpoint = match get("blobendpoint") {
-            Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
-            None => {
+        let endpoint = match (get("blobendpoint"), get("accountname")) {
+            (Some(endpoint), _) => endpoint.trim_end_matches('/').to_owned(),
+            (None, Some(account)) => {
                 let protocol = get("defaultendpointsprotocol").unwrap_or("https");
                 let suffix = get("endpointsuffix").unwrap_or("core.windows.net");
                 format!("{protocol}://{account}.blob.{suffix}")
             }
+            (None, None) => return Err(config("AccountName is missing".into())),
         };
-        match url::Url::parse(&endpoint) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => {
-                return Err(config(format!(
-                    "the blob endpoint {endpoint:?} is not an http(s) URL"
-                )));
+        let url = match url::Url::parse(&endpoint) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none()
+                    && u.fragment().is_none() =>
+            {
+                u
             }
-        }
+            // Not echoed: a pasted SAS or a user:password would be in it.
+            _ => {
+                return Err(config(
+                    "BlobEndpoint is not an http(s) URL of the blob service alone (no user \
+                     information, query or fragment: a SAS goes in SharedAccessSignature)"
+                        .into(),
+                ));
+            }
+        };
+        // A SAS connection string names no AccountName: the endpoint does, in its host
+        // (`ACCOUNT.blob.core.windows.net`) or, path-style (Azurite), in its first segment.
+        let account = match get("accountname") {
+            Some(account) => account.to_owned(),
+            None => url
+                .host_str()
+                .and_then(|host| host.split_once(".blob."))
+                .map(|(account, _)| account.to_owned())
+                .or_else(|| {
+                    url.path_segments()
+                        .and_then(|mut segments| segments.next())
+                        .filter(|segment| !segment.is_empty())
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| {
+                    config(
+                        "AccountName is missing and BlobEndpoint does not name the account".into(),
+                    )
+                })?,
+        };
         let credential = match (get("accountkey"), get("sharedaccesssignature")) {
             (Some(key), _) => Credential::AccountKey(Zeroizing::new(key.to_owned())),
             (None, Some(sas)) => Credential::Sas(Zeroizing::new(sas.to_owned())),
@@ -398,6 +457,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.endpoint, "http://127.0.0.1:10000/devstoreaccount1");
+        let p = Parsed::new(
+            "BlobEndpoint=https://contoso.blob.core.windows.net/;SharedAccessSignature=sv=2022&sig=x",
+        )
+        .unwrap();
+        assert_eq!(p.account, "contoso");
+        let p = Parsed::new(
+            "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sig=x",
+        )
+        .unwrap();
+        assert_eq!(p.account, "devstoreaccount1");
         let p = Parsed::new("UseDevelopmentStorage=true").unwrap();
         assert_eq!(p.account, "devstoreaccount1");
         assert!(matches!(
@@ -415,6 +484,8 @@ mod tests {
             "AccountKey=topsecret",
             "AccountName=a",
             "AccountName=a;AccountKey=topsecret;BlobEndpoint=ftp://x",
+            "AccountName=a;AccountKey=k;BlobEndpoint=https://a.blob.core.windows.net/?sig=topsecret",
+            "AccountName=a;AccountKey=k;BlobEndpoint=https://u:topsecret@a.blob.core.windows.net",
             "AccountName=a;AccountKey=topsecret;garbage",
         ] {
             let e = Parsed::new(bad).err().expect(bad);

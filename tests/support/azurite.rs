@@ -157,6 +157,24 @@ impl Azurite {
         }
     }
 
+    /// An account SAS token for the blob service (version 2019-12-12, as the Shared Access
+    /// Signature documentation defines it), with these permissions (`r` to read), valid until
+    /// 2030, for http and https.
+    pub fn account_sas(&self, permissions: &str) -> String {
+        let (version, expiry) = ("2019-12-12", "2030-01-01T00:00:00Z");
+        let to_sign =
+            format!("{ACCOUNT}\n{permissions}\nb\nsco\n\n{expiry}\n\nhttps,http\n{version}\n");
+        let key = STANDARD.decode(ACCOUNT_KEY).expect("account key");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("hmac key");
+        mac.update(to_sign.as_bytes());
+        let signature = STANDARD.encode(mac.finalize().into_bytes());
+        format!(
+            "sv={version}&ss=b&srt=sco&sp={permissions}&se={}&spr=https,http&sig={}",
+            expiry.replace(':', "%3A"),
+            encode_path(&signature)
+        )
+    }
+
     pub fn create_container(&self, container: &str) {
         let status = self.request(
             "PUT",
