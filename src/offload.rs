@@ -32,8 +32,9 @@
 //!   then rejected (not found, too large), not retried. A blob holding a payload seen before is
 //!   caught by the replay store, as an inline copy would be.
 //! - **Budget**: at most `max_payload_bytes` (16 MiB by default) of offloaded payloads is read for
-//!   one body, all its items together, one blob at a time: an item whose blob exceeds what is
-//!   left is rejected ([`PayloadError::TooLarge`]).
+//!   one body, all its items together, one blob at a time: an item whose blob exceeds it alone is
+//!   rejected ([`PayloadError::TooLarge`]), one whose blob exceeds what the items before it left
+//!   is rejected ([`PayloadError::OverBudget`]) and the blob is not read whole.
 //!
 //! # The step
 //!
@@ -118,6 +119,17 @@ pub enum PayloadError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The body's offloaded payloads together exceed the receiver's budget
+    /// ([`ReceiverBuilder::max_payload_bytes`](crate::receiver::ReceiverBuilder::max_payload_bytes)):
+    /// this item's blob was not read whole. Raise the budget to read them all.
+    #[error(
+        "the offloaded payloads of this body exceed max_payload_bytes ({budget} bytes) together; \
+         raise it to read them all"
+    )]
+    OverBudget {
+        /// The budget, in bytes.
+        budget: usize,
+    },
     /// `additionalPayloadStorageId` cannot name a blob (see the [module](self) for the rules).
     #[error("not a usable blob name: {0}")]
     InvalidName(String),
@@ -183,14 +195,20 @@ pub fn check_blob_name(storage_id: &str) -> Result<(), PayloadError> {
     Ok(())
 }
 
+/// The most bytes of JSON a blob's `resourceData` may take. Graph's `resourceData` names the
+/// resource (`@odata.type`, `@odata.id`, `id`, at most a few more properties); kept as a JSON
+/// tree, 16 MiB of tiny values would take many times their size.
+pub const MAX_RESOURCE_DATA_BYTES: usize = 64 * 1024;
+
 /// What an offloaded payload's blob holds (see the [module](self)).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Payload {
+struct Payload<'a> {
     #[serde(default)]
     resource: Option<String>,
-    #[serde(default)]
-    resource_data: Option<Value>,
+    /// Kept as text until its size is checked.
+    #[serde(default, borrow)]
+    resource_data: Option<&'a serde_json::value::RawValue>,
     #[serde(default, alias = "EncryptedContent")]
     encrypted_content: Option<EncryptedContent>,
 }
@@ -226,7 +244,7 @@ pub fn merge_payload(
     mut notification: ChangeNotification,
     blob: &[u8],
 ) -> Result<ChangeNotification> {
-    let payload: Payload = serde_json::from_slice(blob).map_err(|e| {
+    let payload: Payload<'_> = serde_json::from_slice(blob).map_err(|e| {
         Error::malformed(
             BLOB_FIELD,
             format!("not a JSON object holding encryptedContent: {e}"),
@@ -247,9 +265,25 @@ pub fn merge_payload(
     }
     notification.encrypted_content = Some(content);
     fill(&mut notification.resource, payload.resource, "resource")?;
+    let resource_data =
+        match payload.resource_data {
+            Some(raw) if raw.get().len() > MAX_RESOURCE_DATA_BYTES => {
+                return Err(Error::malformed(
+                    format!("{BLOB_FIELD}.resourceData"),
+                    format!(
+                        "over {MAX_RESOURCE_DATA_BYTES} bytes (Graph's resourceData names the \
+                     resource: @odata.type, @odata.id, id)"
+                    ),
+                ));
+            }
+            Some(raw) => Some(serde_json::from_str::<Value>(raw.get()).map_err(|e| {
+                Error::malformed(format!("{BLOB_FIELD}.resourceData"), e.to_string())
+            })?),
+            None => None,
+        };
     fill(
         &mut notification.resource_data,
-        payload.resource_data,
+        resource_data,
         "resourceData",
     )?;
     Ok(notification)

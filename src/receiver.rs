@@ -1402,11 +1402,19 @@ impl Receiver {
             }
         }
         for (index, storage_id) in fetched {
-            if let Some(Outcome::Decrypted(d)) = &mut outcomes[index] {
-                // The notification as the record sent it (no encryptedContent: its copy from the
-                // blob, as large as the payload, is not kept once decrypted).
-                d.notification.encrypted_content = None;
-                d.storage_id = Some(storage_id);
+            // The notification as the record sent it (no encryptedContent: its copy from the
+            // blob, as large as the payload, is not kept once the item is decided).
+            match &mut outcomes[index] {
+                Some(Outcome::Decrypted(d)) => {
+                    d.notification.encrypted_content = None;
+                    d.storage_id = Some(storage_id);
+                }
+                Some(Outcome::Rejected(r)) => {
+                    if let Some(n) = &mut r.notification {
+                        n.encrypted_content = None;
+                    }
+                }
+                _ => {}
             }
         }
 
@@ -1432,7 +1440,9 @@ impl Receiver {
         outcomes: &mut [Option<Outcome>],
         pending: &mut Vec<(usize, ChangeNotification)>,
     ) -> Vec<(usize, String)> {
-        let mut left = self.max_payload_bytes;
+        use crate::offload::PayloadError;
+        let budget = self.max_payload_bytes;
+        let mut left = budget;
         let mut fetched = Vec::new();
         for (index, slot) in outcomes.iter_mut().enumerate() {
             if !matches!(slot, Some(Outcome::Offloaded(_))) {
@@ -1448,11 +1458,26 @@ impl Receiver {
             let merged = self
                 .covered(None, &notification)
                 .and_then(|()| Ok(check_blob_name(&storage_id)?))
-                .and_then(|()| Ok(store.fetch(&storage_id, left)?))
+                .and_then(|()| {
+                    if left == 0 {
+                        return Err(PayloadError::OverBudget { budget }.into());
+                    }
+                    match store.fetch(&storage_id, left) {
+                        // Over what the items before it left, or over the whole budget: the
+                        // store cannot tell; the budget being whole, it is the blob.
+                        Err(PayloadError::TooLarge { .. }) if left < budget => {
+                            Err(PayloadError::OverBudget { budget }.into())
+                        }
+                        other => Ok(other?),
+                    }
+                })
                 .and_then(|blob| {
                     // Whatever the store did with the limit.
+                    if blob.len() > budget {
+                        return Err(PayloadError::TooLarge { limit: budget }.into());
+                    }
                     if blob.len() > left {
-                        return Err(crate::offload::PayloadError::TooLarge { limit: left }.into());
+                        return Err(PayloadError::OverBudget { budget }.into());
                     }
                     left -= blob.len();
                     merge_payload(notification.clone(), &blob)

@@ -160,6 +160,10 @@ fn an_offloaded_item_is_fetched_verified_and_decrypted_as_an_inline_one() {
             .get("additionalPayloadStorageId")
             .is_none()
     );
+    let Outcome::Decrypted(inline) = &items[0].outcome else {
+        unreachable!()
+    };
+    assert!(inline.storage_id.is_none() && inline.notification.encrypted_content.is_some());
     let line = items[1].to_json();
     assert_eq!(line["additionalPayloadStorageId"], "2b8e0a51-blob");
     assert_eq!(line["resourceKind"], "chatMessage");
@@ -178,7 +182,7 @@ fn each_way_a_blob_can_be_wrong_rejects_that_item_alone() {
         ..Blobs::default()
     });
     let receiver = builder(&store)
-        .max_payload_bytes(64 * 1024)
+        .max_payload_bytes(256 * 1024)
         .build()
         .unwrap();
     let mut items = Vec::new();
@@ -225,7 +229,7 @@ fn each_way_a_blob_can_be_wrong_rejects_that_item_alone() {
     // 6: over the receiver's limit (the store returned it anyway).
     let (huge, _) = chat_message("huge");
     let (hub, _) = common::offload(huge, "huge");
-    store.put("huge", vec![b' '; 64 * 1024 + 1]);
+    store.put("huge", vec![b' '; 256 * 1024 + 1]);
     items.push(hub);
     // 7: an id that cannot name a blob.
     let (dots, _) = chat_message("dots");
@@ -239,6 +243,14 @@ fn each_way_a_blob_can_be_wrong_rejects_that_item_alone() {
         "deep",
         format!(r#"{{"resourceData":{nested}}}"#).into_bytes(),
     );
+    items.push(hub);
+
+    // 9: a resourceData far larger than any Graph sends (a JSON tree many times its size).
+    let (wide, _) = chat_message("wide");
+    let (hub, blob) = common::offload(wide, "wide");
+    let mut blob: Value = serde_json::from_slice(&blob).unwrap();
+    blob["resourceData"] = json!(vec![0; 35_000]);
+    store.put("wide", blob.to_string().into_bytes());
     items.push(hub);
 
     let out = receiver.receive_trusted_transport(&record(&items)).unwrap();
@@ -263,16 +275,21 @@ fn each_way_a_blob_can_be_wrong_rejects_that_item_alone() {
     );
     assert!(matches!(error_of(&out[4]), Error::Verification));
     assert!(matches!(error_of(&out[5]), Error::Malformed { field, .. } if field == "resource"));
-    // Over the budget: what is left of the body's 64 KiB once the blobs before it were read.
+    // Over the whole budget by itself.
     assert!(matches!(
         error_of(&out[6]),
-        Error::Payload(PayloadError::TooLarge { limit }) if *limit < 65536
+        Error::Payload(PayloadError::TooLarge { limit: 262_144 })
     ));
     assert!(matches!(
         error_of(&out[7]),
         Error::Payload(PayloadError::InvalidName(_))
     ));
     assert!(matches!(error_of(&out[8]), Error::Malformed { .. }));
+    assert!(
+        matches!(error_of(&out[9]), Error::Malformed { field, .. } if field.ends_with("resourceData")),
+        "{}",
+        error_of(&out[9])
+    );
     // None of these may pass later: not transient.
     for item in &out[1..] {
         if let Error::Payload(e) = error_of(item) {
@@ -417,8 +434,13 @@ fn one_record_reads_at_most_its_budget_of_blobs_one_at_a_time() {
     );
     assert!(matches!(
         error_of(&out[2]),
-        Error::Payload(PayloadError::TooLarge { limit }) if *limit == size / 2
+        Error::Payload(PayloadError::OverBudget { budget }) if *budget == 2 * size + size / 2
     ));
+    assert!(matches!(
+        error_of(&out[3]),
+        Error::Payload(PayloadError::OverBudget { .. })
+    ));
+    assert!(error_of(&out[2]).to_string().contains("max_payload_bytes"));
     // Each fetch was offered only what was left.
     let limits: Vec<usize> = store
         .fetches

@@ -273,45 +273,54 @@ enum Fault {
     Other(String),
 }
 
+/// The service's error codes that are about the blob asked for, for good: asking again gets the
+/// same answer. Any other refusal may be the account's or the set-up's (a SAS parameter, an API
+/// version, an account being created, a proxy) and is transient.
+const REFUSALS: [&str; 4] = [
+    "<Code>BlobArchived</Code>",
+    "<Code>InvalidResourceName</Code>",
+    "<Code>InvalidUri</Code>",
+    "<Code>BlobTierInadequateForContentLength</Code>",
+];
+
 impl From<object_store::Error> for Fault {
     fn from(e: object_store::Error) -> Self {
-        use object_store::Error as E;
         // The service's answer is read from the request error (the source), never from the
         // outer message, which repeats the blob's name as given: a name holding an error code
         // must not pass for the service's answer. The request's URI comes before the status,
-        // percent-encoded (no spaces), so the marker below cannot come from the name either.
-        let detail = match &e {
-            E::NotFound { source, .. }
-            | E::Generic { source, .. }
-            | E::AlreadyExists { source, .. }
-            | E::Precondition { source, .. }
-            | E::PermissionDenied { source, .. }
-            | E::Unauthenticated { source, .. } => source.to_string(),
-            other => other.to_string(),
-        };
+        // without spaces, so the marker below cannot come from the name either.
+        let detail = std::error::Error::source(&e).map(ToString::to_string);
         // One line: the service's XML error body is kept (it names the cause), its newlines not.
-        let message = detail.split_whitespace().collect::<Vec<_>>().join(" ");
-        let answer = message
-            .split_once("non-2xx status code: ")
+        let message = detail
+            .as_deref()
+            .unwrap_or(&e.to_string())
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let answer = detail
+            .as_deref()
+            .and_then(|d| d.split_once("non-2xx status code: "))
             .map(|(_, answer)| answer);
         let status = answer
             .and_then(|a| a.get(..3))
             .and_then(|code| code.parse::<u16>().ok());
-        match status {
+        let says = |code: &str| answer.is_some_and(|a| a.contains(code));
+        match e {
             // A missing container is the deployment's mistake, not the item's: transient, so
             // a consumer waits for it to be fixed instead of refusing every offloaded item.
-            Some(404) if answer.is_some_and(|a| a.contains("<Code>ContainerNotFound</Code>")) => {
+            object_store::Error::NotFound { .. } if says("<Code>ContainerNotFound</Code>") => {
                 Fault::Other(format!(
                     "the container does not exist (ContainerNotFound): {message}"
                 ))
             }
-            Some(404) => Fault::NotFound,
-            // Credentials, throttling, timeouts, the service's own failures, and no answer at
-            // all (connection refused, reset, a deadline): may pass.
-            None | Some(401 | 403 | 408 | 429 | 500..=599) => Fault::Other(message),
-            // Any other refusal (400 for a name the service will not take, 409 for an archived
-            // blob, 414, 416...) is about this blob: asking again would get the same answer.
-            Some(_) => Fault::Refused(message),
+            // Any other 404, and a name that is a directory (hierarchical namespace): no blob.
+            object_store::Error::NotFound { .. } => Fault::NotFound,
+            _ if status == Some(414) || REFUSALS.iter().any(|code| says(code)) => {
+                Fault::Refused(message)
+            }
+            // Credentials, throttling, timeouts, the service's failures, set-up refusals, and no
+            // answer at all (connection refused, reset, a deadline): may pass.
+            _ => Fault::Other(message),
         }
     }
 }
@@ -402,14 +411,18 @@ impl Parsed {
                 ));
             }
         };
-        // A SAS connection string names no AccountName: the endpoint does, in its host
-        // (`ACCOUNT.blob.core.windows.net`) or, path-style (Azurite), in its first segment.
-        let account = match get("accountname") {
-            Some(account) => account.to_owned(),
-            None => url
+        // A SAS connection string names no AccountName (nor needs one: the SAS signs, and the
+        // endpoint is given): the endpoint's host names it (`ACCOUNT.blob.core.windows.net`,
+        // `ACCOUNT.privatelink.blob…`) or, path-style (Azurite), its first segment. Shared Key
+        // signs with the account's name: that needs AccountName.
+        let account = match (get("accountname"), get("accountkey")) {
+            (Some(account), _) => account.to_owned(),
+            (None, Some(_)) => return Err(config("AccountName is missing".into())),
+            (None, None) => url
                 .host_str()
-                .and_then(|host| host.split_once(".blob."))
-                .map(|(account, _)| account.to_owned())
+                .filter(|host| host.contains(".blob."))
+                .and_then(|host| host.split('.').next())
+                .map(str::to_owned)
                 .or_else(|| {
                     url.path_segments()
                         .and_then(|mut segments| segments.next())
@@ -463,6 +476,11 @@ mod tests {
         .unwrap();
         assert_eq!(p.account, "contoso");
         let p = Parsed::new(
+            "BlobEndpoint=https://contoso.privatelink.blob.core.windows.net;SharedAccessSignature=sig=x",
+        )
+        .unwrap();
+        assert_eq!(p.account, "contoso");
+        let p = Parsed::new(
             "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;SharedAccessSignature=sig=x",
         )
         .unwrap();
@@ -487,10 +505,125 @@ mod tests {
             "AccountName=a;AccountKey=k;BlobEndpoint=https://a.blob.core.windows.net/?sig=topsecret",
             "AccountName=a;AccountKey=k;BlobEndpoint=https://u:topsecret@a.blob.core.windows.net",
             "AccountName=a;AccountKey=topsecret;garbage",
+            "AccountKey=topsecret;BlobEndpoint=https://a.blob.core.windows.net",
         ] {
             let e = Parsed::new(bad).err().expect(bad);
             assert!(!e.to_string().contains("topsecret"), "{e}");
             assert!(matches!(e, PayloadError::Config(_)), "{e:?}");
+        }
+    }
+
+    fn fault(e: object_store::Error) -> &'static str {
+        match Fault::from(e) {
+            Fault::NotFound => "not found",
+            Fault::TooLarge => "too large",
+            Fault::Refused(_) => "refused",
+            Fault::Other(_) => "transient",
+        }
+    }
+
+    /// What object_store's request error prints: the URI (no spaces), then the service's answer.
+    fn answered(status: &str, code: &str) -> Box<dyn std::error::Error + Send + Sync> {
+        format!(
+            "Error performing GET http://127.0.0.1:10000/devstoreaccount1/c/b in 2ms - Server \
+             returned non-2xx status code: {status}: <?xml version=\"1.0\"?>\n<Error>\n  \
+             <Code>{code}</Code>\n</Error>"
+        )
+        .into()
+    }
+
+    #[test]
+    fn the_service_answer_decides_and_never_the_blob_name() {
+        use object_store::Error as E;
+        let not_found = |source| E::NotFound {
+            path: "<Code>ContainerNotFound</Code> non-2xx status code: 404".into(),
+            source,
+        };
+        let generic = |source| E::Generic {
+            store: "MicrosoftAzure",
+            source,
+        };
+        assert_eq!(
+            fault(not_found(answered("404 Not Found", "BlobNotFound"))),
+            "not found"
+        );
+        assert_eq!(
+            fault(not_found(answered("404 Not Found", "ContainerNotFound"))),
+            "transient"
+        );
+        // A directory of a hierarchical-namespace account: no status in the text, still a 404.
+        assert_eq!(
+            fault(not_found(
+                "Not a file, got x-ms-resource-type: directory".into()
+            )),
+            "not found"
+        );
+        assert_eq!(
+            fault(generic(answered("409 Conflict", "BlobArchived"))),
+            "refused"
+        );
+        assert_eq!(
+            fault(generic(answered("400 Bad Request", "InvalidUri"))),
+            "refused"
+        );
+        assert_eq!(fault(generic(answered("414 URI Too Long", "x"))), "refused");
+        // The set-up's or the account's refusals, and failures, may pass.
+        for (status, code) in [
+            ("400 Bad Request", "InvalidQueryParameterValue"),
+            ("409 Conflict", "AccountBeingCreated"),
+            ("403 Forbidden", "AuthorizationFailure"),
+            ("429 Too Many Requests", "ServerBusy"),
+            ("503 Service Unavailable", "ServerBusy"),
+        ] {
+            assert_eq!(
+                fault(generic(answered(status, code))),
+                "transient",
+                "{status}"
+            );
+        }
+        assert_eq!(
+            fault(generic(
+                "HTTP error: error sending request: connection refused".into()
+            )),
+            "transient"
+        );
+        // No source at all, the name in the message: never read for an answer.
+        assert_eq!(
+            fault(E::NotImplemented {
+                operation: "x <Code>BlobArchived</Code> non-2xx status code: 409".into(),
+                implementer: "y".into(),
+            }),
+            "transient"
+        );
+    }
+
+    #[test]
+    fn credentials_are_redacted_in_every_form() {
+        let settings = |credential| Settings {
+            account: "a".into(),
+            endpoint: "https://a.blob.core.windows.net".into(),
+            container: DEFAULT_CONTAINER.into(),
+            credential,
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let key = settings(Credential::AccountKey(Zeroizing::new("S2V5S2V5".into())));
+        assert_eq!(
+            key.redact("bad key S2V5S2V5 here"),
+            "bad key <redacted> here"
+        );
+        let sas = settings(Credential::Sas(Zeroizing::new(
+            "sv=2019-12-12&sp=r&sig=ab%2Bc%2F%3D".into(),
+        )));
+        for shown in [
+            "url ...?sv=2019-12-12&sp=r&sig=ab%2Bc%2F%3D",
+            "decoded sig ab+c/=",
+            "encoded sig ab%2Bc%2F%3D",
+        ] {
+            let out = sas.redact(shown);
+            assert!(
+                !out.contains("ab+c/=") && !out.contains("ab%2Bc%2F%3D"),
+                "{out}"
+            );
         }
     }
 }
