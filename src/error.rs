@@ -128,6 +128,51 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the failure is passing, not a judgement of the input: the decryption key, the
+    /// replay store, the payload store or Microsoft's signing keys could not be reached, so the
+    /// item was not judged and trying again later may succeed. This is the one error policy:
+    /// a receiver that acknowledged an item must retry it, not drop it, when this is `true`.
+    ///
+    /// ```
+    /// use msgraph_notify::Error;
+    /// assert!(Error::KeyUnavailable("the token was removed".into()).is_transient());
+    /// assert!(!Error::Verification.is_transient());
+    /// assert!(!Error::Duplicate.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::ReplayStore(_) | Error::KeyUnavailable(_) => true,
+            Error::Payload(e) => e.is_transient(),
+            Error::Token(e) => matches!(e, crate::token::TokenError::KeysUnavailable { .. }),
+            _ => false,
+        }
+    }
+
+    /// The error's reason in the small fixed set used as a metric label (Prometheus keeps one
+    /// series per value, so the set never grows with the input): `token`, `client_state`,
+    /// `signature`, `duplicate`, `malformed`, `key`, `replay_store` or `other`.
+    ///
+    /// ```
+    /// use msgraph_notify::Error;
+    /// assert_eq!(Error::Verification.label(), "signature");
+    /// assert_eq!(Error::ClientState.label(), "client_state");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::Token(_) => "token",
+            Error::ClientState => "client_state",
+            Error::Verification => "signature",
+            Error::Duplicate => "duplicate",
+            Error::Malformed { .. } | Error::Plaintext(_) => "malformed",
+            Error::UnknownCertificateId(_)
+            | Error::NoMatchingKey
+            | Error::ThumbprintMismatch { .. }
+            | Error::KeyUnavailable(_) => "key",
+            Error::ReplayStore(_) => "replay_store",
+            _ => "other",
+        }
+    }
+
     pub(crate) fn malformed(
         field: impl Into<Cow<'static, str>>,
         reason: impl Into<String>,
