@@ -1,0 +1,299 @@
+//! The per-body pipeline: cheapest checks first, the replay store before the RSA unwrap.
+
+use rayon::prelude::*;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::body::parse_collection;
+use super::offloaded::{ADDITIONAL_PAYLOAD, has_offloaded, offloaded_id};
+use super::outcome::rejected;
+use super::{
+    DecryptedItem, Item, LifecycleNotice, OffloadedItem, Outcome, Receiver, ValidationMessage,
+};
+use crate::decrypt::{Decrypted, Prepared, encrypted_content};
+use crate::error::{Error, Result};
+use crate::model::ChangeNotification;
+use crate::replay::Fingerprint;
+
+/// Which front door a body came through.
+#[derive(Clone, Copy)]
+pub(super) enum Transport {
+    /// A webhook POST: tokens required (unless skipped for offline use).
+    Webhook,
+    /// An authenticated transport (Event Hubs, the ingress topic): no tokens.
+    Trusted,
+}
+
+/// A body's items, sorted by [`Receiver::sort_items`].
+pub(super) struct Sorted {
+    /// One per item: decided, or `None` for an encrypted item in `pending`.
+    pub(super) outcomes: Vec<Option<Outcome>>,
+    pub(super) pending: Vec<(usize, ChangeNotification)>,
+    pub(super) tokens: Option<Value>,
+}
+
+/// The prefix of `changeType` in Event Hubs' validation message.
+pub(super) const EVENT_HUBS_VALIDATION: &str =
+    "Validation: Testing client application reachability";
+
+/// `Some(request id)` when `n` is Event Hubs' validation message: `subscriptionId` `"NA"`, the
+/// documented `changeType` text, and nothing that could carry data or an event.
+pub(super) fn event_hubs_validation(n: &ChangeNotification) -> Option<Option<String>> {
+    let change = n.change_type.as_ref()?.as_str();
+    if n.subscription_id.as_deref() != Some("NA")
+        || !change.starts_with(EVENT_HUBS_VALIDATION)
+        || n.encrypted_content.is_some()
+        || n.lifecycle_event.is_some()
+        || n.extra.contains_key(ADDITIONAL_PAYLOAD)
+    {
+        return None;
+    }
+    Some(
+        change
+            .split_once("Request-Id:")
+            .map(|(_, id)| id.trim().to_owned())
+            .filter(|id| !id.is_empty()),
+    )
+}
+
+/// An encrypted item that passed every cheap check, waiting for its private-key operation.
+pub(super) struct Ready<'a> {
+    pub(super) index: usize,
+    pub(super) prepared: Prepared<'a>,
+    pub(super) notification: ChangeNotification,
+    /// Recorded in the replay store; removed again if the item fails.
+    pub(super) fingerprint: Option<Fingerprint>,
+}
+
+impl Receiver {
+    /// Parses a body and sorts its items: the outcomes decided without a private-key operation,
+    /// and the encrypted items left to verify and decrypt. Also returns the body's tokens.
+    pub(super) fn sort_items(&self, body: &[u8], transport: Transport) -> Result<Sorted> {
+        if body.len() > self.max_body_bytes {
+            return Err(Error::BodyTooLarge {
+                size: body.len(),
+                limit: self.max_body_bytes,
+            });
+        }
+        let raw = parse_collection(body, self.max_items, self.max_tokens)?;
+        let Some(values) = raw.value else {
+            return Err(crate::model::BodyShape::not_a_collection(body, None));
+        };
+
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
+        let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
+        for (index, value) in values.into_iter().enumerate() {
+            let notification =
+                match serde_path_to_error::deserialize::<_, ChangeNotification>(value) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // The field's path inside the item (`encryptedContent.data`), as the later
+                        // checks name theirs; the item itself when it is not an object.
+                        let field = match e.path().to_string() {
+                            root if root == "." => format!("value[{index}]"),
+                            path => path,
+                        };
+                        outcomes.push(Some(rejected(
+                            Error::malformed(field, e.into_inner().to_string()),
+                            None,
+                        )));
+                        continue;
+                    }
+                };
+            // Only on the hub's own transport (Graph sends it nowhere else): there it comes
+            // before clientState, since the message carries `"NA"` there. On the webhook it is an
+            // ordinary item, checked like any other: recognised there, it would let anyone
+            // without the clientState have items accepted (and, under `serve --forward`,
+            // written to the topic).
+            if let Transport::Trusted = transport
+                && let Some(request_id) = event_hubs_validation(&notification)
+            {
+                outcomes.push(Some(Outcome::Validation(Box::new(ValidationMessage {
+                    request_id,
+                    notification,
+                }))));
+                continue;
+            }
+            if !self.client_state_ok(notification.client_state.as_deref()) {
+                outcomes.push(Some(rejected(Error::ClientState, Some(notification))));
+                continue;
+            }
+            if let Some(event) = notification.lifecycle_event.clone() {
+                outcomes.push(Some(Outcome::Lifecycle(Box::new(LifecycleNotice {
+                    event,
+                    subscription_id: notification.subscription_id.clone(),
+                    tenant_id: notification.tenant_id.clone(),
+                    subscription_expiration_date_time: notification
+                        .subscription_expiration_date_time
+                        .clone(),
+                    notification,
+                }))));
+                continue;
+            }
+            if notification.encrypted_content.is_none() {
+                let outcome = match offloaded_id(&notification) {
+                    Ok(Some(storage_id)) => Outcome::Offloaded(Box::new(OffloadedItem {
+                        storage_id,
+                        notification,
+                    })),
+                    Ok(None) => Outcome::Basic(Box::new(notification)),
+                    Err(e) => rejected(e, Some(notification)),
+                };
+                outcomes.push(Some(outcome));
+                continue;
+            }
+            outcomes.push(None);
+            pending.push((index, notification));
+        }
+        Ok(Sorted {
+            outcomes,
+            pending,
+            tokens: raw.validation_tokens,
+        })
+    }
+
+    pub(super) fn receive_as(&self, body: &[u8], transport: Transport) -> Result<Vec<Item>> {
+        let Sorted {
+            mut outcomes,
+            pending,
+            tokens,
+        } = self.sort_items(body, transport)?;
+        let mut pending = pending;
+        let verdicts = match transport {
+            Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
+                self.webhook_verdicts(tokens.as_ref())
+            }
+            _ => None,
+        };
+        self.check_offloaded(&mut outcomes, verdicts.as_ref());
+        let fetched = match (transport, &self.payload_store) {
+            (Transport::Trusted, Some(store)) => {
+                self.fetch_offloaded(store.as_ref(), &mut outcomes, &mut pending)
+            }
+            _ => Vec::new(),
+        };
+
+        if !pending.is_empty() {
+            let mut ready: Vec<Ready<'_>> = Vec::new();
+            for (index, notification) in pending {
+                let checked = self
+                    .covered(verdicts.as_ref(), &notification)
+                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?))
+                    .and_then(|prepared| {
+                        let fingerprint = self.remember(&notification, prepared.key_tag())?;
+                        Ok((prepared, fingerprint))
+                    });
+                match checked {
+                    Ok((prepared, fingerprint)) => ready.push(Ready {
+                        index,
+                        prepared,
+                        notification,
+                        fingerprint,
+                    }),
+                    Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
+                }
+            }
+            let finish = |ready: Ready<'_>| (ready.index, self.finish(ready));
+            let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
+                ready.into_par_iter().map(finish).collect()
+            } else {
+                ready.into_iter().map(finish).collect()
+            };
+            for (index, outcome) in done {
+                outcomes[index] = Some(outcome);
+            }
+        }
+        for (index, storage_id) in fetched {
+            // The notification as the record sent it (no encryptedContent: its copy from the
+            // blob, as large as the payload, is not kept once the item is decided).
+            match &mut outcomes[index] {
+                Some(Outcome::Decrypted(d)) => {
+                    d.notification.encrypted_content = None;
+                    d.storage_id = Some(storage_id);
+                }
+                Some(Outcome::Rejected(r)) => {
+                    if let Some(n) = &mut r.notification {
+                        n.encrypted_content = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        Ok(outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| Item {
+                index,
+                outcome: outcome.unwrap_or_else(|| {
+                    rejected(Error::malformed("value", "item was not processed"), None)
+                }),
+            })
+            .collect())
+    }
+
+    pub(super) fn finish(&self, ready: Ready<'_>) -> Outcome {
+        let Ready {
+            prepared,
+            notification,
+            fingerprint,
+            ..
+        } = ready;
+        let Decrypted {
+            resource,
+            plaintext,
+        } = match prepared.finish_typed(notification.resource.as_deref()) {
+            Ok(d) => d,
+            Err(e) => {
+                // Forget what failed: a forged or broken copy must not stand in for the genuine
+                // item (it cannot share its fingerprint unless byte-identical, but it must not
+                // occupy the memory either).
+                if let (Some(store), Some(fp)) = (&self.replay, fingerprint) {
+                    store.remove(&fp);
+                }
+                return rejected(e, Some(notification));
+            }
+        };
+        Outcome::Decrypted(Box::new(DecryptedItem {
+            notification,
+            resource,
+            plaintext,
+            storage_id: None,
+        }))
+    }
+
+    /// Records the item in the replay store before any private-key operation: a duplicate is
+    /// never decrypted twice, even when two copies are processed at the same moment. The
+    /// fingerprint binds the key chosen (`key_tag`): during rotation a copy rewritten to choose
+    /// another key is another item, fails its unwrap and is forgotten, and cannot make the
+    /// genuine copy a duplicate; a copy choosing the same key by other spellings is a duplicate.
+    pub(super) fn remember(
+        &self,
+        notification: &ChangeNotification,
+        key_tag: &[u8; 32],
+    ) -> Result<Option<Fingerprint>> {
+        let (Some(store), Some(content)) = (&self.replay, notification.encrypted_content.as_ref())
+        else {
+            return Ok(None);
+        };
+        let fp = Fingerprint::of_content_for_key(content, key_tag);
+        if store.insert_if_absent(&fp)? {
+            Ok(Some(fp))
+        } else {
+            Err(Error::Duplicate)
+        }
+    }
+
+    pub(super) fn client_state_ok(&self, sent: Option<&str>) -> bool {
+        if self.client_states.is_empty() {
+            return true;
+        }
+        let sent = sent.unwrap_or("").as_bytes();
+        // Compare against every secret, without stopping early.
+        let mut ok = subtle::Choice::from(0u8);
+        for secret in &self.client_states {
+            ok |= secret.as_slice().ct_eq(sent);
+        }
+        bool::from(ok) && !sent.is_empty()
+    }
+}
