@@ -745,47 +745,11 @@ fn self_signed(
     common_name: &str,
     days: u32,
 ) -> Result<Certificate> {
-    struct TokenSigner<'a> {
-        session: &'a Session,
-        key: ObjectHandle,
-        public: Vec<u8>,
-    }
-    impl rcgen::PublicKeyData for TokenSigner<'_> {
-        fn der_bytes(&self) -> &[u8] {
-            &self.public
-        }
-        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-            &rcgen::PKCS_RSA_SHA256
-        }
-    }
-    impl rcgen::SigningKey for TokenSigner<'_> {
-        fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
-            self.session
-                .sign(&Mechanism::Sha256RsaPkcs, self.key, msg)
-                .map_err(|_| rcgen::Error::RemoteKeyError)
-        }
-    }
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| Error::Certificate(e.to_string()))?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, common_name);
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::minutes(5);
-    params.not_after = now
-        .checked_add(time::Duration::days(i64::from(days)))
-        .filter(|t| t.year() <= 9999)
-        .ok_or_else(|| Error::Certificate(format!("{days} days from now is past the year 9999")))?;
-    let mut serial = crate::crypto::random_bytes(16)?;
-    serial[0] &= 0x7f; // a positive INTEGER
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    let signer = TokenSigner {
-        session,
-        key: private,
-        public: rsa_public_key_der(modulus, &[0x01, 0x00, 0x01])?,
-    };
-    let cert = params.self_signed(&signer).map_err(|e| {
-        Error::Certificate(format!("the token could not sign the certificate: {e}"))
-    })?;
-    Certificate::from_der(cert.der())
+    super::certificate::self_signed_by(
+        || rsa_public_key_der(modulus, &[0x01, 0x00, 0x01]),
+        |msg| session.sign(&Mechanism::Sha256RsaPkcs, private, msg).ok(),
+        common_name,
+        days,
+        "the token could not sign the certificate",
+    )
 }
