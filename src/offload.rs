@@ -50,6 +50,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use crate::error::PayloadError;
 use crate::error::{Error, Result};
 use crate::model::{ChangeNotification, EncryptedContent};
 
@@ -104,63 +105,6 @@ pub trait PayloadStore: Send + Sync {
     /// The bytes of the blob named `storage_id` (an item's `additionalPayloadStorageId`), at
     /// most `max_bytes` of them.
     fn fetch(&self, storage_id: &str, max_bytes: usize) -> Result<Vec<u8>, PayloadError>;
-}
-
-/// Why an offloaded payload could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PayloadError {
-    /// No blob has that name in the container.
-    #[error("no blob of that name is in the container")]
-    NotFound,
-    /// The blob is larger than the limit.
-    #[error("the blob is larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// The body's offloaded payloads together exceed the receiver's budget
-    /// ([`ReceiverBuilder::max_payload_bytes`](crate::receiver::ReceiverBuilder::max_payload_bytes)):
-    /// this item's blob was not read whole. Raise the budget to read them all.
-    #[error(
-        "the offloaded payloads of this body exceed max_payload_bytes ({budget} bytes) together; \
-         raise it to read them all"
-    )]
-    OverBudget {
-        /// The budget, in bytes.
-        budget: usize,
-    },
-    /// `additionalPayloadStorageId` cannot name a blob (see the [module](self) for the rules).
-    #[error("not a usable blob name: {0}")]
-    InvalidName(String),
-    /// The store could not be read for a passing reason (out of reach, throttled, refusing the
-    /// credentials, a timeout): the item was not judged and may succeed later. The message names
-    /// the cause, never a credential.
-    #[error("the blob store is unavailable: {0}")]
-    Unavailable(String),
-    /// The store refused the request for this blob for good (a name it will not take, an
-    /// archived blob): asking again would get the same answer. The message names the cause,
-    /// never a credential.
-    #[error("the blob store refused to serve this blob: {0}")]
-    Refused(String),
-    /// The store's configuration is unusable (a connection string without an account or a
-    /// credential, an endpoint that is not an http(s) URL). The message never holds a
-    /// credential.
-    #[error("unusable blob store configuration: {0}")]
-    Config(String),
-}
-
-impl PayloadError {
-    /// Whether trying again later may succeed ([`PayloadError::Unavailable`]).
-    ///
-    /// ```
-    /// use msgraph_notify::offload::PayloadError;
-    /// assert!(PayloadError::Unavailable("connection refused".into()).is_transient());
-    /// assert!(!PayloadError::NotFound.is_transient());
-    /// ```
-    pub fn is_transient(&self) -> bool {
-        matches!(self, PayloadError::Unavailable(_))
-    }
 }
 
 /// Checks `storage_id` against the rules for a blob name (see the [module](self)).

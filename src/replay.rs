@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub use crate::error::ReplayStoreError;
 use crate::model::{ChangeNotification, EncryptedContent};
 
 #[cfg(feature = "redis")]
@@ -139,11 +140,6 @@ impl fmt::Debug for Fingerprint {
         write!(f, "Fingerprint({})", self.to_hex())
     }
 }
-
-/// A store's own failure (unreachable, timed out): not a property of the item.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the replay store is unavailable: {0}")]
-pub struct ReplayStoreError(pub String);
 
 /// Where accepted items are remembered: check-and-insert of a [`Fingerprint`] with the store's
 /// time to live, and removal of an entry whose item then failed.

@@ -70,6 +70,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
+pub use crate::error::SubscriptionError;
 use crate::keys::Certificate;
 use crate::model::{ChangeNotification, LifecycleEvent};
 use crate::resource::PathKind;
@@ -170,87 +171,6 @@ impl ResourceLimits {
     pub fn lifecycle_url_required(&self, lifetime: Duration) -> bool {
         self.lifecycle_url_required_over_one_hour && lifetime > LIFECYCLE_URL_REQUIRED_OVER
     }
-}
-
-/// Why a subscription body would be refused by Graph.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SubscriptionError {
-    /// The path names no resource that delivers resource data.
-    #[error(
-        "Graph delivers resource data for no resource named by {0:?}: use one of presence, \
-         chatMessage, callEvent, callRecording, callTranscript, chat, team, channel, \
-         conversationMember, aiInteraction, or Outlook message, event, contact paths"
-    )]
-    UnsupportedResource(String),
-    /// An Outlook path without `$select`.
-    #[error(
-        "Outlook {0} subscriptions with resource data must name the properties they want: \
-         add ?$select=… to the resource"
-    )]
-    SelectRequired(&'static str),
-    /// A presence `$filter` naming too many users.
-    #[error("a presence subscription may name at most {max} users; this one names {count}")]
-    TooManyPresenceIds {
-        /// How many the filter names.
-        count: usize,
-        /// The most Graph accepts.
-        max: usize,
-    },
-    /// A change type the resource does not support, or none at all.
-    #[error("{kind} subscriptions support the change types {supported}, not {given:?}")]
-    ChangeType {
-        /// The resource kind.
-        kind: &'static str,
-        /// The change type given.
-        given: String,
-        /// What the resource supports, comma-separated.
-        supported: String,
-    },
-    /// A lifetime of zero or over the resource's maximum.
-    #[error("{kind} subscriptions last at most {max_minutes} minutes; {minutes} minutes asked")]
-    Lifetime {
-        /// The resource kind.
-        kind: &'static str,
-        /// The lifetime asked, in whole minutes.
-        minutes: u64,
-        /// The maximum, in minutes.
-        max_minutes: u64,
-    },
-    /// A lifetime over one hour without a lifecycle URL, where Graph requires one.
-    #[error(
-        "{kind} subscriptions longer than 60 minutes need a lifecycleNotificationUrl \
-         (asked: {minutes} minutes): give one, or ask for 60 minutes or less"
-    )]
-    LifecycleUrlRequired {
-        /// The resource kind.
-        kind: &'static str,
-        /// The lifetime asked, in whole minutes.
-        minutes: u64,
-    },
-    /// A notification or lifecycle URL Graph would not call.
-    #[error(
-        "{field} must be an https:// URL (or EventHub:/EventGrid: for those deliveries): {url:?}"
-    )]
-    Url {
-        /// `notificationUrl` or `lifecycleNotificationUrl`.
-        field: &'static str,
-        /// The URL given.
-        url: String,
-    },
-    /// A value over its documented length, or empty.
-    #[error("{field} must have 1 to {max} characters, not {len}")]
-    Length {
-        /// The field.
-        field: &'static str,
-        /// Its length in characters.
-        len: usize,
-        /// The most Graph accepts.
-        max: usize,
-    },
-    /// A lifecycle notification without the subscription id it is about.
-    #[error("the lifecycle notification has no subscriptionId")]
-    NoSubscriptionId,
 }
 
 /// A subscription with resource data to create, renew and keep alive.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{Jwks, SigningKeys};
+pub use crate::error::{FetchError, HttpFailure};
 
 /// The OpenID metadata of the Microsoft identity platform (public cloud).
 pub const DEFAULT_METADATA_URL: &str =
@@ -110,69 +111,36 @@ impl FetchConfig {
     }
 }
 
-/// Why an HTTP request for the signing keys got no answer, as far as the error tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HttpFailure {
-    /// The host name did not resolve: no network, no DNS, or a mistyped host.
-    NameResolution,
-    /// Nothing listens at the address (or a firewall refuses).
-    ConnectionRefused,
-    /// The TLS handshake failed (a certificate the platform does not trust, or a server that
-    /// does not speak TLS).
-    Tls,
-    /// No answer within [`FetchConfig::timeout`].
-    Timeout,
-    /// Another failure (the reason says which).
-    Other,
-}
-
-impl std::fmt::Display for HttpFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            HttpFailure::NameResolution => {
-                "name resolution failed (no network or DNS, or the host does not exist)"
-            }
-            HttpFailure::ConnectionRefused => "the connection was refused",
-            HttpFailure::Tls => "the TLS handshake failed",
-            HttpFailure::Timeout => "it timed out",
-            HttpFailure::Other => "it failed",
-        })
+/// Classifies a request error by walking its chain of sources.
+fn http_failure(error: &reqwest::Error) -> HttpFailure {
+    if error.is_timeout() {
+        return HttpFailure::Timeout;
     }
-}
-
-impl HttpFailure {
-    /// Classifies a request error by walking its chain of sources.
-    fn of(error: &reqwest::Error) -> HttpFailure {
-        if error.is_timeout() {
-            return HttpFailure::Timeout;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return HttpFailure::Tls;
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        while let Some(e) = source {
-            if e.downcast_ref::<rustls::Error>().is_some() {
-                return HttpFailure::Tls;
-            }
-            // hyper-util's resolver error is a private type: its text is the only sign.
-            let text = e.to_string();
-            if text.starts_with("dns error") || text.contains("failed to lookup address") {
-                return HttpFailure::NameResolution;
-            }
-            source = match e.downcast_ref::<std::io::Error>() {
-                Some(io) => match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return HttpFailure::ConnectionRefused,
-                    std::io::ErrorKind::TimedOut => return HttpFailure::Timeout,
-                    // `io::Error::source` skips the error it wraps (TLS errors come as an
-                    // io::Error in an io::Error): descend into that one instead.
-                    _ => match io.get_ref() {
-                        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                        None => None,
-                    },
+        // hyper-util's resolver error is a private type: its text is the only sign.
+        let text = e.to_string();
+        if text.starts_with("dns error") || text.contains("failed to lookup address") {
+            return HttpFailure::NameResolution;
+        }
+        source = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return HttpFailure::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return HttpFailure::Timeout,
+                // `io::Error::source` skips the error it wraps (TLS errors come as an
+                // io::Error in an io::Error): descend into that one instead.
+                _ => match io.get_ref() {
+                    Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                    None => None,
                 },
-                None => e.source(),
-            };
-        }
-        HttpFailure::Other
+            },
+            None => e.source(),
+        };
     }
+    HttpFailure::Other
 }
 
 /// The innermost reasons of an error chain, joined: reqwest's own message names only the URL.
@@ -191,51 +159,6 @@ fn reasons(error: &reqwest::Error) -> String {
     } else {
         parts.join(": ")
     }
-}
-
-/// Why fetching the signing keys failed. The previous keys stay in use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The request failed (name resolution, connection, TLS, timeout).
-    #[error("request to {url} failed: {cause}: {reason}")]
-    Http {
-        /// The URL.
-        url: String,
-        /// Which kind of failure.
-        cause: HttpFailure,
-        /// What failed, as the HTTP stack tells it.
-        reason: String,
-    },
-    /// The answer is larger than [`MAX_DOCUMENT_BYTES`].
-    #[error("{url} answered more than {limit} bytes: refused")]
-    TooLarge {
-        /// The URL.
-        url: String,
-        /// The limit in bytes.
-        limit: usize,
-    },
-    /// The server answered with a non-success status.
-    #[error("{url} answered HTTP {status}")]
-    Status {
-        /// The URL.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// The answer was not the expected JSON.
-    #[error("{url} did not return {what}: {reason}")]
-    Parse {
-        /// The URL.
-        url: String,
-        /// What was expected.
-        what: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A refresh was skipped: the last one was less than `min_refresh_interval` ago.
-    #[error("refresh skipped: the last fetch was less than the minimum interval ago")]
-    RateLimited,
 }
 
 #[derive(Debug, Default)]
@@ -419,7 +342,7 @@ impl KeyFetcher {
     async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let http = |e: reqwest::Error| FetchError::Http {
             url: url.to_owned(),
-            cause: HttpFailure::of(&e),
+            cause: http_failure(&e),
             reason: reasons(&e),
         };
         let too_large = || FetchError::TooLarge {

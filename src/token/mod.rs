@@ -28,6 +28,8 @@ pub mod fetch;
 pub use cache::TokenCache;
 pub use jwks::{Jwks, SigningKeys};
 
+pub use crate::error::TokenError;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -36,84 +38,6 @@ use serde_json::Value;
 
 /// Microsoft Graph's change-tracking application: the publisher of every validation token.
 pub const GRAPH_CHANGE_TRACKING_APP_ID: &str = "0bf30f3b-4a52-48df-9a82-234910c4a086";
-
-/// Why a validation token was rejected. Each variant names the check that failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// The body carries encrypted content but no validation tokens at all.
-    #[error("the notification carries encrypted content but no validation tokens")]
-    Missing,
-    /// No valid token covers the item's tenant.
-    #[error("no valid validation token covers tenant {0:?}")]
-    NotCovered(String),
-    /// The item's subscription is not bound to an app and the receiver accepts only bound ones
-    /// ([`ReceiverBuilder::only_bound_subscriptions`]).
-    ///
-    /// [`ReceiverBuilder::only_bound_subscriptions`]: crate::receiver::ReceiverBuilder::only_bound_subscriptions
-    #[error("subscription {0:?} is not bound to a receiving app")]
-    UnboundSubscription(String),
-    /// The item's subscription is bound to an app ([`ReceiverBuilder::subscription_app`]) and
-    /// no valid token issued to that app covers the item's tenant.
-    ///
-    /// [`ReceiverBuilder::subscription_app`]: crate::receiver::ReceiverBuilder::subscription_app
-    #[error("no valid validation token issued to app {app_id:?} covers tenant {tenant_id:?}")]
-    AppNotCovered {
-        /// The app the item's subscription belongs to.
-        app_id: String,
-        /// The item's tenant.
-        tenant_id: String,
-    },
-    /// The token is not a well-formed JWT.
-    #[error("not a well-formed JWT: {0}")]
-    Malformed(String),
-    /// `alg` is not RS256.
-    #[error("algorithm {0:?} is not allowed (only RS256)")]
-    Algorithm(String),
-    /// No signing key has the token's `kid`: a forgery, or keys not refreshed after a rotation.
-    #[error("no signing key has kid {0:?}")]
-    UnknownKey(String),
-    /// No signing key has the token's `kid`, and fetching fresh keys had failed
-    /// ([`SigningKeys::set_fetch_failure`]): the token could not be checked at all.
-    #[error(
-        "the signing key for kid {kid:?} could not be had: fetching the signing keys failed \
-         ({reason})"
-    )]
-    KeysUnavailable {
-        /// The token's `kid`.
-        kid: String,
-        /// Why the fetch failed.
-        reason: String,
-    },
-    /// The signature does not verify.
-    #[error("the signature does not verify")]
-    Signature,
-    /// `exp` is in the past (beyond the leeway).
-    #[error("the token expired")]
-    Expired,
-    /// `nbf` is in the future (beyond the leeway).
-    #[error("the token is not valid yet")]
-    NotYetValid,
-    /// `aud` is not one of the configured app ids, and every other check passed: a genuine token
-    /// of another app sharing the notification URL. [`TokenValidator::validate`] checks the
-    /// audience last so that this variant means exactly that; the receiver ignores such tokens
-    /// (they cover the other app's items) instead of counting them against their tenant.
-    #[error("audience {0:?} is not one of the configured app ids")]
-    Audience(String),
-    /// The publisher claim (`appid` for v1.0, `azp` for v2.0) is not Microsoft Graph change
-    /// tracking, or is missing.
-    #[error("publisher {0:?} is not Microsoft Graph change tracking")]
-    Publisher(String),
-    /// `iss` is not exactly the issuer for the token's `tid` and `ver`.
-    #[error("issuer {0:?} is not the issuer of the token's tenant")]
-    Issuer(String),
-    /// `tid` is not in the tenant allow-list.
-    #[error("tenant {0:?} is not allowed")]
-    Tenant(String),
-    /// `ver` is neither 1.0 nor 2.0.
-    #[error("token version {0:?} is not 1.0 or 2.0")]
-    Version(String),
-}
 
 /// The two token versions Graph sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
