@@ -1,0 +1,277 @@
+//! The session pool: sessions taken and given back per unwrap, a lost connection re-established
+//! and the unwrap retried once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{AttributeType, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use zeroize::Zeroizing;
+
+use super::super::{Certificate, Unwrap, strip_zeros};
+use super::*;
+use crate::error::{Error, Result};
+/// Lets go of a session of a lost connection without `C_CloseSession`: after the module was
+/// re-initialised its handle number may belong to a new session (ours or another user's of the
+/// module), which closing would destroy. What is left behind is a handle number and a reference
+/// to the module, a few bytes per lost session.
+pub(super) fn forget_lost(session: Session) {
+    std::mem::forget(session);
+}
+
+/// The PKCS#11 return value of an error, if it has one.
+pub(super) fn rv(e: &CkError) -> Option<RvError> {
+    match e {
+        CkError::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}
+
+/// Errors after which the session, the login or the object handle is gone: reconnect.
+pub(super) fn is_lost(e: &CkError) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::TokenNotPresent
+                | RvError::TokenNotRecognized
+                | RvError::CryptokiNotInitialized
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid
+                | RvError::UserNotLoggedIn
+                | RvError::SlotIdInvalid
+        )
+    )
+}
+
+/// Errors that say the key or the token cannot do the operation at all (configuration, not
+/// data): reported as the key's own failure.
+pub(super) fn is_key_fault(e: &CkError) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::MechanismInvalid
+                | RvError::MechanismParamInvalid
+                | RvError::KeyFunctionNotPermitted
+                | RvError::KeyTypeInconsistent
+                | RvError::PinLocked
+                | RvError::PinExpired
+                | RvError::PinIncorrect
+                | RvError::SessionCount
+                | RvError::HostMemory
+                | RvError::DeviceMemory
+        )
+    ) || rv(e).is_none()
+}
+
+/// The live connection: module, slot and the key's handle, renewed after a loss.
+pub(super) struct Conn {
+    pub(super) ctx: Pkcs11,
+    pub(super) slot: Slot,
+    pub(super) key: ObjectHandle,
+    pub(super) generation: u64,
+}
+
+pub(super) struct Inner {
+    pub(super) uri: Pkcs11Uri,
+    pub(super) module_path: PathBuf,
+    pub(super) pin: Option<AuthPin>,
+    pub(super) modulus: Vec<u8>,
+    pub(super) certificate: Option<Certificate>,
+    pub(super) conn: Mutex<Conn>,
+    pub(super) idle: Mutex<Vec<(u64, Session)>>,
+    pub(super) unwrap_calls: AtomicU64,
+    pub(super) sessions_opened: AtomicU64,
+    pub(super) reconnects: AtomicU64,
+}
+
+impl Pkcs11Key {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Conn> {
+        self.inner
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn idle(&self) -> MutexGuard<'_, Vec<(u64, Session)>> {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An idle session of the current connection, or a new one (logged in).
+    pub(super) fn session(&self) -> std::result::Result<(u64, ObjectHandle, Session), CkError> {
+        let (ctx, slot, key, generation) = {
+            let c = self.conn();
+            (c.ctx.clone(), c.slot, c.key, c.generation)
+        };
+        loop {
+            let popped = self.idle().pop();
+            match popped {
+                Some((g, s)) if g == generation => return Ok((g, key, s)),
+                Some((_, stale)) => forget_lost(stale),
+                None => break,
+            }
+        }
+        let session = ctx.open_ro_session(slot)?;
+        self.inner.sessions_opened.fetch_add(1, Ordering::Relaxed);
+        if let Some(pin) = &self.inner.pin {
+            match session.login(UserType::User, Some(pin)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((generation, key, session))
+    }
+
+    pub(super) fn give_back(&self, generation: u64, session: Session) {
+        let mut idle = self.idle();
+        if idle.len() < MAX_IDLE_SESSIONS {
+            idle.push((generation, session));
+        }
+    }
+
+    /// Re-establishes the connection after a loss seen on `generation` (once, whoever sees it
+    /// first): module re-initialised when needed, token and key found again, modulus checked.
+    pub(super) fn reconnect(&self, generation: u64) -> Result<()> {
+        let mut conn = self.conn();
+        if conn.generation != generation {
+            return Ok(()); // another worker already did
+        }
+        for (_, stale) in self.idle().drain(..) {
+            forget_lost(stale);
+        }
+        let unavailable = |what: String| Error::KeyUnavailable(format!("{}: {what}", self.name()));
+        initialize(&conn.ctx)
+            .map_err(|e| unavailable(format!("cannot re-initialise the PKCS#11 module: {e}")))?;
+        let slot = find_slot(&conn.ctx, &self.inner.uri, &self.inner.module_path)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let session = conn
+            .ctx
+            .open_ro_session(slot)
+            .map_err(|e| unavailable(format!("cannot open a session: {e}")))?;
+        self.inner.sessions_opened.fetch_add(1, Ordering::Relaxed);
+        login(
+            &session,
+            self.inner.pin.as_ref(),
+            &self.inner.uri.describe(),
+        )
+        .map_err(|e| unavailable(e.to_string()))?;
+        let key = find_key(&session, &self.inner.uri, self.inner.pin.is_some())
+            .map_err(|e| unavailable(e.to_string()))?;
+        let modulus = bytes_attribute(&session, key, AttributeType::Modulus)
+            .map_err(|e| unavailable(e.to_string()))?
+            .map(|m| strip_zeros(&m).to_vec());
+        if modulus.as_deref() != Some(self.inner.modulus.as_slice()) {
+            return Err(unavailable(
+                "the key the URI names is no longer the key that was opened".into(),
+            ));
+        }
+        conn.slot = slot;
+        conn.key = key;
+        conn.generation += 1;
+        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.idle().push((conn.generation, session));
+        Ok(())
+    }
+
+    pub(super) fn name(&self) -> String {
+        format!("PKCS#11 key ({})", self.inner.uri.describe())
+    }
+
+    /// One attempt: `Ok(Ok(key))`, `Ok(Err(e))` a final error, `Err(generation)` a lost
+    /// connection to re-establish.
+    pub(super) fn attempt(
+        &self,
+        wrapped: &[u8],
+    ) -> std::result::Result<Result<Zeroizing<Vec<u8>>>, u64> {
+        let (generation, key, session) = match self.session() {
+            Ok(s) => s,
+            Err(e) if is_lost(&e) => return Err(self.conn().generation),
+            Err(e) => {
+                let msg = match rv(&e) {
+                    Some(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired) => {
+                        login_error(&self.inner.uri.describe(), &e)
+                    }
+                    _ => format!("cannot open a session: {e}"),
+                };
+                return Ok(Err(Error::KeyUnavailable(format!(
+                    "{}: {msg}",
+                    self.name()
+                ))));
+            }
+        };
+        let params = PkcsOaepParams::new(
+            MechanismType::SHA1,
+            PkcsMgfType::MGF1_SHA1,
+            PkcsOaepSource::empty(),
+        );
+        self.inner.unwrap_calls.fetch_add(1, Ordering::Relaxed);
+        match session.decrypt(&Mechanism::RsaPkcsOaep(params), key, wrapped) {
+            Ok(out) => {
+                self.give_back(generation, session);
+                Ok(Ok(Zeroizing::new(out)))
+            }
+            Err(e) if is_lost(&e) => {
+                forget_lost(session);
+                Err(generation)
+            }
+            Err(e) if is_key_fault(&e) => {
+                self.give_back(generation, session);
+                Ok(Err(Error::KeyUnavailable(format!(
+                    "{}: the token refused the unwrap: {e}",
+                    self.name()
+                ))))
+            }
+            // Everything else may depend on the ciphertext: one uniform error, no detail. (A
+            // failed C_Decrypt ends the operation; the session is reusable.)
+            Err(_) => {
+                self.give_back(generation, session);
+                Ok(Err(Error::Verification))
+            }
+        }
+    }
+}
+
+impl Unwrap for Pkcs11Key {
+    /// `C_Decrypt` with `CKM_RSA_PKCS_OAEP` (SHA-1, MGF1-SHA-1, no label) on a pooled session.
+    /// A lost session or token is re-established and the unwrap retried once. Errors:
+    /// [`Error::Verification`] for anything that may depend on `wrapped` (the token's
+    /// `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and any code not known to be
+    /// the token's own); [`Error::KeyUnavailable`] for the token's own failures (lost and not
+    /// recovered, PIN locked or expired, mechanism not offered).
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        match self.attempt(wrapped) {
+            Ok(result) => result,
+            Err(generation) => {
+                self.reconnect(generation)?;
+                match self.attempt(wrapped) {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::KeyUnavailable(format!(
+                        "{}: the session was lost again right after reconnecting",
+                        self.name()
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn rsa_modulus(&self) -> Option<Vec<u8>> {
+        Some(self.inner.modulus.clone())
+    }
+
+    fn describe(&self) -> String {
+        self.name()
+    }
+}
