@@ -321,23 +321,11 @@ impl ReceiverBuilder {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use std::collections::HashMap;
     /// use std::sync::Arc;
-    /// use msgraph_notify::offload::{PayloadError, PayloadStore};
+    /// use msgraph_notify::offload::MemoryPayloadStore;
     /// use msgraph_notify::receiver::{Outcome, Receiver};
     /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
     /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
-    ///
-    /// struct Blobs(HashMap<String, Vec<u8>>);
-    /// impl PayloadStore for Blobs {
-    ///     fn fetch(&self, id: &str, max: usize) -> Result<Vec<u8>, PayloadError> {
-    ///         let blob = self.0.get(id).ok_or(PayloadError::NotFound)?;
-    ///         if blob.len() > max {
-    ///             return Err(PayloadError::TooLarge { limit: max });
-    ///         }
-    ///         Ok(blob.clone())
-    ///     }
-    /// }
     ///
     /// let key = PrivateKey::generate(2048)?;
     /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
@@ -351,7 +339,8 @@ impl ReceiverBuilder {
     ///     "encryptedContent": item.encrypted_content.take(),
     /// });
     /// item.extra.insert("additionalPayloadStorageId".into(), "blob-1".into());
-    /// let store = Blobs(HashMap::from([("blob-1".to_owned(), blob.to_string().into_bytes())]));
+    /// let store = MemoryPayloadStore::new();
+    /// store.insert("blob-1", blob.to_string());
     ///
     /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert))?)
     ///     .trusted_transport_only()

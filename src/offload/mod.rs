@@ -43,8 +43,8 @@
 //! [`Receiver::receive_trusted_transport`](crate::receiver::Receiver::receive_trusted_transport)
 //! fetches each offloaded item's blob (after its cheap checks: `clientState`, the
 //! subscription's binding) and verifies and decrypts it as any encrypted item. Without one, such
-//! an item is [`Outcome::Offloaded`](crate::receiver::Outcome::Offloaded), with its id. The
-//! feature `azure-blob` adds [`azure::AzureBlobStore`], for an Azure Storage account (or
+//! an item is [`Outcome::Offloaded`](crate::receiver::Outcome::Offloaded), with its id.
+//! [`MemoryPayloadStore`] keeps blobs in memory (tests, fixtures); the feature `azure-blob` adds [`azure::AzureBlobStore`], for an Azure Storage account (or
 //! Azurite, Microsoft's storage emulator).
 
 use serde::Deserialize;
@@ -57,6 +57,9 @@ use crate::model::{ChangeNotification, EncryptedContent};
 #[cfg(feature = "azure-blob")]
 #[cfg_attr(docsrs, doc(cfg(feature = "azure-blob")))]
 pub mod azure;
+mod memory;
+
+pub use memory::MemoryPayloadStore;
 
 /// The blob container Graph writes offloaded payloads to.
 pub const DEFAULT_CONTAINER: &str = "microsoft-graph-change-notifications";
@@ -79,25 +82,25 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 16 << 20;
 /// [`PayloadError::Unavailable`] for anything that may pass (the store out of reach, throttled,
 /// refusing the credentials): the item is then not judged, and a consumer retries it.
 ///
+/// [`MemoryPayloadStore`] is the in-process one; an implementation of your own follows the same
+/// contract:
+///
 /// ```
-/// use std::collections::HashMap;
-/// use msgraph_notify::offload::{PayloadError, PayloadStore};
+/// use msgraph_notify::offload::{MemoryPayloadStore, PayloadError, PayloadStore};
 ///
-/// /// Blobs kept in memory, by name.
-/// struct InMemory(HashMap<String, Vec<u8>>);
+/// /// A store that logs each read, over blobs kept in memory.
+/// struct Logged(MemoryPayloadStore);
 ///
-/// impl PayloadStore for InMemory {
+/// impl PayloadStore for Logged {
 ///     fn fetch(&self, storage_id: &str, max_bytes: usize) -> Result<Vec<u8>, PayloadError> {
-///         let blob = self.0.get(storage_id).ok_or(PayloadError::NotFound)?;
-///         if blob.len() > max_bytes {
-///             return Err(PayloadError::TooLarge { limit: max_bytes });
-///         }
-///         Ok(blob.clone())
+///         println!("reading {storage_id} (at most {max_bytes} bytes)");
+///         self.0.fetch(storage_id, max_bytes)
 ///     }
 /// }
 ///
-/// let store = InMemory(HashMap::from([("id-1".to_owned(), b"{}".to_vec())]));
+/// let store = Logged(MemoryPayloadStore::from_iter([("id-1", b"{}".to_vec())]));
 /// assert_eq!(store.fetch("id-1", 10)?, b"{}");
+/// assert!(matches!(store.fetch("id-1", 1), Err(PayloadError::TooLarge { limit: 1 })));
 /// assert!(matches!(store.fetch("id-2", 10), Err(PayloadError::NotFound)));
 /// # Ok::<(), PayloadError>(())
 /// ```
