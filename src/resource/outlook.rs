@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ItemBody;
 use crate::open_enum::open_enum;
 
 /// `#microsoft.graph.message`: an Outlook e-mail.
@@ -229,20 +230,9 @@ pub struct EmailAddress {
     pub extra: Map<String, Value>,
 }
 
-/// An Outlook body: `contentType` (`text` or `html`) and `content`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutlookBody {
-    /// `text` or `html`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    /// The content.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-    /// Other properties, kept as received.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
+/// An Outlook body: `contentType` (`text` or `html`) and `content`. The same Graph type
+/// (`itemBody`) as a chat message's body: one Rust type, [`ItemBody`], under both names.
+pub type OutlookBody = ItemBody;
 
 /// A local date and time with its time zone: `{"dateTime": "2026-11-30T09:00:00.0000000",
 /// "timeZone": "UTC"}`.
