@@ -1,101 +1,92 @@
-//! RSA on aws-lc-rs.
+//! RSA on aws-lc-rs, and aws-lc-rs's `jsonwebtoken` provider.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, OAEP_SHA1_MGF1SHA1, OaepPrivateDecryptingKey, PrivateDecryptingKey};
 use zeroize::Zeroizing;
 
-pub(crate) const NAME: &str = "aws-lc-rs";
+use super::{RsaBackend, unsupported_bits};
 
-/// A parsed RSA private key, ready to unwrap.
-pub(crate) struct RsaKey {
-    oaep: OaepPrivateDecryptingKey,
-}
+/// The aws-lc-rs backend.
+pub(crate) struct AwsLc;
 
-impl RsaKey {
-    pub(crate) fn from_pkcs8_der(der: &[u8]) -> Result<Self, String> {
+impl RsaBackend for AwsLc {
+    const NAME: &'static str = "aws-lc-rs";
+    type Key = OaepPrivateDecryptingKey;
+
+    fn key_from_pkcs8_der(der: &[u8]) -> Result<Self::Key, String> {
         let key = PrivateDecryptingKey::from_pkcs8(der).map_err(|e| e.to_string())?;
-        let oaep = OaepPrivateDecryptingKey::new(key).map_err(|e| e.to_string())?;
-        Ok(RsaKey { oaep })
+        OaepPrivateDecryptingKey::new(key).map_err(|e| e.to_string())
     }
 
-    /// RSAES-OAEP-Decrypt with SHA-1 and MGF1-SHA-1, empty label. `None` on any failure.
-    pub(crate) fn oaep_sha1_unwrap(&self, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        let mut out = Zeroizing::new(vec![0u8; self.oaep.min_output_size()]);
-        let len = self
-            .oaep
+    fn oaep_sha1_unwrap(key: &Self::Key, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
+        let len = key
             .decrypt(&OAEP_SHA1_MGF1SHA1, wrapped, &mut out, None)
             .ok()?
             .len();
         out.truncate(len);
         Some(out)
     }
-}
 
-/// RSASSA-PKCS1-v1_5 with SHA-256 (for certificates and the test kit's tokens).
-pub(crate) fn sign_pkcs1_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
-    let mut sig = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        msg,
-        &mut sig,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(sig)
-}
+    fn sign_pkcs1_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            msg,
+            &mut sig,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(sig)
+    }
 
-/// A new RSA key of `bits` (2048, 3072 or 4096), as PKCS#8 DER.
-pub(crate) fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
-    let size = match bits {
-        2048 => KeySize::Rsa2048,
-        3072 => KeySize::Rsa3072,
-        4096 => KeySize::Rsa4096,
-        other => {
-            return Err(format!(
-                "unsupported RSA key size {other} (use 2048, 3072 or 4096)"
-            ));
-        }
-    };
-    let key = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| e.to_string())?;
-    let der = key.as_der().map_err(|e| e.to_string())?;
-    Ok(Zeroizing::new(der.as_ref().to_vec()))
-}
+    fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            other => return Err(unsupported_bits(other)),
+        };
+        let key = aws_lc_rs::rsa::KeyPair::generate(size).map_err(|e| e.to_string())?;
+        let der = key.as_der().map_err(|e| e.to_string())?;
+        Ok(Zeroizing::new(der.as_ref().to_vec()))
+    }
 
-/// Wraps `msg` for the public key `spki_der` (a SubjectPublicKeyInfo).
-#[cfg(feature = "testing")]
-pub(crate) fn public_encrypt(
-    spki_der: &[u8],
-    wrap: super::Wrap,
-    msg: &[u8],
-) -> Result<Vec<u8>, String> {
-    use aws_lc_rs::rsa::{
-        OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
-        PublicEncryptingKey,
-    };
-    let public = PublicEncryptingKey::from_der(spki_der).map_err(|e| e.to_string())?;
-    match wrap {
-        super::Wrap::OaepSha1 | super::Wrap::OaepSha256 => {
-            let alg = if wrap == super::Wrap::OaepSha1 {
-                &OAEP_SHA1_MGF1SHA1
-            } else {
-                &OAEP_SHA256_MGF1SHA256
-            };
-            let key = OaepPublicEncryptingKey::new(public).map_err(|e| e.to_string())?;
-            let mut out = vec![0u8; key.ciphertext_size()];
-            let len = key
-                .encrypt(alg, msg, &mut out, None)
-                .map_err(|e| e.to_string())?
-                .len();
-            out.truncate(len);
-            Ok(out)
+    #[cfg(feature = "testing")]
+    fn public_encrypt(spki_der: &[u8], wrap: super::Wrap, msg: &[u8]) -> Result<Vec<u8>, String> {
+        use aws_lc_rs::rsa::{
+            OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
+            PublicEncryptingKey,
+        };
+        let public = PublicEncryptingKey::from_der(spki_der).map_err(|e| e.to_string())?;
+        match wrap {
+            super::Wrap::OaepSha1 | super::Wrap::OaepSha256 => {
+                let alg = if wrap == super::Wrap::OaepSha1 {
+                    &OAEP_SHA1_MGF1SHA1
+                } else {
+                    &OAEP_SHA256_MGF1SHA256
+                };
+                let key = OaepPublicEncryptingKey::new(public).map_err(|e| e.to_string())?;
+                let mut out = vec![0u8; key.ciphertext_size()];
+                let len = key
+                    .encrypt(alg, msg, &mut out, None)
+                    .map_err(|e| e.to_string())?
+                    .len();
+                out.truncate(len);
+                Ok(out)
+            }
+            super::Wrap::Pkcs1v15 => {
+                let key = Pkcs1PublicEncryptingKey::new(public).map_err(|e| e.to_string())?;
+                let mut out = vec![0u8; key.ciphertext_size()];
+                let len = key.encrypt(msg, &mut out).map_err(|e| e.to_string())?.len();
+                out.truncate(len);
+                Ok(out)
+            }
         }
-        super::Wrap::Pkcs1v15 => {
-            let key = Pkcs1PublicEncryptingKey::new(public).map_err(|e| e.to_string())?;
-            let mut out = vec![0u8; key.ciphertext_size()];
-            let len = key.encrypt(msg, &mut out).map_err(|e| e.to_string())?.len();
-            out.truncate(len);
-            Ok(out)
-        }
+    }
+
+    fn install_jwt_provider() {
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     }
 }

@@ -2,7 +2,9 @@
 //! and AES-CBC decrypt (RustCrypto, whichever backend), plus strict base64.
 //!
 //! The RSA backend is chosen by feature: `aws-lc` (default, aws-lc-rs) or `rust-crypto` (the `rsa`
-//! crate, blinded). With both enabled, `aws-lc` is used. Both modules expose the same items.
+//! crate, blinded). With both enabled, `aws-lc` is used. Both implement one private contract,
+//! [`RsaBackend`], each with its `jsonwebtoken` crypto provider, and the crate calls the one
+//! chosen through [`Backend`].
 
 #[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
 compile_error!(
@@ -10,14 +12,53 @@ compile_error!(
 );
 
 #[cfg(feature = "aws-lc")]
-pub(crate) mod aws_lc;
-#[cfg(feature = "aws-lc")]
-pub(crate) use aws_lc as backend;
+mod aws_lc;
+#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
+mod rust_crypto;
 
+/// The RSA backend compiled in.
+#[cfg(feature = "aws-lc")]
+pub(crate) type Backend = aws_lc::AwsLc;
+/// The RSA backend compiled in.
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
-pub(crate) mod rust_crypto;
-#[cfg(all(feature = "rust-crypto", not(feature = "aws-lc")))]
-pub(crate) use rust_crypto as backend;
+pub(crate) type Backend = rust_crypto::RustCrypto;
+
+/// A parsed RSA private key of the backend compiled in, ready to unwrap.
+pub(crate) type RsaKey = <Backend as RsaBackend>::Key;
+
+/// The RSA backend contract: what each backend (`aws_lc.rs`, `rust_crypto.rs`) provides. Written
+/// once, so the two cannot drift apart; the crate names only [`Backend`].
+pub(crate) trait RsaBackend {
+    /// The backend's name, as [`RSA_BACKEND`] reports it.
+    const NAME: &'static str;
+    /// A parsed RSA private key, ready to unwrap.
+    type Key: Send + Sync;
+    /// Parses a PKCS#8 DER RSA private key.
+    fn key_from_pkcs8_der(der: &[u8]) -> Result<Self::Key, String>;
+    /// RSAES-OAEP-Decrypt with SHA-1 and MGF1-SHA-1, empty label. `None` on any failure.
+    fn oaep_sha1_unwrap(key: &Self::Key, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>>;
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (for certificates and the test kit's tokens).
+    fn sign_pkcs1_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String>;
+    /// A new RSA key of `bits` (2048, 3072 or 4096), as PKCS#8 DER.
+    fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String>;
+    /// Wraps `msg` for the public key `spki_der` (a SubjectPublicKeyInfo).
+    #[cfg(feature = "testing")]
+    fn public_encrypt(spki_der: &[u8], wrap: Wrap, msg: &[u8]) -> Result<Vec<u8>, String>;
+    /// Installs the backend's process-wide `jsonwebtoken` crypto provider. If the application
+    /// installed one already, that one stays: it verifies RS256 just as well.
+    fn install_jwt_provider();
+}
+
+/// Installs the backend's `jsonwebtoken` provider, once per process.
+pub(crate) fn install_jwt_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(Backend::install_jwt_provider);
+}
+
+/// The error of an unsupported RSA key size, the same from every backend.
+fn unsupported_bits(bits: usize) -> String {
+    format!("unsupported RSA key size {bits} (use 2048, 3072 or 4096)")
+}
 
 #[cfg(feature = "testing")]
 use aes::cipher::BlockModeEncrypt;
@@ -27,7 +68,7 @@ use hmac::{KeyInit, Mac};
 use zeroize::Zeroizing;
 
 /// Name of the RSA backend compiled in: `"aws-lc-rs"` or `"rsa"`.
-pub const RSA_BACKEND: &str = backend::NAME;
+pub const RSA_BACKEND: &str = <Backend as RsaBackend>::NAME;
 
 /// Standard alphabet, padding required, canonical trailing bits; SIMD where the CPU has it.
 pub(crate) static BASE64: std::sync::LazyLock<base64::engine::Simd> =

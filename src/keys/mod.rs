@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::crypto::backend;
 use crate::error::{Error, Result};
 
 mod certificate;
@@ -99,7 +98,11 @@ impl Unwrap for PrivateKey {
     }
 
     fn describe(&self) -> String {
-        format!("in-process RSA-{} key ({})", self.bits(), backend::NAME)
+        format!(
+            "in-process RSA-{} key ({})",
+            self.bits(),
+            crate::crypto::RSA_BACKEND
+        )
     }
 }
 

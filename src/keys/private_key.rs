@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::Certificate;
 use super::formats::*;
-use crate::crypto::backend;
+use crate::crypto::{self, Backend, RsaBackend};
 use crate::error::{Error, Result};
 
 /// An RSA private key that can unwrap Graph's symmetric keys.
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// # Ok(()) }
 /// ```
 pub struct PrivateKey {
-    pub(super) rsa: backend::RsaKey,
+    pub(super) rsa: crypto::RsaKey,
     pub(super) pkcs8: Zeroizing<Vec<u8>>,
     pub(super) modulus: Vec<u8>,
     /// Read by the test kit only (its JWKS).
@@ -260,7 +260,7 @@ impl PrivateKey {
 
     /// Generates a new RSA key of 2048, 3072 or 4096 bits.
     pub fn generate(bits: usize) -> Result<Self> {
-        let der = backend::generate_pkcs8(bits).map_err(Error::Key)?;
+        let der = Backend::generate_pkcs8(bits).map_err(Error::Key)?;
         Self::from_pkcs8_der(&der)
     }
 
@@ -296,7 +296,7 @@ impl PrivateKey {
             )));
         }
         let public_der = rsa_public_key_der(&modulus, &public_exponent)?;
-        let key = backend::RsaKey::from_pkcs8_der(der).map_err(Error::Key)?;
+        let key = Backend::key_from_pkcs8_der(der).map_err(Error::Key)?;
         Ok(PrivateKey {
             rsa: key,
             pkcs8: Zeroizing::new(der.to_vec()),
@@ -334,11 +334,11 @@ impl PrivateKey {
 
     /// RSA-OAEP (SHA-1, MGF1-SHA-1) unwrap. `None` for any failure.
     pub(crate) fn unwrap_key(&self, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        self.rsa.oaep_sha1_unwrap(wrapped)
+        Backend::oaep_sha1_unwrap(&self.rsa, wrapped)
     }
 
     /// RSASSA-PKCS1-v1_5 SHA-256 signature.
     pub(crate) fn sign_pkcs1_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        backend::sign_pkcs1_sha256(&self.pkcs8, msg).map_err(Error::Backend)
+        Backend::sign_pkcs1_sha256(&self.pkcs8, msg).map_err(Error::Backend)
     }
 }

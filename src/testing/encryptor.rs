@@ -149,8 +149,12 @@ impl<'a> GraphEncryptor<'a> {
             KeyWrap::OaepSha256 => Wrap::OaepSha256,
             KeyWrap::Pkcs1v15 => Wrap::Pkcs1v15,
         };
-        let wrapped = crypto::backend::public_encrypt(self.cert.public_key_der(), wrap, &key)
-            .map_err(Error::Backend)?;
+        let wrapped = <crypto::Backend as crypto::RsaBackend>::public_encrypt(
+            self.cert.public_key_der(),
+            wrap,
+            &key,
+        )
+        .map_err(Error::Backend)?;
         Ok(EncryptedContent {
             data: Some(crypto::b64_encode(&data)),
             data_key: Some(crypto::b64_encode(&wrapped)),

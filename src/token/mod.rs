@@ -19,7 +19,6 @@
 
 mod cache;
 mod jwks;
-mod provider;
 
 #[cfg(feature = "fetch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fetch")))]
@@ -166,7 +165,7 @@ pub struct TokenValidator {
 impl TokenValidator {
     /// A validator for `validation` using `keys`.
     pub fn new(validation: Validation, keys: SigningKeys) -> Self {
-        provider::install();
+        crate::crypto::install_jwt_provider();
         TokenValidator { validation, keys }
     }
 
