@@ -3,8 +3,8 @@
 //!
 //! The RSA backend is chosen by feature: `aws-lc` (default, aws-lc-rs) or `rust-crypto` (the `rsa`
 //! crate, blinded). With both enabled, `aws-lc` is used. Both implement one private contract,
-//! [`RsaBackend`], each with its `jsonwebtoken` crypto provider, and the crate calls the one
-//! chosen through [`Backend`].
+//! `RsaBackend`, each with its `jsonwebtoken` crypto provider, and the crate calls the one
+//! chosen through `Backend`.
 
 #[cfg(not(any(feature = "aws-lc", feature = "rust-crypto")))]
 compile_error!(
