@@ -139,15 +139,18 @@ mod tests {
             )),
             "not found"
         );
-        assert_eq!(
-            fault(generic(answered("409 Conflict", "BlobArchived"))),
-            "refused"
-        );
-        assert_eq!(
-            fault(generic(answered("400 Bad Request", "InvalidUri"))),
-            "refused"
-        );
-        assert_eq!(fault(generic(answered("414 URI Too Long", "x"))), "refused");
+        // Refusals about the blob asked for, for good.
+        for (status, code) in [
+            ("409 Conflict", "BlobArchived"),
+            ("400 Bad Request", "InvalidUri"),
+            ("414 URI Too Long", "x"),
+        ] {
+            assert_eq!(
+                fault(generic(answered(status, code))),
+                "refused",
+                "{status}"
+            );
+        }
         // The set-up's or the account's refusals, and failures, may pass.
         for (status, code) in [
             ("400 Bad Request", "InvalidQueryParameterValue"),
