@@ -130,19 +130,7 @@ pub async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answ
     .await;
     let (body, budget) = match read {
         Ok(Ok(read)) => read,
-        Ok(Err(refusal)) => {
-            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-            return match refusal {
-                Refusal::TooLarge => answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
-                Refusal::Budget => {
-                    shared
-                        .warn_busy
-                        .warn("the body budget (--max-buffered) is spent: answered 503");
-                    busy()
-                }
-                Refusal::Broken => answer(StatusCode::BAD_REQUEST, "incomplete body\n"),
-            };
-        }
+        Ok(Err(refusal)) => return refused(shared, refusal),
         Err(_) => {
             shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
             return answer(StatusCode::REQUEST_TIMEOUT, "too slow\n");
@@ -198,6 +186,22 @@ fn forwarded(shared: &Shared, outcome: super::forward::Forwarded) -> Answer {
     }
 }
 
+/// The answer to a body that could not be read whole.
+fn refused(shared: &Shared, refusal: Refusal) -> Answer {
+    shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+    match refusal {
+        Refusal::TooLarge => answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+        Refusal::Budget => {
+            shared
+                .warn_busy
+                .warn("the body budget (--max-buffered) is spent: answered 503");
+            busy()
+        }
+        Refusal::Broken => answer(StatusCode::BAD_REQUEST, "incomplete body\n"),
+    }
+}
+
+/// Why a body was not read whole.
 enum Refusal {
     TooLarge,
     Budget,

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use msgraph_notify::receiver::DEFAULT_MAX_BODY_BYTES;
 use msgraph_notify::replay::RedisReplayStore;
+use msgraph_notify::token::fetch::KeyFetcher;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::opts::{ReceiverOpts, ReplayOpts};
@@ -157,6 +158,19 @@ pub struct Stats {
     pub items: AtomicU64,
     pub rejected: AtomicU64,
     pub refused_bodies: AtomicU64,
+}
+
+impl Stats {
+    /// The last log line.
+    fn log_stopped(&self) {
+        crate::log::info(&format!(
+            "msgraph-notify serve: stopped after {} POSTs, {} items ({} rejected), {} bodies refused",
+            self.posts.load(Ordering::Relaxed),
+            self.items.load(Ordering::Relaxed),
+            self.rejected.load(Ordering::Relaxed),
+            self.refused_bodies.load(Ordering::Relaxed),
+        ));
+    }
 }
 
 /// The replay store as `serve` watches it.
@@ -281,13 +295,7 @@ async fn serve(
     let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
     if let Some(fetcher) = &fetcher {
-        if let Err(e) = fetcher.refresh().await {
-            crate::log::warn(&format!(
-                "fetching the token signing keys failed: {e} (retrying in the background)"
-            ));
-        }
-        // Refreshes at the TTL, and after a failure every min_refresh_interval.
-        Arc::clone(fetcher).spawn_refresher();
+        start_fetching_keys(fetcher).await;
     }
 
     let stats = Arc::new(Stats::default());
@@ -348,17 +356,22 @@ async fn serve(
     let joined = worker::join(threads).await;
     use std::io::Write;
     let _ = std::io::stdout().lock().flush();
-    crate::log::info(&format!(
-        "msgraph-notify serve: stopped after {} POSTs, {} items ({} rejected), {} bodies refused",
-        stats.posts.load(Ordering::Relaxed),
-        stats.items.load(Ordering::Relaxed),
-        stats.rejected.load(Ordering::Relaxed),
-        stats.refused_bodies.load(Ordering::Relaxed),
-    ));
+    stats.log_stopped();
     if !joined {
         return Err(fail!("a worker thread failed"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first fetch of the token signing keys (a failure is retried in the background), then
+/// the refresher: at the TTL, and after a failure every min_refresh_interval.
+async fn start_fetching_keys(fetcher: &Arc<KeyFetcher>) {
+    if let Err(e) = fetcher.refresh().await {
+        crate::log::warn(&format!(
+            "fetching the token signing keys failed: {e} (retrying in the background)"
+        ));
+    }
+    Arc::clone(fetcher).spawn_refresher();
 }
 
 /// Fail-closed: while Redis is unreachable POSTs get 503; probe it back to health.
