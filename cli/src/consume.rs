@@ -573,8 +573,8 @@ impl<W: Write> Run<'_, W> {
 /// retried, never skipped.
 ///
 /// The policy is [`Error::is_transient`]; `consume` keeps, for now, its own narrower set: not
-/// `Token(KeysUnavailable)`, which `is_transient()` also counts (a trusted transport checks no
-/// tokens, so it does not arise here today; a later issue decides).
+/// `Token(KeysUnavailable)`, which `is_transient()` also counts (the records of a trusted
+/// transport need no validation tokens; a later issue decides).
 fn unchecked(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r)
         if r.error.is_transient() && !matches!(r.error, Error::Token(_)))
