@@ -2,11 +2,10 @@
 //! the topic `serve --forward` writes), decrypt them as a trusted transport and print one JSON
 //! line per item. At least once: offsets are committed only after the lines are flushed.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use msgraph_notify::Decryptor;
@@ -14,18 +13,22 @@ use msgraph_notify::Error;
 use msgraph_notify::offload::azure::AzureBlobStore;
 use msgraph_notify::offload::{DEFAULT_CONTAINER, DEFAULT_MAX_PAYLOAD_BYTES, PayloadStore};
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Item, Outcome, Receiver};
-use msgraph_notify::replay::{Fingerprint, ReplayStore, ReplayStoreError};
+use msgraph_notify::replay::ReplayStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
+use deferred::Deferred;
+
 use crate::opts::{ClientStateOpts, ItemLimit, KeyOpts, ReplayOpts};
 use crate::output;
 use crate::retry::Backoff;
 use crate::signal::Shutdown;
 use crate::{Fail, fail};
+
+mod deferred;
 
 /// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
 const COMMIT_RECORDS: usize = 500;
@@ -137,99 +140,6 @@ pub struct Args {
     replay: ReplayOpts,
 }
 
-/// A check-only view of the replay store for the receiver: an item is looked up before it is
-/// decrypted, and recorded only once its line is flushed ([`Deferred::record`]). A crash between
-/// the two loses nothing: the record is read again and the item, never recorded, decrypted.
-/// Two members decrypting the same item at the same moment (two records holding it) can both
-/// print it; a redelivery, which comes after, cannot.
-#[derive(Debug)]
-struct Deferred {
-    inner: Arc<dyn ReplayStore>,
-    /// Fingerprints of items decrypted but not yet flushed and recorded.
-    pending: Mutex<Pending>,
-}
-
-/// The pending fingerprints in arrival order, with a set for membership (records may carry
-/// thousands of items: no scan per item).
-#[derive(Debug, Default)]
-struct Pending {
-    order: Vec<Fingerprint>,
-    set: HashSet<Fingerprint>,
-}
-
-impl Pending {
-    fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    fn contains(&self, fingerprint: &Fingerprint) -> bool {
-        self.set.contains(fingerprint)
-    }
-
-    fn push(&mut self, fingerprint: Fingerprint) {
-        if self.set.insert(fingerprint) {
-            self.order.push(fingerprint);
-        }
-    }
-
-    /// Forgets everything pushed after the first `len`.
-    fn truncate(&mut self, len: usize) {
-        for fingerprint in self.order.drain(len.min(self.order.len())..) {
-            self.set.remove(&fingerprint);
-        }
-    }
-
-    fn remove(&mut self, fingerprint: &Fingerprint) {
-        if self.set.remove(fingerprint) {
-            self.order.retain(|fp| fp != fingerprint);
-        }
-    }
-}
-
-impl Deferred {
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records every pending fingerprint in the store (their lines are flushed), in one round
-    /// trip where the store allows; kept pending if the store cannot answer.
-    fn record(&self) -> Result<(), ReplayStoreError> {
-        let pending = self.pending().order.clone();
-        self.inner.insert_all(&pending)?;
-        let mut now = self.pending();
-        // Items pushed meanwhile stay; those recorded go.
-        let recorded: HashSet<Fingerprint> = pending.into_iter().collect();
-        now.order.retain(|fp| !recorded.contains(fp));
-        now.set.retain(|fp| !recorded.contains(fp));
-        Ok(())
-    }
-}
-
-impl ReplayStore for Deferred {
-    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
-        if self.pending().contains(fingerprint) {
-            return Ok(false);
-        }
-        if self.inner.contains(fingerprint)? {
-            return Ok(false);
-        }
-        let mut pending = self.pending();
-        if pending.contains(fingerprint) {
-            return Ok(false);
-        }
-        pending.push(*fingerprint);
-        Ok(true)
-    }
-
-    fn remove(&self, fingerprint: &Fingerprint) {
-        self.pending().remove(fingerprint);
-    }
-
-    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
-        Ok(self.pending().contains(fingerprint) || self.inner.contains(fingerprint)?)
-    }
-}
-
 /// The Event Hubs namespace's Kafka endpoint, from `Endpoint=sb://NS.servicebus.windows.net/`.
 fn event_hubs_brokers(connection_string: &str) -> Option<String> {
     let endpoint = connection_string.split(';').find_map(|part| {
@@ -263,12 +173,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         );
     }
     let replay = args.replay.store()?;
-    let deferred = replay.store.map(|inner| {
-        Arc::new(Deferred {
-            inner,
-            pending: Mutex::new(Pending::default()),
-        })
-    });
+    let deferred = replay.store.map(|inner| Arc::new(Deferred::new(inner)));
     let mut builder = Receiver::builder(Decryptor::new(ring))
         .trusted_transport_only()
         .max_body_bytes(args.max_body)
