@@ -52,7 +52,7 @@ struct Tally {
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let built = args.receiver.build(crate::opts::Limits {
         max_body: args.max_body.unwrap_or(usize::MAX),
-        max_items: args.receiver.max_items as usize,
+        max_items: args.receiver.max_items(),
         parallel: true,
         replay: None,
         decrypts: true,
@@ -90,7 +90,12 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 let line_number = number + 1;
                 match decrypt(&as_collection(strip_bom(line))) {
                     Ok(items) => {
-                        written = write_lines(&mut out, &items, Some(line_number), &mut tally);
+                        written = crate::output::write_lines(
+                            &mut out,
+                            &items,
+                            [("line", line_number.into())],
+                        )
+                        .map(|rejected| tally.rejected |= rejected);
                         if written.is_err() {
                             break;
                         }
@@ -111,7 +116,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
                 };
                 fail!("{}: {e}{hint}", args.input)
             })?;
-            write_lines(&mut out, &items, None, &mut tally)
+            crate::output::write_lines(&mut out, &items, [])
+                .map(|rejected| tally.rejected |= rejected)
         }
     };
     if let (Some(fetcher), Some(runtime)) = (&built.fetcher, &runtime)
@@ -164,33 +170,4 @@ fn as_collection(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             .into();
     }
     body.into()
-}
-
-fn write_lines(
-    out: &mut impl Write,
-    items: &[Item],
-    line: Option<usize>,
-    tally: &mut Tally,
-) -> std::io::Result<()> {
-    for item in items {
-        tally.rejected |= item.outcome.is_rejected();
-        let mut json = item.to_json();
-        if let (Some(line), Some(object)) = (line, json.as_object_mut()) {
-            object.insert("line".into(), line.into());
-        }
-        writeln!(out, "{json}")?;
-    }
-    Ok(())
-}
-
-/// Prints one JSON line per item and flushes; returns whether any item was rejected.
-pub fn write_items(items: &[Item]) -> std::io::Result<bool> {
-    let mut out = std::io::stdout().lock();
-    let mut rejected = false;
-    for item in items {
-        rejected |= item.outcome.is_rejected();
-        writeln!(out, "{}", item.to_json())?;
-    }
-    out.flush()?;
-    Ok(rejected)
 }

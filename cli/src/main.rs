@@ -19,20 +19,22 @@ macro_rules! errln {
     }};
 }
 
-mod admin;
 #[cfg(feature = "kafka")]
 mod consume;
 mod decrypt;
 mod demo;
 mod encrypt;
-#[cfg(feature = "kafka")]
-mod forward;
 mod keygen;
 mod log;
 mod opts;
+mod output;
+mod retry;
+mod secret;
 mod serve;
+mod signal;
 mod subscription;
-mod tls;
+
+pub use secret::Secret;
 
 use std::process::ExitCode;
 
@@ -61,37 +63,6 @@ enum Command {
     #[cfg(feature = "kafka")]
     Consume(consume::Args),
     Subscription(subscription::Args),
-}
-
-/// A secret given on the command line (a key password, a clientState): wiped on drop and shown as
-/// `<redacted>` by `Debug`, so no derived `Debug` of the options can print it.
-#[derive(Clone)]
-pub struct Secret(zeroize::Zeroizing<String>);
-
-impl Secret {
-    /// Wraps a secret's text.
-    pub fn new(text: &str) -> Self {
-        Secret(zeroize::Zeroizing::new(text.to_owned()))
-    }
-
-    /// The secret's text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(zeroize::Zeroizing::new(s.to_owned())))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// A failure that makes the input or the options unusable: printed on stderr, exit code 2.

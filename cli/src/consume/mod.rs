@@ -2,11 +2,10 @@
 //! the topic `serve --forward` writes), decrypt them as a trusted transport and print one JSON
 //! line per item. At least once: offsets are committed only after the lines are flushed.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use msgraph_notify::Decryptor;
@@ -14,15 +13,22 @@ use msgraph_notify::Error;
 use msgraph_notify::offload::azure::AzureBlobStore;
 use msgraph_notify::offload::{DEFAULT_CONTAINER, DEFAULT_MAX_PAYLOAD_BYTES, PayloadStore};
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Item, Outcome, Receiver};
-use msgraph_notify::replay::{Fingerprint, ReplayStore, ReplayStoreError};
+use msgraph_notify::replay::ReplayStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::opts::{ReceiverOpts, ReplayOpts};
-use crate::{Fail, Secret, fail};
+use deferred::Deferred;
+
+use crate::opts::{ClientStateOpts, ItemLimit, KeyOpts, ReplayOpts};
+use crate::output;
+use crate::retry::Backoff;
+use crate::signal::Shutdown;
+use crate::{Fail, fail};
+
+mod deferred;
 
 /// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
 const COMMIT_RECORDS: usize = 500;
@@ -32,6 +38,8 @@ const COMMIT_BYTES: usize = 1 << 20;
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// How long one poll waits for a record.
 const POLL: Duration = Duration::from_millis(100);
+/// The first pause before a record, or the recording of printed items, is retried.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// librdkafka's prefetch queue, in KiB: with `--max-body`, what bounds memory.
 const QUEUE_KIB: u32 = 32 * 1024;
 
@@ -110,54 +118,14 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_PAYLOAD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)), env = "MSGRAPH_NOTIFY_MAX_PAYLOAD")]
     max_payload: u64,
 
-    /// The decryption key: [ID=]PATH of a PEM/DER/PKCS#12 key, or [ID=]pkcs11:URI (repeat for
-    /// rotation).
-    #[arg(
-        long = "key",
-        value_name = "[ID=]PATH|pkcs11:URI",
-        env = "MSGRAPH_NOTIFY_KEY",
-        hide_env_values = true
-    )]
-    keys: Vec<String>,
+    #[command(flatten)]
+    keys: KeyOpts,
 
-    /// The password of an encrypted key file.
-    #[arg(
-        long,
-        value_name = "P",
-        env = "MSGRAPH_NOTIFY_KEY_PASSWORD",
-        hide_env_values = true
-    )]
-    password: Option<Secret>,
+    #[command(flatten)]
+    client_state: ClientStateOpts,
 
-    /// Read the password of encrypted keys from this file (its first line).
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "password",
-        env = "MSGRAPH_NOTIFY_KEY_PASSWORD_FILE"
-    )]
-    password_file: Option<String>,
-
-    /// A certificate belonging to one of the keys (when the key file holds none).
-    #[arg(long = "cert", value_name = "FILE", env = "MSGRAPH_NOTIFY_CERT")]
-    certs: Vec<String>,
-
-    /// An accepted clientState (visible to other users in the process list: prefer
-    /// --client-state-file or MSGRAPH_NOTIFY_CLIENT_STATE).
-    #[arg(long = "client-state", value_name = "S")]
-    client_states: Vec<Secret>,
-
-    /// A file holding accepted clientState secrets, one per line.
-    #[arg(
-        long = "client-state-file",
-        value_name = "FILE",
-        env = "MSGRAPH_NOTIFY_CLIENT_STATE_FILE"
-    )]
-    client_state_files: Vec<String>,
-
-    /// The most items one record may carry; a record with more is refused.
-    #[arg(long, value_name = "N", default_value_t = msgraph_notify::receiver::DEFAULT_MAX_ITEMS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000_000), env = "MSGRAPH_NOTIFY_MAX_ITEMS")]
-    max_items: u32,
+    #[command(flatten)]
+    items: ItemLimit,
 
     /// The largest record accepted, in bytes; larger ones are refused and skipped.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, env = "MSGRAPH_NOTIFY_MAX_BODY")]
@@ -170,139 +138,6 @@ pub struct Args {
 
     #[command(flatten)]
     replay: ReplayOpts,
-}
-
-/// A check-only view of the replay store for the receiver: an item is looked up before it is
-/// decrypted, and recorded only once its line is flushed ([`Deferred::record`]). A crash between
-/// the two loses nothing: the record is read again and the item, never recorded, decrypted.
-/// Two members decrypting the same item at the same moment (two records holding it) can both
-/// print it; a redelivery, which comes after, cannot.
-#[derive(Debug)]
-struct Deferred {
-    inner: Arc<dyn ReplayStore>,
-    /// Fingerprints of items decrypted but not yet flushed and recorded.
-    pending: Mutex<Pending>,
-}
-
-/// The pending fingerprints in arrival order, with a set for membership (records may carry
-/// thousands of items: no scan per item).
-#[derive(Debug, Default)]
-struct Pending {
-    order: Vec<Fingerprint>,
-    set: HashSet<Fingerprint>,
-}
-
-impl Pending {
-    fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    fn contains(&self, fingerprint: &Fingerprint) -> bool {
-        self.set.contains(fingerprint)
-    }
-
-    fn push(&mut self, fingerprint: Fingerprint) {
-        if self.set.insert(fingerprint) {
-            self.order.push(fingerprint);
-        }
-    }
-
-    /// Forgets everything pushed after the first `len`.
-    fn truncate(&mut self, len: usize) {
-        for fingerprint in self.order.drain(len.min(self.order.len())..) {
-            self.set.remove(&fingerprint);
-        }
-    }
-
-    fn remove(&mut self, fingerprint: &Fingerprint) {
-        if self.set.remove(fingerprint) {
-            self.order.retain(|fp| fp != fingerprint);
-        }
-    }
-}
-
-impl Deferred {
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records every pending fingerprint in the store (their lines are flushed), in one round
-    /// trip where the store allows; kept pending if the store cannot answer.
-    fn record(&self) -> Result<(), ReplayStoreError> {
-        let pending = self.pending().order.clone();
-        self.inner.insert_all(&pending)?;
-        let mut now = self.pending();
-        // Items pushed meanwhile stay; those recorded go.
-        let recorded: HashSet<Fingerprint> = pending.into_iter().collect();
-        now.order.retain(|fp| !recorded.contains(fp));
-        now.set.retain(|fp| !recorded.contains(fp));
-        Ok(())
-    }
-}
-
-impl ReplayStore for Deferred {
-    fn insert_if_absent(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
-        if self.pending().contains(fingerprint) {
-            return Ok(false);
-        }
-        if self.inner.contains(fingerprint)? {
-            return Ok(false);
-        }
-        let mut pending = self.pending();
-        if pending.contains(fingerprint) {
-            return Ok(false);
-        }
-        pending.push(*fingerprint);
-        Ok(true)
-    }
-
-    fn remove(&self, fingerprint: &Fingerprint) {
-        self.pending().remove(fingerprint);
-    }
-
-    fn contains(&self, fingerprint: &Fingerprint) -> Result<bool, ReplayStoreError> {
-        Ok(self.pending().contains(fingerprint) || self.inner.contains(fingerprint)?)
-    }
-}
-
-/// Sets `stop` on SIGTERM or SIGINT. Registered before anything else, so a signal during start-up
-/// is not lost to the default action (which would end the process without committing).
-fn watch_shutdown(stop: Arc<AtomicBool>) -> Result<(), Fail> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the signal handler: {e}"))?;
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut term, mut int) = {
-            let _entered = runtime.enter();
-            (
-                signal(SignalKind::terminate()).map_err(|e| fail!("cannot handle SIGTERM: {e}"))?,
-                signal(SignalKind::interrupt()).map_err(|e| fail!("cannot handle SIGINT: {e}"))?,
-            )
-        };
-        std::thread::Builder::new()
-            .name("msgraph-notify-signals".into())
-            .spawn(move || {
-                runtime.block_on(async {
-                    tokio::select! {
-                        _ = term.recv() => {},
-                        _ = int.recv() => {},
-                    }
-                });
-                stop.store(true, Ordering::Release);
-            })
-            .map_err(|e| fail!("cannot start the signal handler: {e}"))?;
-    }
-    #[cfg(not(unix))]
-    {
-        std::thread::spawn(move || {
-            let _ = runtime.block_on(tokio::signal::ctrl_c());
-            stop.store(true, Ordering::Release);
-        });
-    }
-    Ok(())
 }
 
 /// The Event Hubs namespace's Kafka endpoint, from `Endpoint=sb://NS.servicebus.windows.net/`.
@@ -322,39 +157,27 @@ fn event_hubs_brokers(connection_string: &str) -> Option<String> {
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     crate::log::init(None);
+    // Registered before anything else, so a signal during start-up is not lost to the default
+    // action (which would end the process without committing).
     let stop = Arc::new(AtomicBool::new(false));
-    watch_shutdown(Arc::clone(&stop))?;
+    Shutdown::set_on_signal(Arc::clone(&stop))?;
 
-    let opts = ReceiverOpts {
-        keys: args.keys.clone(),
-        password: args.password.clone(),
-        password_file: args.password_file.clone(),
-        certs: args.certs.clone(),
-        client_states: args.client_states.clone(),
-        client_state_files: args.client_state_files.clone(),
-        ..ReceiverOpts::for_transport()
-    };
-    let ring = opts.key_ring()?;
+    let ring = args.keys.key_ring()?;
     if ring.is_empty() {
-        crate::log::warn("no --key given: items with encrypted content will be rejected");
+        crate::opts::warn_no_key();
     }
-    let client_states = opts.client_state_secrets()?;
+    let client_states = args.client_state.secrets()?;
     if client_states.is_empty() {
         crate::log::warn(
             "no clientState secret is configured: items are accepted whatever clientState they carry",
         );
     }
     let replay = args.replay.store()?;
-    let deferred = replay.store.map(|inner| {
-        Arc::new(Deferred {
-            inner,
-            pending: Mutex::new(Pending::default()),
-        })
-    });
+    let deferred = replay.store.map(|inner| Arc::new(Deferred::new(inner)));
     let mut builder = Receiver::builder(Decryptor::new(ring))
         .trusted_transport_only()
         .max_body_bytes(args.max_body)
-        .max_items(args.max_items as usize)
+        .max_items(args.items.get())
         .parallel(true);
     for secret in &client_states {
         builder = builder.client_state(secret.expose());
@@ -410,9 +233,7 @@ fn blob_store(args: &Args) -> Result<Option<Arc<dyn PayloadStore>>, Fail> {
     let Some(var) = &args.blob_connection_string_env else {
         return Ok(None);
     };
-    let connection_string = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
-        fail!("--blob-connection-string-env {var}: the variable is not set (or not UTF-8)")
-    })?);
+    let connection_string = crate::secret::env_named_by("--blob-connection-string-env", var)?;
     let store = AzureBlobStore::from_connection_string(&connection_string)
         .and_then(|s| s.container(args.blob_container.as_str()))
         .and_then(|s| s.timeout(Duration::from_secs(args.blob_timeout)))
@@ -425,11 +246,8 @@ fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
     let mut config = ClientConfig::new();
     let mut brokers = args.brokers.clone();
     if let Some(var) = &args.event_hubs_connection_string_env {
-        let connection_string = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
-            fail!(
-                "--event-hubs-connection-string-env {var}: the variable is not set (or not UTF-8)"
-            )
-        })?);
+        let connection_string =
+            crate::secret::env_named_by("--event-hubs-connection-string-env", var)?;
         if brokers.is_none() {
             brokers = Some(event_hubs_brokers(&connection_string).ok_or_else(|| {
                 fail!(
@@ -543,20 +361,17 @@ impl<W: Write> Run<'_, W> {
         offset: i64,
         stop: &AtomicBool,
     ) -> Option<Vec<Value>> {
-        let position = |mut line: Value| {
-            if let Some(object) = line.as_object_mut() {
-                object.insert("partition".into(), partition.into());
-                object.insert("offset".into(), offset.into());
-            }
-            line
+        let position = |line: Value| {
+            output::with_fields(
+                line,
+                [("partition", partition.into()), ("offset", offset.into())],
+            )
         };
         let refuse = |reason: String| {
             crate::log::warn(&format!(
                 "record refused (partition {partition}, offset {offset}): {reason}"
             ));
-            Some(vec![position(
-                json!({"status": "refused", "error": reason}),
-            )])
+            Some(vec![position(output::refused(&reason))])
         };
         let Some(payload) = payload else {
             return refuse("the record has no value".to_owned());
@@ -568,7 +383,7 @@ impl<W: Write> Run<'_, W> {
                 self.args.max_body
             ));
         }
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(RETRY_FIRST);
         loop {
             let before = self.deferred.map_or(0, |d| d.pending().len());
             let items = match self.receiver.receive_trusted_transport(payload) {
@@ -580,7 +395,12 @@ impl<W: Write> Run<'_, W> {
             };
             if !items.iter().any(unchecked) {
                 self.items += items.len() as u64;
-                return Some(items.iter().map(|item| position(item.to_json())).collect());
+                return Some(
+                    items
+                        .iter()
+                        .map(|item| position(output::item(item)))
+                        .collect(),
+                );
             }
             // The replay store, the key or the blob store did not answer: print nothing of this
             // record (its decrypted items are forgotten, to be decrypted again), wait and retry;
@@ -596,14 +416,9 @@ impl<W: Write> Run<'_, W> {
                     .map(|i| i.to_json()["error"].to_string())
                     .unwrap_or_default()
             ));
-            let until = Instant::now() + pause;
-            while Instant::now() < until {
-                if stop.load(Ordering::Acquire) {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if backoff.sleep_unless(stop) {
+                return None;
             }
-            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -618,7 +433,7 @@ impl<W: Write> Run<'_, W> {
             .map_err(|e| fail!("cannot write the output: {e}"))?;
         self.buffer.clear();
         if let Some(d) = self.deferred {
-            let mut pause = Duration::from_millis(100);
+            let mut backoff = Backoff::new(RETRY_FIRST);
             while let Err(e) = d.record() {
                 if stop.load(Ordering::Acquire) {
                     // Stopping while the store is down: commit nothing. The records are read
@@ -634,11 +449,7 @@ impl<W: Write> Run<'_, W> {
                 crate::log::warn(&format!(
                     "cannot record printed items in the replay store: {e}; retrying"
                 ));
-                let until = Instant::now() + pause;
-                while Instant::now() < until && !stop.load(Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
+                backoff.sleep_unless(stop);
             }
         }
         if self.offsets.is_empty() {
@@ -665,13 +476,13 @@ impl<W: Write> Run<'_, W> {
 /// check it, the key could not be used (a PKCS#11 token removed, a vault unreachable), or its
 /// offloaded payload could not be read (the storage account out of reach). Its record is
 /// retried, never skipped.
+///
+/// The policy is [`Error::is_transient`]; `consume` keeps, for now, its own narrower set: not
+/// `Token(KeysUnavailable)`, which `is_transient()` also counts (the records of a trusted
+/// transport need no validation tokens; a later issue decides).
 fn unchecked(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r)
-    if match &r.error {
-        Error::ReplayStore(_) | Error::KeyUnavailable(_) => true,
-        Error::Payload(e) => e.is_transient(),
-        _ => false,
-    })
+        if r.error.is_transient() && !matches!(r.error, Error::Token(_)))
 }
 
 #[cfg(test)]

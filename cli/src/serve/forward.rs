@@ -122,7 +122,7 @@ impl Forward {
             Err(e) => return Forwarded::Unavailable(format!("screening failed: {e}")),
         };
         if !screened.refused.is_empty()
-            && let Err(e) = crate::decrypt::write_items(&screened.refused)
+            && let Err(e) = crate::output::write_items(&screened.refused)
         {
             crate::log::warn(&format!("cannot write to stdout: {e}"));
         }

@@ -2,6 +2,7 @@
 //! `prometheus-client`) on their own listener, never on the public one.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,13 +13,15 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use msgraph_notify::Error;
-use msgraph_notify::receiver::{Item, Outcome};
+use msgraph_notify::receiver::{Item, Outcome, Receiver};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::{Fail, fail};
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -141,7 +144,7 @@ impl Metrics {
                 Outcome::Decrypted(_) => true,
                 Outcome::Rejected(r) => {
                     self.rejected
-                        .get_or_create(&vec![("reason", reason(&r.error).to_owned())])
+                        .get_or_create(&vec![("reason", r.error.label().to_owned())])
                         .inc();
                     matches!(r.error, Error::Verification | Error::Plaintext(_))
                 }
@@ -161,23 +164,6 @@ impl Metrics {
     }
 }
 
-/// The small fixed set of rejection reasons.
-pub fn reason(error: &Error) -> &'static str {
-    match error {
-        Error::Token(_) => "token",
-        Error::ClientState => "client_state",
-        Error::Verification => "signature",
-        Error::Duplicate => "duplicate",
-        Error::Malformed { .. } | Error::Plaintext(_) => "malformed",
-        Error::UnknownCertificateId(_)
-        | Error::NoMatchingKey
-        | Error::ThumbprintMismatch { .. }
-        | Error::KeyUnavailable(_) => "key",
-        Error::ReplayStore(_) => "replay_store",
-        _ => "other",
-    }
-}
-
 /// What `/readyz` reports.
 #[derive(Default)]
 pub struct Readiness {
@@ -187,8 +173,47 @@ pub struct Readiness {
     pub draining: AtomicBool,
 }
 
+/// Binds `--admin-listen` (which must differ from the public listener, `public`: its bound and
+/// its given address) and serves the admin endpoints there until the process ends.
+pub async fn start(
+    admin: SocketAddr,
+    public: [SocketAddr; 2],
+    metrics: &Arc<Metrics>,
+    readiness: &Arc<Readiness>,
+) -> Result<(), Fail> {
+    if admin.port() != 0 && public.contains(&admin) {
+        return Err(fail!("--admin-listen must differ from --listen"));
+    }
+    let admin = tokio::net::TcpListener::bind(admin)
+        .await
+        .map_err(|e| fail!("cannot listen on --admin-listen {admin}: {e}"))?;
+    let at = admin
+        .local_addr()
+        .map_err(|e| fail!("cannot read the admin address: {e}"))?;
+    tokio::spawn(serve_admin(
+        admin,
+        Arc::clone(metrics),
+        Arc::clone(readiness),
+    ));
+    crate::log::info(&format!(
+        "msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)"
+    ));
+    Ok(())
+}
+
+/// Ready once the workers run and the signing keys are loaded (fetched keys may come later).
+pub fn ready_when_keys_load(readiness: Arc<Readiness>, receiver: &Receiver) {
+    let keys = receiver.token_validator().map(|v| v.signing_keys().clone());
+    tokio::spawn(async move {
+        while keys.as_ref().is_some_and(|k| k.snapshot().is_empty()) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        readiness.ready.store(true, Ordering::Release);
+    });
+}
+
 /// Serves the admin endpoints on `listener` until the process ends.
-pub async fn serve_admin(
+async fn serve_admin(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,

@@ -18,6 +18,9 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
+use super::admin::Metrics;
+use crate::signal::Hangup;
+
 /// The TLS side of `serve`: an acceptor whose certificate can be replaced while it runs.
 pub struct Tls {
     cert_path: PathBuf,
@@ -84,6 +87,40 @@ impl Tls {
     pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
     }
+}
+
+/// On each SIGHUP, reloads the certificate (off the async threads), counts the result and says
+/// it; without TLS, says there is nothing to reload.
+pub fn reload_on_hangup(hangup: Hangup, tls: Option<Arc<Tls>>, metrics: Arc<Metrics>) {
+    #[cfg(unix)]
+    if let Some(mut hangup) = hangup {
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                let Some(tls) = &tls else {
+                    crate::log::info("SIGHUP: nothing to reload (no --tls-cert)");
+                    continue;
+                };
+                let tls = Arc::clone(tls);
+                match tokio::task::spawn_blocking(move || tls.reload()).await {
+                    Ok(Ok(())) => {
+                        metrics.tls_reloaded(true);
+                        crate::log::info(
+                            "SIGHUP: the TLS certificate was reloaded; new connections use it",
+                        );
+                    }
+                    Ok(Err(e)) => {
+                        metrics.tls_reloaded(false);
+                        crate::log::warn(&format!(
+                            "SIGHUP: the TLS certificate was not reloaded, the previous one stays: {e}"
+                        ));
+                    }
+                    Err(_) => metrics.tls_reloaded(false),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (hangup, tls, metrics);
 }
 
 fn load(
