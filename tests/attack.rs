@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
 use msgraph_notify::replay::{Fingerprint, ReplayGuard, ReplayStore, ReplayStoreError};
@@ -12,17 +12,13 @@ use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw, Token
 use msgraph_notify::token::{TokenError, TokenVersion, Validation};
 use msgraph_notify::{ChangeNotification, Decryptor, Error};
 use serde_json::{Value, json};
+use test_support::issuer;
 
 const APP: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
 const OTHER_APP: &str = "33333333-aaaa-4bbb-8ccc-000000000003";
 const TENANT: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
 const TENANT_2: &str = "44444444-aaaa-4bbb-8ccc-000000000004";
 const SECRET: &str = "client-state-secret-9f2e";
-
-fn issuer() -> &'static TokenIssuer {
-    static ISSUER: OnceLock<TokenIssuer> = OnceLock::new();
-    ISSUER.get_or_init(|| TokenIssuer::new().expect("token issuer"))
-}
 
 fn builder() -> msgraph_notify::receiver::ReceiverBuilder {
     let (key, cert) = common::keypair(2048);

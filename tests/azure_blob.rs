@@ -3,14 +3,11 @@
 //! decrypted; a missing blob, a missing container, a blob over the limit, a wrong account key and
 //! a stopped service each give their own error, and the key never appears in one.
 
-#[path = "support/azurite.rs"]
-mod azurite;
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use azurite::Azurite;
 use msgraph_notify::model::ChangeNotification;
 use msgraph_notify::offload::azure::AzureBlobStore;
 use msgraph_notify::offload::{DEFAULT_CONTAINER, PayloadError, PayloadStore};
@@ -19,6 +16,7 @@ use msgraph_notify::replay::ReplayGuard;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use msgraph_notify::{Decryptor, Error};
 use serde_json::{Value, json};
+use test_support::azurite::{self, Azurite};
 
 const SECRET: &str = "client-state-secret";
 

@@ -3,8 +3,6 @@
 //! Run with `cargo test -p msgraph-notify --features pkcs11 --test pkcs11`.
 
 mod common;
-#[path = "support/softhsm.rs"]
-mod softhsm;
 
 use std::sync::{Arc, Barrier};
 
@@ -13,11 +11,12 @@ use msgraph_notify::keys::Unwrap;
 use msgraph_notify::keys::pkcs11::{Pkcs11Key, Pkcs11Uri};
 use msgraph_notify::model::EncryptedContent;
 use msgraph_notify::receiver::{Outcome, Receiver, Reply};
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw, TokenIssuer};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw};
 use msgraph_notify::token::{TokenVersion, Validation};
 use msgraph_notify::{Certificate, Decryptor, Error, KeyRing, PrivateKey};
 use serde_json::{Value, json};
-use softhsm::Hsm;
+use test_support::issuer;
+use test_support::softhsm::{self, Hsm};
 
 /// Every token this test binary uses (made before the module is first loaded).
 const TOKENS: &[&str] = &["graph", "pins"];
@@ -274,11 +273,6 @@ fn a_module_path_that_does_not_exist_is_named() {
     .unwrap_err()
     .to_string();
     assert!(text.contains("cannot load the PKCS#11 module"), "{text}");
-}
-
-fn issuer() -> &'static TokenIssuer {
-    static I: std::sync::OnceLock<TokenIssuer> = std::sync::OnceLock::new();
-    I.get_or_init(|| TokenIssuer::new().unwrap())
 }
 
 #[test]

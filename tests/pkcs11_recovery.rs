@@ -3,12 +3,10 @@
 //! library up), then the token removed (its directory moved away) and re-inserted. Its own test
 //! binary: finalizing the module would disturb the other PKCS#11 tests of a shared process.
 
-#[path = "support/softhsm.rs"]
-mod softhsm;
-
 use msgraph_notify::keys::pkcs11::Pkcs11Key;
 use msgraph_notify::testing::GraphEncryptor;
 use msgraph_notify::{Decryptor, Error};
+use test_support::softhsm;
 
 #[test]
 fn lost_sessions_and_a_removed_token_recover_without_a_restart() {

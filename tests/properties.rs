@@ -16,11 +16,12 @@ use std::sync::OnceLock;
 use base64::Engine;
 use msgraph_notify::receiver::{Outcome, Receiver, Reply};
 use msgraph_notify::replay::ReplayGuard;
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw, TokenIssuer};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw};
 use msgraph_notify::token::{TokenError, TokenVersion, Validation};
 use msgraph_notify::{Decryptor, EncryptedContent, Error, KeyRing};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use test_support::issuer;
 
 const APP: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
 const TENANT: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
@@ -193,11 +194,6 @@ proptest! {
 }
 
 // ---- Any body: an outcome, no panic ----
-
-fn issuer() -> &'static TokenIssuer {
-    static I: OnceLock<TokenIssuer> = OnceLock::new();
-    I.get_or_init(|| TokenIssuer::new().unwrap())
-}
 
 /// A receiver with every check on: tokens, clientState, a small size limit, a replay guard.
 fn receiver() -> &'static Receiver {

@@ -2,25 +2,19 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use msgraph_notify::model::{ChangeNotification, LifecycleEvent};
 use msgraph_notify::receiver::{Outcome, Receiver, Reply, dangerous};
 use msgraph_notify::resource::Resource;
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw, TokenIssuer};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw};
 use msgraph_notify::token::{Jwks, TokenError, TokenVersion, Validation};
 use msgraph_notify::{Decryptor, Error};
 use serde_json::{Value, json};
+use test_support::issuer;
 
 const APP: &str = "app-1";
 const TENANT_A: &str = "tenant-a";
 const TENANT_B: &str = "tenant-b";
 const SECRET: &str = "client-state-secret";
-
-fn issuer() -> &'static TokenIssuer {
-    static I: OnceLock<TokenIssuer> = OnceLock::new();
-    I.get_or_init(|| TokenIssuer::new().unwrap())
-}
 
 fn decryptor() -> Decryptor {
     let (key, cert) = common::keypair(2048);

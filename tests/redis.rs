@@ -4,69 +4,11 @@
 //! is not installed, except under `CI=true` (`.ci/run` installs it).
 #![cfg(feature = "redis")]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use msgraph_notify::ChangeNotification;
 use msgraph_notify::replay::{Fingerprint, RedisReplayStore, ReplayStore};
-
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = match Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "redis-server is needed under CI=true: {e}"
-                );
-                eprintln!("skipping: redis-server is not installed ({e})");
-                return None;
-            }
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(RedisServer {
-            child,
-            url: format!("redis://127.0.0.1:{port}/0"),
-        })
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use test_support::redis::RedisServer;
 
 fn fp(n: u32) -> Fingerprint {
     let item: ChangeNotification = serde_json::from_value(serde_json::json!({
@@ -82,8 +24,8 @@ fn two_stores_share_one_memory_atomically() {
         return;
     };
     let day = Duration::from_secs(24 * 3600);
-    let a = RedisReplayStore::open(&server.url, day).unwrap();
-    let b = RedisReplayStore::open(&server.url, day).unwrap();
+    let a = RedisReplayStore::open(&server.url(), day).unwrap();
+    let b = RedisReplayStore::open(&server.url(), day).unwrap();
     a.ping().unwrap();
     assert_eq!(a.insert_if_absent(&fp(1)), Ok(true));
     assert_eq!(
@@ -96,7 +38,7 @@ fn two_stores_share_one_memory_atomically() {
     b.remove(&fp(1));
     assert_eq!(a.insert_if_absent(&fp(1)), Ok(true));
     // Another prefix is another memory.
-    let c = RedisReplayStore::open(&server.url, day)
+    let c = RedisReplayStore::open(&server.url(), day)
         .unwrap()
         .with_prefix("other-deployment:");
     assert_eq!(c.insert_if_absent(&fp(1)), Ok(true));
@@ -124,7 +66,7 @@ fn entries_expire_after_the_ttl() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let store = RedisReplayStore::open(&server.url, Duration::from_millis(300)).unwrap();
+    let store = RedisReplayStore::open(&server.url(), Duration::from_millis(300)).unwrap();
     assert_eq!(store.insert_if_absent(&fp(7)), Ok(true));
     assert_eq!(store.insert_if_absent(&fp(7)), Ok(false));
     std::thread::sleep(Duration::from_millis(500));
@@ -136,12 +78,11 @@ fn an_unreachable_server_is_an_error_not_a_pass() {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
-    let store = RedisReplayStore::open(&server.url, Duration::from_secs(60))
+    let store = RedisReplayStore::open(&server.url(), Duration::from_secs(60))
         .unwrap()
         .with_timeout(Duration::from_millis(300));
     assert_eq!(store.insert_if_absent(&fp(1)), Ok(true));
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.stop();
     let start = Instant::now();
     let err = store.insert_if_absent(&fp(2)).unwrap_err();
     assert!(

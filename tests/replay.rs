@@ -4,25 +4,20 @@
 
 mod common;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use msgraph_notify::model::LifecycleEvent;
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
 use msgraph_notify::replay::ReplayGuard;
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use msgraph_notify::token::{TokenVersion, Validation};
 use msgraph_notify::{ChangeNotification, Decryptor, Error};
 use serde_json::{Value, json};
+use test_support::issuer;
 
 const APP: &str = "11111111-aaaa-4bbb-8ccc-000000000001";
 const TENANT: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
 const SECRET: &str = "client-state-secret";
-
-fn issuer() -> &'static TokenIssuer {
-    static ISSUER: OnceLock<TokenIssuer> = OnceLock::new();
-    ISSUER.get_or_init(|| TokenIssuer::new().expect("token issuer"))
-}
 
 fn receiver(guard: ReplayGuard) -> Receiver {
     let (key, cert) = common::keypair(2048);

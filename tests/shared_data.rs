@@ -8,26 +8,25 @@
 //! of `cargo test`, so the note shows in every run. It exits 0 (a skip is not a failure), except
 //! under `CI=true`, where the shared data is required and its absence fails the run.
 
-use std::path::PathBuf;
-
 fn main() {
-    let dir = std::env::var_os("MSGRAPH_NOTIFY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    if dir.join("vectors").is_dir() && dir.join("samples").is_dir() {
-        println!(
-            "shared test data: found at {}; the real-vector and sample tests ran on it",
-            dir.display()
-        );
-        return;
-    }
+    // The one rule of every test (test-support's `shared`), reported here in its own words.
+    let dir = match test_support::shared::locate() {
+        Ok(dir) => {
+            println!(
+                "shared test data: found at {}; the real-vector and sample tests ran on it",
+                dir.display()
+            );
+            return;
+        }
+        Err(dir) => dir,
+    };
     let note = format!(
         "the shared test data is absent at {}: the real-vector and sample tests \
          (tests/real_vector.rs, tests/samples.rs, the command's real-vector test) were SKIPPED. \
          Put Graph's vectors and the docs' samples there, or set MSGRAPH_NOTIFY_SHARED to their folder.",
         dir.display()
     );
-    if std::env::var("CI").as_deref() == Ok("true") {
+    if test_support::ci() {
         eprintln!("error: {note} (CI=true requires them)");
         std::process::exit(1);
     }

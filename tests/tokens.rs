@@ -11,14 +11,10 @@ use msgraph_notify::token::{
     Validation,
 };
 use serde_json::json;
+use test_support::issuer;
 
 const APP: &str = "7d3b5f2a-0000-4000-8000-00000000a11e";
 const TENANT: &str = "8afd02d6-ebdd-4270-a515-c749898ea5c5";
-
-fn issuer() -> &'static TokenIssuer {
-    static I: OnceLock<TokenIssuer> = OnceLock::new();
-    I.get_or_init(|| TokenIssuer::new().unwrap())
-}
 
 fn validator() -> TokenValidator {
     TokenValidator::new(Validation::new([APP]), issuer().signing_keys())

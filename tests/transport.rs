@@ -4,24 +4,18 @@
 
 mod common;
 
-use std::sync::OnceLock;
-
 use msgraph_notify::model::ChangeNotification;
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
 use msgraph_notify::replay::ReplayGuard;
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use msgraph_notify::token::{TokenError, TokenVersion, Validation};
 use msgraph_notify::{Decryptor, Error};
 use serde_json::{Value, json};
+use test_support::issuer;
 
 const APP: &str = "app-1";
 const TENANT: &str = "tenant-a";
 const SECRET: &str = "client-state-secret";
-
-fn issuer() -> &'static TokenIssuer {
-    static I: OnceLock<TokenIssuer> = OnceLock::new();
-    I.get_or_init(|| TokenIssuer::new().unwrap())
-}
 
 fn decryptor() -> Decryptor {
     let (key, cert) = common::keypair(2048);

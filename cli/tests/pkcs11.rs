@@ -4,105 +4,21 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::{APP_ID, CLIENT_STATE, Fixture, TENANT, lines, s, text};
 use msgraph_notify::Certificate;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use serde_json::Value;
+use test_support::process;
+use test_support::softhsm::{Hsm, PIN};
 
-const PIN: &str = "424242";
-
-/// A SoftHSM2 configuration with its own token directory and one token per label.
-struct Hsm {
-    dir: tempfile::TempDir,
-    module: PathBuf,
-}
-
-impl Hsm {
-    fn new(labels: &[&str]) -> Option<Hsm> {
-        let module = [
-            "/usr/lib/softhsm/libsofthsm2.so",
-            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-            "/usr/local/lib/softhsm/libsofthsm2.so",
-        ]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-        let Some(module) = module else {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("SoftHSM2 is not installed (CI=true): apt-get install softhsm2 opensc");
-            }
-            eprintln!("skipping: SoftHSM2 is not installed (apt-get install softhsm2 opensc)");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("tokens")).unwrap();
-        std::fs::write(
-            dir.path().join("softhsm2.conf"),
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.path().join("tokens").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
-        let hsm = Hsm { dir, module };
-        for label in labels {
-            let out = hsm
-                .command("softhsm2-util")
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--so-pin", "000000", "--pin", PIN])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", text(&out.stderr));
-        }
-        Some(hsm)
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("softhsm2.conf")
-    }
-
-    /// A command with this HSM's configuration and module in its environment.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new(program);
-        c.env("SOFTHSM2_CONF", self.conf())
-            .env("MSGRAPH_NOTIFY_PKCS11_MODULE", &self.module)
-            .env_remove("MSGRAPH_NOTIFY_PKCS11_PIN");
-        c
-    }
-
-    /// The binary, run with `args` and `stdin`, in this HSM's environment.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command(env!("CARGO_BIN_EXE_msgraph-notify"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Fed from a thread, and a closed pipe ignored: a command that refuses its options exits
-        // before it reads its input (EPIPE here), and a large input must not block its output.
-        let mut input = child.stdin.take().unwrap();
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output().unwrap();
-        let _ = writer.join();
-        out
-    }
-
-    /// A URI without module-path (the module comes from MSGRAPH_NOTIFY_PKCS11_MODULE).
-    fn uri(&self, token: &str, object: &str) -> String {
-        format!(
-            "pkcs11:token={token};object={object}?pin-source=file:{}",
-            self.dir.path().join("pin").display()
-        )
-    }
+/// The binary, run with `args` and `stdin`, in `hsm`'s environment.
+fn run(hsm: &Hsm, args: &[&str], stdin: &[u8]) -> Output {
+    process::run(
+        hsm.command(env!("CARGO_BIN_EXE_msgraph-notify")).args(args),
+        stdin,
+    )
 }
 
 fn item(cert: &Certificate, cert_id: &str, tag: &str) -> Value {
@@ -121,9 +37,10 @@ fn keygen_in_the_token_then_decrypt_with_a_token_key_and_a_file_key_under_one_id
     };
     // An id with `=` in it: the CLI's --key rule must keep it whole.
     let cert_id = "receiver=2026";
-    let out_dir = hsm.dir.path().join("out");
-    let uri = hsm.uri("cli", "receiver-2026");
-    let out = hsm.run(
+    let out_dir = hsm.dir.join("out");
+    let uri = hsm.uri_without_module("cli", "receiver-2026");
+    let out = run(
+        &hsm,
         &[
             "keygen",
             "--pkcs11",
@@ -183,7 +100,8 @@ fn keygen_in_the_token_then_decrypt_with_a_token_key_and_a_file_key_under_one_id
     ]);
     let token_spec = format!("{cert_id}={uri}");
     let file_spec = format!("{cert_id}={}", fx.key_path.display());
-    let out = hsm.run(
+    let out = run(
+        &hsm,
         &[
             "decrypt",
             "--key",
@@ -211,7 +129,7 @@ fn keygen_in_the_token_then_decrypt_with_a_token_key_and_a_file_key_under_one_id
     }
 
     // The same object again: refused, the key is not replaced.
-    let again = hsm.run(&["keygen", "--pkcs11", &uri], b"");
+    let again = run(&hsm, &["keygen", "--pkcs11", &uri], b"");
     assert_eq!(again.status.code(), Some(2));
     assert!(
         text(&again.stderr).contains("exists"),
@@ -225,16 +143,21 @@ fn a_wrong_pin_exits_2_naming_the_pin_but_never_its_value() {
     let Some(hsm) = Hsm::new(&["pins"]) else {
         return;
     };
-    let out = hsm.run(&["keygen", "--pkcs11", &hsm.uri("pins", "k")], b"");
+    let out = run(
+        &hsm,
+        &["keygen", "--pkcs11", &hsm.uri_without_module("pins", "k")],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let wrong = hsm.dir.path().join("wrong-pin");
+    let wrong = hsm.dir.join("wrong-pin");
     std::fs::write(&wrong, "13579\n").unwrap();
     let uri = format!(
         "pkcs11:token=pins;object=k?pin-source=file:{}",
         wrong.display()
     );
-    let out = hsm.run(
+    let out = run(
+        &hsm,
         &[
             "decrypt",
             "--key",
@@ -259,10 +182,7 @@ fn a_wrong_pin_exits_2_naming_the_pin_but_never_its_value() {
             "pkcs11:token=pins;object=k",
             "--insecure-skip-tokens",
         ])
-        .arg(s(&write(
-            &hsm.dir.path().join("empty.json"),
-            b"{\"value\":[]}",
-        )))
+        .arg(s(&write(&hsm.dir.join("empty.json"), b"{\"value\":[]}")))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -273,7 +193,8 @@ fn a_missing_module_or_object_exits_2_and_says_which() {
     let Some(hsm) = Hsm::new(&["objects"]) else {
         return;
     };
-    let out = hsm.run(
+    let out = run(
+        &hsm,
         &[
             "decrypt",
             "--key",
@@ -291,11 +212,12 @@ fn a_missing_module_or_object_exits_2_and_says_which() {
     );
     assert!(text(&out.stderr).contains("does not exist"));
 
-    let out = hsm.run(
+    let out = run(
+        &hsm,
         &[
             "decrypt",
             "--key",
-            &hsm.uri("objects", "absent"),
+            &hsm.uri_without_module("objects", "absent"),
             "--insecure-skip-tokens",
             "-",
         ],

@@ -6,18 +6,18 @@
 //! Azurite is found through `MSGRAPH_NOTIFY_AZURITE` (the path of `azurite-blob`) or
 //! `azurite-blob` on PATH (`npm install azurite@3`). Without it a test is skipped with a note,
 //! except under `CI=true`, where its absence fails it (.ci/run installs it).
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+
+use crate::net::{free_port, wait_for_port};
 
 /// The emulator's well-known account and key (published by Microsoft for Azurite).
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -33,44 +33,15 @@ pub struct Azurite {
     dir: PathBuf,
 }
 
-fn binary() -> Option<PathBuf> {
-    let candidate = std::env::var_os("MSGRAPH_NOTIFY_AZURITE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("azurite-blob"));
-    match Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => Some(candidate),
-        other => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "Azurite is needed under CI=true ({}: {other:?}); .ci/run installs it",
-                candidate.display()
-            );
-            eprintln!(
-                "NOTE: skipping an Azure Blob test: Azurite is not installed ({}: {other:?}); \
-                 `npm install azurite@3` and set MSGRAPH_NOTIFY_AZURITE to its azurite-blob",
-                candidate.display()
-            );
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Azurite {
     /// Starts Azurite, or `None` (with a note) when it is not installed outside CI.
     pub fn start() -> Option<Azurite> {
-        let binary = binary()?;
+        let binary = crate::process::tool(
+            "MSGRAPH_NOTIFY_AZURITE",
+            "azurite-blob",
+            "Azurite",
+            "`npm install azurite@3` and set MSGRAPH_NOTIFY_AZURITE to its azurite-blob; .ci/run installs it",
+        )?;
         let port = free_port();
         let dir = std::env::temp_dir().join(format!(
             "msgraph-notify-azurite-{}-{port}",
@@ -100,15 +71,9 @@ impl Azurite {
             child: Some(child),
             dir,
         };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "Azurite did not start: {}",
-                std::fs::read_to_string(azurite.dir.join("azurite.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, Duration::from_secs(60), "Azurite", || {
+            std::fs::read_to_string(azurite.dir.join("azurite.log")).unwrap_or_default()
+        });
         Some(azurite)
     }
 
@@ -138,12 +103,7 @@ impl Azurite {
     }
 
     fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("azurite running");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal}");
+        crate::process::signal(self.child.as_ref().expect("azurite running").id(), signal);
     }
 
     /// Stops the emulator (the port then refuses connections).

@@ -1,11 +1,12 @@
-//! A throw-away SoftHSM2 for the PKCS#11 tests: its own configuration and token directory in a
-//! temporary directory (SOFTHSM2_CONF), tokens made with `softhsm2-util`, keys imported through
-//! the module itself (cryptoki), non-extractable.
+//! A throw-away SoftHSM2 for the PKCS#11 tests and benches: its own configuration and token
+//! directory in a temporary directory (SOFTHSM2_CONF), tokens made with `softhsm2-util`, keys
+//! imported through the module itself (cryptoki), non-extractable.
 //!
-//! SoftHSM reads SOFTHSM2_CONF when the module is initialised, once per process: every token a
-//! test binary needs is made here, before the first use of the module.
-
-#![allow(dead_code)]
+//! Two ways to hold one. [`hsm`] is the SoftHSM of a test process that loads the module itself:
+//! SoftHSM reads SOFTHSM2_CONF when the module is initialised, once per process, so every token
+//! such a binary needs is made there, before the first use of the module. [`Hsm::new`] is one
+//! per test, for tests that drive the command: [`Hsm::command`] puts its configuration in the
+//! environment of the child process only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +21,8 @@ use cryptoki::types::AuthPin;
 pub const PIN: &str = "271828";
 pub const SO_PIN: &str = "314159";
 
+/// A SoftHSM2 configuration with its own token directory and one token per label (user PIN
+/// [`PIN`], also in the file `DIR/pin`). Its directory is removed on drop.
 pub struct Hsm {
     pub module: PathBuf,
     pub dir: PathBuf,
@@ -38,56 +41,19 @@ fn find_module() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-/// The SoftHSM of this test process, with `tokens` initialised (user PIN [`PIN`]); `None` (the
-/// test skips, saying so) when SoftHSM2 is not installed, except under CI=true, where that is a
-/// failure.
+/// The SoftHSM of this test process, with `tokens` initialised, and SOFTHSM2_CONF set for the
+/// process (and so for every command it starts); `None` (the test skips, saying so) when
+/// SoftHSM2 is not installed, except under CI=true, where that is a failure.
 pub fn hsm(tokens: &[&str]) -> Option<&'static Hsm> {
     static HSM: OnceLock<Option<Hsm>> = OnceLock::new();
     HSM.get_or_init(|| {
-        let Some(module) = find_module() else {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("SoftHSM2 is not installed (CI=true): apt-get install softhsm2 opensc");
-            }
-            eprintln!("skipping: SoftHSM2 is not installed (apt-get install softhsm2 opensc)");
-            return None;
-        };
+        // A static is never dropped: remove the directories of processes that have ended.
         remove_stale_dirs();
-        let dir = std::env::temp_dir().join(format!(
-            "msgraph-notify-softhsm-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(dir.join("tokens")).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.join("tokens").display()
-            ),
-        )
-        .unwrap();
+        let hsm = Hsm::new(tokens)?;
         // SAFETY: set once, before this process loads the module (which reads it in C_Initialize),
         // from the single thread that runs this initialiser while the others wait on the OnceLock.
-        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-        for label in tokens {
-            let out = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--so-pin", SO_PIN, "--pin", PIN])
-                .output()
-                .expect("softhsm2-util runs");
-            assert!(
-                out.status.success(),
-                "softhsm2-util --init-token {label}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::fs::write(dir.join("pin"), format!("{PIN}\n")).unwrap();
-        Some(Hsm { module, dir })
+        unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
+        Some(hsm)
     })
     .as_ref()
 }
@@ -127,6 +93,74 @@ pub fn creating() -> std::sync::MutexGuard<'static, ()> {
 }
 
 impl Hsm {
+    /// A SoftHSM of its own with `tokens` initialised; `None` (the test skips, saying so) when
+    /// SoftHSM2 is not installed, except under CI=true, where that is a failure.
+    pub fn new(tokens: &[&str]) -> Option<Hsm> {
+        let Some(module) = find_module() else {
+            return crate::missing(
+                "SoftHSM2 is not installed",
+                "apt-get install softhsm2 opensc",
+            );
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "msgraph-notify-softhsm-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let hsm = Hsm { module, dir };
+        std::fs::write(
+            hsm.conf(),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                hsm.dir.join("tokens").display()
+            ),
+        )
+        .unwrap();
+        for label in tokens {
+            let out = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", hsm.conf())
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--so-pin", SO_PIN, "--pin", PIN])
+                .output()
+                .expect("softhsm2-util runs");
+            assert!(
+                out.status.success(),
+                "softhsm2-util --init-token {label}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(hsm.dir.join("pin"), format!("{PIN}\n")).unwrap();
+        Some(hsm)
+    }
+
+    /// Its configuration file (what SOFTHSM2_CONF names).
+    pub fn conf(&self) -> PathBuf {
+        self.dir.join("softhsm2.conf")
+    }
+
+    /// A command with this HSM's configuration and module in its environment
+    /// (`MSGRAPH_NOTIFY_PKCS11_MODULE`), and no PIN from the environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("SOFTHSM2_CONF", self.conf())
+            .env("MSGRAPH_NOTIFY_PKCS11_MODULE", &self.module)
+            .env_remove("MSGRAPH_NOTIFY_PKCS11_PIN");
+        c
+    }
+
+    /// A URI with the PIN in a file (`pin-source=file:`) and without module-path (the module
+    /// comes from MSGRAPH_NOTIFY_PKCS11_MODULE, as [`Hsm::command`] sets it).
+    pub fn uri_without_module(&self, token: &str, object: &str) -> String {
+        format!(
+            "pkcs11:token={token};object={object}?pin-source=file:{}",
+            self.dir.join("pin").display()
+        )
+    }
+
     /// A URI with the PIN in a file (`pin-source=file:`).
     pub fn uri(&self, token: &str, object: &str) -> String {
         format!(
@@ -241,6 +275,8 @@ impl Hsm {
     }
 }
 
-pub fn path(p: &Path) -> String {
-    p.display().to_string()
+impl Drop for Hsm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
