@@ -29,3 +29,4 @@ pub fn missing<T>(what: &str, hint: &str) -> Option<T> {
     eprintln!("NOTE: skipping: {what} ({hint})");
     None
 }
+pub use shared::{shared_dir, vector_dir};
