@@ -62,3 +62,33 @@ pub fn offload(mut item: serde_json::Value, storage_id: &str) -> (serde_json::Va
         serde_json::Value::Object(blob).to_string().into_bytes(),
     )
 }
+
+/// A decryptor holding [`keypair`]`(2048)`.
+pub fn decryptor() -> msgraph_notify::Decryptor {
+    let (key, cert) = keypair(2048);
+    msgraph_notify::Decryptor::with_key(copy_key(key), Some(cert.clone())).expect("decryptor")
+}
+
+/// A body of `0,0,0,…` elements of about `bytes` bytes (half a million items per MiB): an item
+/// flood.
+pub fn flood(bytes: usize) -> Vec<u8> {
+    let mut body = b"{\"value\":[0".to_vec();
+    while body.len() + 4 < bytes {
+        body.extend_from_slice(b",0");
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+/// A webhook receiver's builder over `decryptor`: tokens signed by [`issuer`] for one of `apps`
+/// required, and the clientState `secret`.
+pub fn webhook(
+    decryptor: msgraph_notify::Decryptor,
+    apps: &[&str],
+    secret: &str,
+) -> msgraph_notify::receiver::ReceiverBuilder {
+    msgraph_notify::receiver::Receiver::builder(decryptor)
+        .validation(msgraph_notify::token::Validation::new(apps.iter().copied()))
+        .signing_keys(issuer().signing_keys())
+        .client_state(secret)
+}

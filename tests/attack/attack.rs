@@ -19,11 +19,7 @@ const TENANT_2: &str = "44444444-aaaa-4bbb-8ccc-000000000004";
 const SECRET: &str = "client-state-secret-9f2e";
 
 fn builder() -> msgraph_notify::receiver::ReceiverBuilder {
-    let (key, cert) = test_support::keypair(2048);
-    Receiver::builder(Decryptor::with_key(test_support::copy_key(key), Some(cert.clone())).unwrap())
-        .validation(Validation::new([APP, OTHER_APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    test_support::webhook(test_support::decryptor(), &[APP, OTHER_APP], SECRET)
 }
 
 fn item(tenant: &str, n: usize) -> ChangeNotification {
@@ -137,10 +133,7 @@ fn during_rotation_a_copy_naming_the_other_key_cannot_make_the_genuine_item_a_du
         Some(new_cert.clone()),
     )
     .unwrap();
-    let receiver = Receiver::builder(Decryptor::new(ring))
-        .validation(Validation::new([APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    let receiver = test_support::webhook(Decryptor::new(ring), &[APP], SECRET)
         .replay_guard(ReplayGuard::default())
         .build()
         .unwrap();
@@ -192,10 +185,7 @@ fn one_key_under_two_ids_is_one_key_for_the_replay_memory() {
         .unwrap();
     ring.add("cert-2", test_support::copy_key(key), None)
         .unwrap();
-    let receiver = Receiver::builder(Decryptor::new(ring))
-        .validation(Validation::new([APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    let receiver = test_support::webhook(Decryptor::new(ring), &[APP], SECRET)
         .replay_guard(ReplayGuard::default())
         .build()
         .unwrap();
@@ -296,20 +286,10 @@ fn concurrent_copies_are_decrypted_once() {
     assert_eq!(sorted, ["decrypted", "duplicate"], "{out:?}");
 }
 
-/// A 1 MiB body of `0,0,0,…` elements: about 524,000 items.
-fn flood(bytes: usize) -> Vec<u8> {
-    let mut body = b"{\"value\":[0".to_vec();
-    while body.len() + 4 < bytes {
-        body.extend_from_slice(b",0");
-    }
-    body.extend_from_slice(b"]}");
-    body
-}
-
 #[test]
 fn item_floods_are_refused_whole_before_any_per_item_work() {
     let receiver = builder().build().unwrap();
-    let body = flood(1 << 20);
+    let body = test_support::flood(1 << 20);
     let err = receiver.receive(None, &body).unwrap_err();
     assert!(
         matches!(

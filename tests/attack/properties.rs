@@ -107,6 +107,26 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
+/// XORs one byte of field `field` (0: data, 1: dataKey, 2: dataSignature) at `position` with
+/// `xor`; returns the byte's index.
+fn flip(
+    content: &mut EncryptedContent,
+    field: usize,
+    position: prop::sample::Index,
+    xor: u8,
+) -> usize {
+    let slot = match field {
+        0 => &mut content.data,
+        1 => &mut content.data_key,
+        _ => &mut content.data_signature,
+    };
+    let mut bytes = b64().decode(slot.as_deref().unwrap()).unwrap();
+    let at = position.index(bytes.len());
+    bytes[at] ^= xor;
+    *slot = Some(b64().encode(&bytes));
+    at
+}
+
 fn aes_len() -> impl Strategy<Value = usize> {
     prop_oneof![Just(16usize), Just(24), Just(32)]
 }
@@ -141,15 +161,7 @@ proptest! {
     ) {
         // Arbitrary bytes as plaintext: the tampering must be caught before any UTF-8 check.
         let mut content = encrypt(bits, aes, &plaintext);
-        let slot = match field {
-            0 => &mut content.data,
-            1 => &mut content.data_key,
-            _ => &mut content.data_signature,
-        };
-        let mut bytes = b64().decode(slot.as_deref().unwrap()).unwrap();
-        let at = position.index(bytes.len());
-        bytes[at] ^= xor;
-        *slot = Some(b64().encode(&bytes));
+        let at = flip(&mut content, field, position, xor);
         let result = decryptor().decrypt(&content);
         prop_assert!(
             matches!(result, Err(Error::Verification)),
@@ -178,15 +190,7 @@ proptest! {
         xor in 1..=255u8,
     ) {
         let mut content = encrypt(4096, aes, br#"{"id":"1","availability":"Busy"}"#);
-        let slot = match field {
-            0 => &mut content.data,
-            1 => &mut content.data_key,
-            _ => &mut content.data_signature,
-        };
-        let mut bytes = b64().decode(slot.as_deref().unwrap()).unwrap();
-        let at = position.index(bytes.len());
-        bytes[at] ^= xor;
-        *slot = Some(b64().encode(&bytes));
+        flip(&mut content, field, position, xor);
         prop_assert!(matches!(decryptor().decrypt(&content), Err(Error::Verification)));
     }
 }

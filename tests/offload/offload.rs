@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use msgraph_notify::Error;
 use msgraph_notify::model::ChangeNotification;
 use msgraph_notify::offload::{PayloadError, PayloadStore};
 use msgraph_notify::receiver::{Item, Outcome, Receiver, ReceiverBuilder, Reply};
 use msgraph_notify::replay::ReplayGuard;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
 use msgraph_notify::token::{TokenError, TokenVersion, Validation};
-use msgraph_notify::{Decryptor, Error};
 use serde_json::{Value, json};
 
 const TENANT: &str = "tenant-a";
@@ -68,10 +68,7 @@ impl PayloadStore for Blobs {
     }
 }
 
-fn decryptor() -> Decryptor {
-    let (key, cert) = test_support::keypair(2048);
-    Decryptor::with_key(test_support::copy_key(key), Some(cert.clone())).unwrap()
-}
+use test_support::decryptor;
 
 fn builder(store: &Arc<Blobs>) -> ReceiverBuilder {
     Receiver::builder(decryptor())

@@ -7,23 +7,15 @@ use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenFlaw};
 use msgraph_notify::token::{Jwks, TokenError, TokenVersion, Validation};
 use msgraph_notify::{Decryptor, Error};
 use serde_json::{Value, json};
-use test_support::issuer;
+use test_support::{decryptor, issuer};
 
 const APP: &str = "app-1";
 const TENANT_A: &str = "tenant-a";
 const TENANT_B: &str = "tenant-b";
 const SECRET: &str = "client-state-secret";
 
-fn decryptor() -> Decryptor {
-    let (key, cert) = test_support::keypair(2048);
-    Decryptor::with_key(test_support::copy_key(key), Some(cert.clone())).unwrap()
-}
-
 fn receiver() -> Receiver {
-    Receiver::builder(decryptor())
-        .validation(Validation::new([APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    test_support::webhook(decryptor(), &[APP], SECRET)
         .build()
         .unwrap()
 }

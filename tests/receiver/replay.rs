@@ -18,11 +18,7 @@ const TENANT: &str = "22222222-aaaa-4bbb-8ccc-000000000002";
 const SECRET: &str = "client-state-secret";
 
 fn receiver(guard: ReplayGuard) -> Receiver {
-    let (key, cert) = test_support::keypair(2048);
-    Receiver::builder(Decryptor::with_key(test_support::copy_key(key), Some(cert.clone())).unwrap())
-        .validation(Validation::new([APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    test_support::webhook(test_support::decryptor(), &[APP], SECRET)
         .replay_guard(guard)
         .build()
         .unwrap()

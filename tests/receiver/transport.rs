@@ -2,30 +2,22 @@
 //! other check kept; Event Hubs' validation message and offloaded payloads as their own outcomes;
 //! the screening an ingress does before handing a body on. Real keys, real ciphertext.
 
+use msgraph_notify::Error;
 use msgraph_notify::model::ChangeNotification;
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
 use msgraph_notify::replay::ReplayGuard;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
-use msgraph_notify::token::{TokenError, TokenVersion, Validation};
-use msgraph_notify::{Decryptor, Error};
+use msgraph_notify::token::{TokenError, TokenVersion};
 use serde_json::{Value, json};
-use test_support::issuer;
+use test_support::{decryptor, issuer};
 
 const APP: &str = "app-1";
 const TENANT: &str = "tenant-a";
 const SECRET: &str = "client-state-secret";
 
-fn decryptor() -> Decryptor {
-    let (key, cert) = test_support::keypair(2048);
-    Decryptor::with_key(test_support::copy_key(key), Some(cert.clone())).unwrap()
-}
-
 /// A webhook receiver (tokens required), with a replay guard.
 fn receiver() -> Receiver {
-    Receiver::builder(decryptor())
-        .validation(Validation::new([APP]))
-        .signing_keys(issuer().signing_keys())
-        .client_state(SECRET)
+    test_support::webhook(decryptor(), &[APP], SECRET)
         .replay_guard(ReplayGuard::default())
         .build()
         .unwrap()

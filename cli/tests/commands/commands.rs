@@ -301,12 +301,7 @@ fn decrypt_exit_codes() {
         ],
         b"{\"value\":[]}",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("does not load"),
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "does not load");
     let out = run(
         &[
             "decrypt",
@@ -510,10 +505,5 @@ fn decrypt_opens_the_real_graph_vector_from_its_pkcs12() {
     assert_eq!(lines(&out)[0]["data"], expected);
     std::fs::write(&password_file, "\n").unwrap();
     let out = run(&args, body.to_string().as_bytes());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--password-file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "--password-file");
 }

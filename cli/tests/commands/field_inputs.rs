@@ -240,20 +240,10 @@ fn key_files_in_the_wrong_place_say_so() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("this is a private key, not a certificate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "this is a private key, not a certificate");
     let out = run(
         &["decrypt", "--key", &cert, "--insecure-skip-tokens", &body],
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("this is a certificate, not a private key"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "this is a certificate, not a private key");
 }

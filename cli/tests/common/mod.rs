@@ -322,3 +322,26 @@ pub fn admin_addr(served: &Served) -> SocketAddr {
         .and_then(|a| a.parse().ok())
         .expect("the admin address on stderr")
 }
+
+/// Asserts that the command exited 2 (refused) and said `needle` on stderr.
+pub fn assert_refused(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(needle),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `SOURCE VALUE --app-id APP --client-state S`: tokens checked against the signing keys from
+/// SOURCE (`--jwks FILE`, `--jwks-url URL`), for the app and with the clientState of the tests.
+pub fn checks<'a>(source: &'a str, value: &'a str) -> [&'a str; 6] {
+    [
+        source,
+        value,
+        "--app-id",
+        APP_ID,
+        "--client-state",
+        CLIENT_STATE,
+    ]
+}

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{APP_ID, CLIENT_STATE, Fixture, TENANT, lines, s, text};
+use common::{APP_ID, CLIENT_STATE, Fixture, TENANT, assert_refused, lines, s, text};
 use msgraph_notify::Certificate;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use serde_json::Value;
@@ -131,12 +131,7 @@ fn keygen_in_the_token_then_decrypt_with_a_token_key_and_a_file_key_under_one_id
 
     // The same object again: refused, the key is not replaced.
     let again = run(&hsm, &["keygen", "--pkcs11", &uri], b"");
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        text(&again.stderr).contains("exists"),
-        "{}",
-        text(&again.stderr)
-    );
+    assert_refused(&again, "exists");
 }
 
 #[test]
@@ -205,12 +200,7 @@ fn a_missing_module_or_object_exits_2_and_says_which() {
         ],
         b"{\"value\":[]}",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("/nonexistent/pkcs11.so"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "/nonexistent/pkcs11.so");
     assert!(text(&out.stderr).contains("does not exist"));
 
     let out = run(
@@ -282,12 +272,7 @@ fn key_specs_with_ids_containing_equals_signs() {
         ],
         b"{\"value\":[]}",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("neither has a certificate"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "neither has a certificate");
     // No file after any `=`: said plainly.
     let out = common::run(
         &[
@@ -299,10 +284,5 @@ fn key_specs_with_ids_containing_equals_signs() {
         ],
         b"{\"value\":[]}",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("no such key file"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "no such key file");
 }

@@ -191,6 +191,13 @@ fn redis_down_fail_open_processes_with_a_warning() {
 
 /// The value of one sample line of a Prometheus text exposition, e.g.
 /// `msgraph_notify_items_total{status="decrypted"}`.
+/// Asserts each series' value in the Prometheus text `metrics`.
+fn assert_samples(metrics: &str, expected: &[(&str, f64)]) {
+    for (series, value) in expected {
+        assert_eq!(sample(metrics, series), *value, "{series}: {metrics}");
+    }
+}
+
 fn sample(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
@@ -233,46 +240,28 @@ fn replicas_report_their_counts_on_the_admin_listener() {
         answer.body
     };
     let (ma, mb) = (scrape(admin_a), scrape(admin_b));
-    assert_eq!(
-        sample(&ma, "msgraph_notify_items_total{status=\"decrypted\"}"),
-        2.0,
-        "{ma}"
-    );
-    assert_eq!(
-        sample(&ma, "msgraph_notify_private_key_operations_total"),
-        2.0,
-        "{ma}"
-    );
     // The POST to /metrics on the public listener was a (bodiless) notification POST: 202.
-    assert_eq!(
-        sample(&ma, "msgraph_notify_requests_total{code=\"202\"}"),
-        2.0,
-        "{ma}"
+    assert_samples(
+        &ma,
+        &[
+            ("msgraph_notify_items_total{status=\"decrypted\"}", 2.0),
+            ("msgraph_notify_private_key_operations_total", 2.0),
+            ("msgraph_notify_requests_total{code=\"202\"}", 2.0),
+        ],
     );
-    assert_eq!(
-        sample(&mb, "msgraph_notify_items_total{status=\"rejected\"}"),
-        3.0,
-        "{mb}"
+    assert_samples(
+        &mb,
+        &[
+            ("msgraph_notify_items_total{status=\"rejected\"}", 3.0),
+            (
+                "msgraph_notify_rejected_items_total{reason=\"duplicate\"}",
+                2.0,
+            ),
+            ("msgraph_notify_rejected_items_total{reason=\"token\"}", 1.0),
+            ("msgraph_notify_private_key_operations_total", 0.0),
+            ("msgraph_notify_queue_depth", 0.0),
+        ],
     );
-    assert_eq!(
-        sample(
-            &mb,
-            "msgraph_notify_rejected_items_total{reason=\"duplicate\"}"
-        ),
-        2.0,
-        "{mb}"
-    );
-    assert_eq!(
-        sample(&mb, "msgraph_notify_rejected_items_total{reason=\"token\"}"),
-        1.0,
-        "{mb}"
-    );
-    assert_eq!(
-        sample(&mb, "msgraph_notify_private_key_operations_total"),
-        0.0,
-        "{mb}"
-    );
-    assert_eq!(sample(&mb, "msgraph_notify_queue_depth"), 0.0, "{mb}");
     assert!(
         sample(&mb, "msgraph_notify_item_latency_seconds_count") >= 3.0,
         "{mb}"

@@ -76,16 +76,6 @@ fn replayed_posts_are_duplicates_by_default_and_off_is_explicit() {
     assert!(stderr.contains("--replay off"), "{stderr}");
 }
 
-/// A body of `0,0,0,…` elements of about `bytes` bytes (half a million items per MiB).
-fn flood(bytes: usize) -> Vec<u8> {
-    let mut body = b"{\"value\":[0".to_vec();
-    while body.len() + 4 < bytes {
-        body.extend_from_slice(b",0");
-    }
-    body.extend_from_slice(b"]}");
-    body
-}
-
 #[test]
 fn an_item_flood_neither_exhausts_memory_nor_loses_a_genuine_post() {
     let fx = Fixture::new();
@@ -95,7 +85,7 @@ fn an_item_flood_neither_exhausts_memory_nor_loses_a_genuine_post() {
     assert_eq!(served.post("/", &before).status, 202);
 
     // 64 POSTs of 1 MiB, four senders at a time.
-    let body = flood((1 << 20) - 16);
+    let body = test_support::flood((1 << 20) - 16);
     let addr = served.addr;
     let answers: Vec<u16> = std::thread::scope(|s| {
         let senders: Vec<_> = (0..4)
@@ -446,12 +436,7 @@ fn decrypt_max_items_for_a_large_trusted_capture() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--max-items"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "--max-items");
     assert!(out.stdout.is_empty(), "nothing is half-processed");
     let out = run(
         &[
@@ -480,12 +465,7 @@ fn decrypt_max_items_for_a_large_trusted_capture() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("exceeds the limit"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "exceeds the limit");
 }
 
 #[test]
@@ -501,10 +481,5 @@ fn a_max_body_over_the_budget_is_refused_at_start() {
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args, b"");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--max-buffered"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_refused(&out, "--max-buffered");
 }
