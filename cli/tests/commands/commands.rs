@@ -399,17 +399,11 @@ fn decrypt_fetches_signing_keys_from_jwks_url() {
     let body = fx.body(vec![fx.item(&Fixture::presence("u3"))]);
     let out = run(
         &[
-            "decrypt",
-            "--key",
-            &s(&fx.key_path),
-            "--jwks-url",
-            &url,
-            "--app-id",
-            APP_ID,
-            "--client-state",
-            CLIENT_STATE,
-            "-",
-        ],
+            &["decrypt", "--key", &s(&fx.key_path)][..],
+            &checks("--jwks-url", &url),
+            &["-"],
+        ]
+        .concat(),
         &body,
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));

@@ -196,17 +196,11 @@ fn offline_key_fetch_says_why_and_items_say_their_key_could_not_be_had() {
     let url = format!("http://127.0.0.1:{port}/keys");
     let out = run(
         &[
-            "decrypt",
-            "--key",
-            &key,
-            "--jwks-url",
-            &url,
-            "--app-id",
-            APP_ID,
-            "--client-state",
-            CLIENT_STATE,
-            &path,
-        ],
+            &["decrypt", "--key", &key][..],
+            &checks("--jwks-url", &url),
+            &[&path],
+        ]
+        .concat(),
         b"",
     );
     assert_eq!(out.status.code(), Some(1));

@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rdkafka::config::ClientConfig;
@@ -103,9 +103,18 @@ impl Consumer {
     }
 }
 
-/// A broker and a Redis, or `None` (the test skips, saying so) when one is not installed.
-fn broker_and_redis() -> Option<(Broker, RedisServer)> {
-    Some((Broker::start(PATIENCE)?, RedisServer::start()?))
+/// A broker with `topic` (of `partitions` partitions), or `None` (the test skips, saying so) when
+/// tansu is not installed.
+fn broker_with(topic: &str, partitions: u32) -> Option<Broker> {
+    let broker = Broker::start(PATIENCE)?;
+    broker.create_topic(topic, partitions);
+    Some(broker)
+}
+
+/// A broker with `topic` (one partition) and a Redis, or `None` (the test skips, saying so) when
+/// one is not installed.
+fn broker_and_redis(topic: &str) -> Option<(Broker, RedisServer)> {
+    Some((broker_with(topic, 1)?, RedisServer::start()?))
 }
 
 /// An Event Hubs record: a collection without validation tokens.
@@ -125,10 +134,9 @@ fn tag(line: &Value) -> Option<&str> {
 
 #[test]
 fn event_hubs_records_decrypt_without_tokens_and_poison_is_skipped() {
-    let Some(broker) = Broker::start(PATIENCE) else {
+    let Some(broker) = broker_with("hub", 1) else {
         return;
     };
-    broker.create_topic("hub", 1);
     let fx = Fixture::new();
     let offloaded = json!({"subscriptionId": "sub-9", "changeType": "created", "tenantId": TENANT,
                            "clientState": CLIENT_STATE, "additionalPayloadStorageId": "blob-77"});
@@ -213,10 +221,9 @@ fn serve_forwarding(fx: &Fixture, broker: &Broker, topic: &str) -> Served {
 
 #[test]
 fn fifty_posts_through_serve_forward_then_consume() {
-    let Some(broker) = Broker::start(PATIENCE) else {
+    let Some(broker) = broker_with("ingress", 3) else {
         return;
     };
-    broker.create_topic("ingress", 3);
     let fx = Fixture::new();
     let mut served = serve_forwarding(&fx, &broker, "ingress");
     for n in 0..50 {
@@ -269,10 +276,9 @@ fn fifty_posts_through_serve_forward_then_consume() {
 
 #[test]
 fn a_stopped_broker_gets_503_never_202() {
-    let Some(mut broker) = Broker::start(PATIENCE) else {
+    let Some(mut broker) = broker_with("ingress", 1) else {
         return;
     };
-    broker.create_topic("ingress", 1);
     let fx = Fixture::new();
     let mut served = serve_forwarding(&fx, &broker, "ingress");
     let body = fx.body(vec![fx.item(&Fixture::presence("before"))]);
@@ -297,10 +303,9 @@ fn a_stopped_broker_gets_503_never_202() {
 
 #[test]
 fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
-    let Some((broker, redis)) = broker_and_redis() else {
+    let Some((broker, redis)) = broker_and_redis("outage") else {
         return;
     };
-    broker.create_topic("outage", 1);
     let fx = Fixture::new();
     let producer = producer(&broker);
     let replay = redis.url();
@@ -321,17 +326,9 @@ fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
         &[record(vec![fx.item(&Fixture::presence("during"))])],
     );
     // consume cannot check the new item: it retries, and must still stop on SIGTERM.
-    let start = Instant::now();
-    while !first
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("unavailable"))
-    {
-        assert!(start.elapsed() < PATIENCE, "no retry was reported");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    first.wait_stderr("no retry was reported", PATIENCE, |l| {
+        l.contains("unavailable").then_some(())
+    });
     assert_eq!(first.signal("-TERM"), Some(0), "SIGTERM ends consume");
     assert!(first.lines().iter().all(|l| tag(l) != Some("during")));
     // Nothing was lost: the record it could not check was not committed, and the next member
@@ -345,10 +342,9 @@ fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
 
 #[test]
 fn consume_killed_mid_stream_loses_nothing_and_decrypts_nothing_twice() {
-    let Some((broker, redis)) = broker_and_redis() else {
+    let Some((broker, redis)) = broker_and_redis("stream") else {
         return;
     };
-    broker.create_topic("stream", 1);
     let fx = Fixture::new();
     const RECORDS: usize = 300;
     let bodies: Vec<Vec<u8>> = (0..RECORDS)
@@ -561,20 +557,9 @@ fn offloaded_payloads_are_read_from_azure_blob_and_a_hanging_account_is_waited_o
     // The account hangs: the record waits (retried, nothing printed, nothing skipped)...
     azurite.pause();
     produce(&producer, "large", &[record(vec![hub_3])]);
-    let start = Instant::now();
-    while !consumer
-        .stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("blob store is unavailable"))
-    {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "no warning about the blob store"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    consumer.wait_stderr("no warning about the blob store", PATIENCE, |l| {
+        l.contains("blob store is unavailable").then_some(())
+    });
     assert_eq!(consumer.lines().len(), 3);
     // ...and is decrypted once the account answers again.
     azurite.resume();

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{APP_ID, CLIENT_STATE, Fixture, TENANT, assert_refused, lines, s, text};
+use common::{CLIENT_STATE, Fixture, TENANT, assert_refused, checks, lines, s, text};
 use msgraph_notify::Certificate;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
 use serde_json::Value;
@@ -104,21 +104,19 @@ fn keygen_in_the_token_then_decrypt_with_a_token_key_and_a_file_key_under_one_id
     let out = run(
         &hsm,
         &[
-            "decrypt",
-            "--key",
-            &token_spec,
-            "--key",
-            &file_spec,
-            "--cert",
-            &s(&fx.cert_path),
-            "--jwks",
-            &s(&fx.jwks_path),
-            "--app-id",
-            APP_ID,
-            "--client-state",
-            CLIENT_STATE,
-            "-",
-        ],
+            &[
+                "decrypt",
+                "--key",
+                &token_spec,
+                "--key",
+                &file_spec,
+                "--cert",
+                &s(&fx.cert_path),
+            ][..],
+            &checks("--jwks", &s(&fx.jwks_path)),
+            &["-"],
+        ]
+        .concat(),
         &body,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -240,17 +238,11 @@ fn key_specs_with_ids_containing_equals_signs() {
     ] {
         let out = common::run(
             &[
-                "decrypt",
-                "--key",
-                &spec,
-                "--jwks",
-                &s(&fx.jwks_path),
-                "--app-id",
-                APP_ID,
-                "--client-state",
-                CLIENT_STATE,
-                "-",
-            ],
+                &["decrypt", "--key", &spec][..],
+                &checks("--jwks", &s(&fx.jwks_path)),
+                &["-"],
+            ]
+            .concat(),
             &body,
         );
         assert_eq!(out.status.code(), Some(0), "{spec}: {}", text(&out.stderr));

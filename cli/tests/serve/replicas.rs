@@ -284,17 +284,11 @@ fn readyz_waits_for_the_signing_keys() {
     let url = format!("http://{}/keys", dead.local_addr().unwrap());
     drop(dead);
     let args: Vec<String> = [
-        "--key",
-        &s(&fx.key_path),
-        "--jwks-url",
-        &url,
-        "--app-id",
-        APP_ID,
-        "--client-state",
-        CLIENT_STATE,
-        "--admin-listen",
-        "127.0.0.1:0",
+        &["--key", &s(&fx.key_path)][..],
+        &checks("--jwks-url", &url),
+        &["--admin-listen", "127.0.0.1:0"],
     ]
+    .concat()
     .iter()
     .map(|a| a.to_string())
     .collect();
