@@ -435,35 +435,27 @@ fn the_event_hubs_connection_string_comes_from_the_environment_and_is_never_show
     let connection = format!(
         "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey={secret}"
     );
+    let key = format!("{CERT_ID}={}", fx.key_path.display());
+    // consume reading the connection string from the variable `env`.
+    let from_env = |env: &'static str| {
+        ["consume", "--event-hubs-connection-string-env", env]
+            .into_iter()
+            .chain(["--topic", "hub", "--group", "g", "--key"])
+    };
     let missing = run(
-        &[
-            "consume",
-            "--event-hubs-connection-string-env",
-            "MSGRAPH_NOTIFY_TEST_UNSET_VARIABLE",
-            "--topic",
-            "hub",
-            "--group",
-            "g",
-            "--key",
-            &format!("{CERT_ID}={}", fx.key_path.display()),
-        ],
+        &from_env("MSGRAPH_NOTIFY_TEST_UNSET_VARIABLE")
+            .chain([key.as_str()])
+            .collect::<Vec<_>>(),
         b"",
     );
     assert_refused(&missing, "MSGRAPH_NOTIFY_TEST_UNSET_VARIABLE");
 
     let child = bin()
+        .args(from_env("EVENTHUB_CS"))
+        .arg(&key)
         .args([
-            "consume",
-            "--event-hubs-connection-string-env",
-            "EVENTHUB_CS",
             "--brokers",
             &format!("127.0.0.1:{}", test_support::net::free_port()),
-            "--topic",
-            "hub",
-            "--group",
-            "g",
-            "--key",
-            &format!("{CERT_ID}={}", fx.key_path.display()),
         ])
         .env("EVENTHUB_CS", &connection)
         .stdin(Stdio::null())
