@@ -92,3 +92,12 @@ pub fn webhook(
         .signing_keys(issuer().signing_keys())
         .client_state(secret)
 }
+
+/// Asserts that `err` refuses a body for holding more than `limit` of `what` (`items`,
+/// `validation tokens`).
+pub fn assert_too_many(err: &msgraph_notify::Error, what: &str, limit: usize) {
+    assert!(
+        matches!(err, msgraph_notify::Error::TooMany { what: w, limit: l } if *w == what && *l == limit),
+        "{err}"
+    );
+}

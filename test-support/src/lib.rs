@@ -15,7 +15,9 @@ pub mod shared;
 pub mod softhsm;
 pub mod tansu;
 
-pub use fixtures::{copy_key, decryptor, flood, issuer, keypair, offload, other_keypair, webhook};
+pub use fixtures::{
+    assert_too_many, copy_key, decryptor, flood, issuer, keypair, offload, other_keypair, webhook,
+};
 
 /// Whether this run is CI's (`CI=true`), where every real part and the shared data are required.
 pub fn ci() -> bool {

@@ -291,16 +291,7 @@ fn item_floods_are_refused_whole_before_any_per_item_work() {
     let receiver = builder().build().unwrap();
     let body = test_support::flood(1 << 20);
     let err = receiver.receive(None, &body).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TooMany {
-                what: "items",
-                limit: 1000
-            }
-        ),
-        "{err}"
-    );
+    test_support::assert_too_many(&err, "items", 1000);
     assert!(err.to_string().contains("more than 1000 items"), "{err}");
     // At the limit, every item gets its outcome; one more and the body is refused.
     let receiver = builder().max_items(3).build().unwrap();
@@ -322,16 +313,7 @@ fn token_floods_are_refused_whole() {
     let err = receiver
         .receive(None, &body(&[item(TENANT, 1)], &tokens))
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::TooMany {
-                what: "validation tokens",
-                limit: 2
-            }
-        ),
-        "{err}"
-    );
+    test_support::assert_too_many(&err, "validation tokens", 2);
     // Two are fine (both garbage here: the item is rejected for its token, not the body).
     let out = items(&receiver, &body(&[item(TENANT, 1)], &tokens[..2]));
     assert!(out[0].outcome.is_rejected());
