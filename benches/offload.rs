@@ -15,9 +15,6 @@
 //!
 //! Timing is measured, never asserted: this is a program, not a test.
 
-#[path = "../tests/support/azurite.rs"]
-mod azurite;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +41,7 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .and_then(|a| a.parse().ok())
         .unwrap_or(30);
-    let Some(azurite) = azurite::Azurite::start() else {
+    let Some(azurite) = test_support::azurite::Azurite::start() else {
         eprintln!("offload bench: Azurite is not installed; nothing measured");
         return;
     };

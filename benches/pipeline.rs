@@ -672,10 +672,6 @@ fn bench_batch(c: &mut Criterion, k: &Keys, issuer: &TokenIssuer) {
 
 // ---- the Unwrap trait: in process and through a PKCS#11 token -------------------------------
 
-#[cfg(feature = "pkcs11")]
-#[path = "../tests/support/softhsm.rs"]
-mod softhsm;
-
 fn bench_unwrap_trait(c: &mut Criterion, k: &Keys) {
     use msgraph_notify::keys::Unwrap;
     let content = GraphEncryptor::new(&k.cert, "bench")
@@ -695,7 +691,7 @@ fn bench_unwrap_trait(c: &mut Criterion, k: &Keys) {
         b.iter(|| Unwrap::unwrap_key(&in_process, black_box(w)))
     });
     #[cfg(feature = "pkcs11")]
-    if let Some(hsm) = softhsm::hsm(&["bench"]) {
+    if let Some(hsm) = test_support::softhsm::hsm(&["bench"]) {
         use msgraph_notify::keys::pkcs11::Pkcs11Key;
         let info = pkcs8::PrivateKeyInfoRef::try_from(k.pkcs8.as_slice()).expect("pkcs8");
         hsm.import(

@@ -177,32 +177,15 @@ fn main() {
     );
 }
 
-/// A SoftHSM2 token in `dir` (SOFTHSM2_CONF, set for this process and so for every command it
-/// starts), a key pair generated in it by `keygen --pkcs11`; returns its certificate and the
-/// `--key` value naming it.
+/// The process's throw-away SoftHSM2 token (test-support's), a key pair generated in it by
+/// `keygen --pkcs11` into `dir`; returns its certificate and the `--key` value naming it.
 fn token_key(dir: &std::path::Path, module: &str) -> (Certificate, String) {
-    let conf = dir.join("softhsm2.conf");
-    std::fs::create_dir_all(dir.join("tokens")).expect("token dir");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .expect("softhsm2.conf");
-    // SAFETY: set before any thread is started and before any module is loaded.
-    unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-    let init = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "bench"])
-        .args(["--so-pin", "314159", "--pin", "271828"])
-        .output()
-        .expect("softhsm2-util");
-    assert!(init.status.success(), "softhsm2-util --init-token failed");
-    std::fs::write(dir.join("pin"), "271828\n").expect("pin file");
+    // SOFTHSM2_CONF is set for this process (and so for every command it starts) before any
+    // thread is started and before any module is loaded.
+    let hsm = test_support::softhsm::hsm(&["bench"]).expect("SoftHSM2");
     let uri = format!(
         "pkcs11:token=bench;object=bench?module-path={module}&pin-source=file:{}",
-        dir.join("pin").display()
+        hsm.dir.join("pin").display()
     );
     let out_dir = dir.join("keygen");
     let keygen = bin()
@@ -333,27 +316,7 @@ fn run_serve(common: &[String], bodies: &[Vec<u8>], workers: u32) -> (Duration, 
 
 /// Reads one answer's head and its (Content-Length) body; returns the status.
 fn read_status(conn: &mut TcpStream) -> u16 {
-    let mut raw = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        let n = conn.read(&mut byte).expect("read answer");
-        assert!(n > 0, "connection closed");
-        raw.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&raw);
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    conn.read_exact(&mut body).expect("read body");
-    head.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status")
+    test_support::net::read_answer(conn)
+        .expect("read answer")
+        .status
 }

@@ -1,18 +1,21 @@
 //! Helpers for driving the built binary: fixtures, a minimal HTTP/1.1 client, a served process.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
 use msgraph_notify::token::TokenVersion;
 use msgraph_notify::{Certificate, PrivateKey};
 use serde_json::{Value, json};
+pub use test_support::net::{Answer, http, read_answer};
+pub use test_support::process::{self, Captured, text};
+pub use test_support::shared::shared_dir;
 
 pub const APP_ID: &str = "3c5ae9b2-7a0e-4f1d-9a43-5b8d2f6c1e07";
 pub const TENANT: &str = "6a1f0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -25,25 +28,7 @@ pub fn bin() -> Command {
 
 /// Runs the binary with `args`, feeding `stdin`.
 pub fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the binary");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait for the binary");
-    let _ = writer.join();
-    out
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    process::run(bin().args(args), stdin)
 }
 
 /// The JSON lines of stdout.
@@ -146,118 +131,46 @@ pub fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub head: String,
-    pub body: String,
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
-pub fn http(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    // The server may answer (413) and close before reading the whole body: ignore write errors.
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(_) if !raw.is_empty() => break,
-            Err(e) => panic!("reading the answer: {e}"),
-        }
-    }
-    let raw = text(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
-    Answer {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
-}
-
-/// A running `serve`, killed on drop unless it was stopped.
+/// A running `serve` (its output captured line by line), killed on drop unless it was stopped.
 pub struct Served {
-    pub child: Option<Child>,
+    process: Captured,
     pub addr: SocketAddr,
     /// Set by [`Served::trusting`]: POSTs go over TLS, checked against this certificate.
     pub tls_root: Option<Vec<u8>>,
-    pub stdout: Arc<Mutex<Vec<String>>>,
-    pub stderr: Arc<Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// The child, its pid and its captured `stdout` and `stderr` lines.
+impl std::ops::Deref for Served {
+    type Target = Captured;
+
+    fn deref(&self) -> &Captured {
+        &self.process
+    }
 }
 
 impl Served {
     pub fn start(args: &[String]) -> Served {
-        let mut child = bin()
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut first = Vec::new();
-        let addr = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).expect("read stderr") == 0 {
-                let _ = child.kill();
-                panic!("serve exited before listening: {first:?}");
-            }
+        let process = Captured::spawn(
+            bin()
+                .arg("serve")
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args),
+            "serve",
+        );
+        let addr = process.wait_stderr("serve listening", Duration::from_secs(90), |line| {
             // Text or JSON log lines: the address runs to the first character not in one.
             let rest = ["listening on http://", "listening on https://"]
                 .iter()
-                .find_map(|m| line.trim().split(m).nth(1));
-            if let Some(rest) = rest {
-                let rest = rest.to_owned();
-                first.push(line);
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
-                    .unwrap_or(rest.len());
-                break rest[..end].parse().expect("address");
-            }
-            first.push(line);
-        };
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(first));
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let (o, e) = (Arc::clone(&out), Arc::clone(&err));
-        let readers = vec![
-            std::thread::spawn(move || {
-                for line in stdout.lines().map_while(Result::ok) {
-                    o.lock().unwrap().push(line);
-                }
-            }),
-            std::thread::spawn(move || {
-                for line in stderr.lines().map_while(Result::ok) {
-                    e.lock().unwrap().push(line);
-                }
-            }),
-        ];
+                .find_map(|m| line.trim().split(m).nth(1))?;
+            let end = rest
+                .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+                .unwrap_or(rest.len());
+            Some(rest[..end].parse().expect("address"))
+        });
         Served {
-            child: Some(child),
+            process,
             addr,
             tls_root: None,
-            stdout: out,
-            stderr: err,
-            readers,
         }
     }
 
@@ -277,56 +190,9 @@ impl Served {
         }
     }
 
-    /// Waits until stdout has at least `n` lines (or the deadline passes).
-    pub fn wait_lines(&self, n: usize, deadline: Duration) -> Vec<Value> {
-        let start = Instant::now();
-        while self.stdout.lock().unwrap().len() < n && start.elapsed() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.json_lines()
-    }
-
-    pub fn json_lines(&self) -> Vec<Value> {
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-            .collect()
-    }
-
     /// Sends SIGTERM and waits for the exit; returns the exit code. Output is fully read after.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let start = Instant::now();
-        let code = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status.code();
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("serve did not stop within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        code
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop_with("-TERM", Duration::from_secs(20))
     }
 }
 
@@ -357,27 +223,6 @@ pub fn static_server(body: String) -> (SocketAddr, Arc<Mutex<usize>>) {
         }
     });
     (addr, hits)
-}
-
-/// `../shared` beside the repository, or `$MSGRAPH_NOTIFY_SHARED`. `None` (with a note) when it is
-/// absent, except under `CI=true`, where absence fails the test.
-pub fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MSGRAPH_NOTIFY_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if dir.join("vectors").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the shared test data is missing at {} (CI=true)",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: the shared test data is absent at {} (set MSGRAPH_NOTIFY_SHARED)",
-        dir.display()
-    );
-    None
 }
 
 /// An HTTPS client connection (rustls on aws-lc-rs) to 127.0.0.1, kept alive across requests.
@@ -445,41 +290,6 @@ impl TlsConn {
     }
 }
 
-/// Reads one HTTP/1.1 answer with a Content-Length (hyper always sends one for full bodies).
-pub fn read_answer(stream: &mut impl Read) -> Result<Answer, String> {
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(0) => return Err(format!("closed after {:?}", text(&raw))),
-            Ok(_) => raw.push(byte[0]),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let head = text(&raw[..raw.len() - 4]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status line in {head:?}"))?;
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).map_err(|e| e.to_string())?;
-    Ok(Answer {
-        status,
-        head,
-        body: text(&body),
-    })
-}
-
 /// A self-signed certificate for 127.0.0.1 and its key, both PEM, written to `dir/NAME.pem` and
 /// `dir/NAME.key`; returns (certificate PEM, certificate DER, cert path, key path).
 pub fn tls_identity(dir: &Path, name: &str) -> (Vec<u8>, Vec<u8>, PathBuf, PathBuf) {
@@ -511,4 +321,27 @@ pub fn admin_addr(served: &Served) -> SocketAddr {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .expect("the admin address on stderr")
+}
+
+/// Asserts that the command exited 2 (refused) and said `needle` on stderr.
+pub fn assert_refused(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(needle),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `SOURCE VALUE --app-id APP --client-state S`: tokens checked against the signing keys from
+/// SOURCE (`--jwks FILE`, `--jwks-url URL`), for the app and with the clientState of the tests.
+pub fn checks<'a>(source: &'a str, value: &'a str) -> [&'a str; 6] {
+    [
+        source,
+        value,
+        "--app-id",
+        APP_ID,
+        "--client-state",
+        CLIENT_STATE,
+    ]
 }
