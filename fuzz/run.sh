@@ -4,7 +4,7 @@
 # Installs a nightly toolchain and cargo-fuzz when they are missing. New inputs go to
 # fuzz/corpus/<target> (gitignored), seeded from the committed fuzz/seeds/<target>; crash inputs
 # land in fuzz/artifacts/<target>: copy the ones worth keeping to fuzz/regressions/<target>, which
-# tests/fuzz_regression.rs replays on stable.
+# tests/decrypt/fuzz_regression.rs replays on stable.
 set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-30}"

@@ -1,5 +1,5 @@
 //! The fuzz entry points, shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly)
-//! and the stable regression test (`tests/fuzz_regression.rs`), which replays every seed and
+//! and the stable regression test (`tests/decrypt/fuzz_regression.rs`), which replays every seed and
 //! every saved crash input through the same functions.
 //!
 //! Each function takes the fuzzer's bytes, must never panic on its own, and ignores the
@@ -12,12 +12,12 @@
 //! [`APP`] in [`TENANT`]). `data` and `dataSignature` under [`KEY`] need no placeholder.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use msgraph_notify::model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};
-use msgraph_notify::offload::{PayloadError, PayloadStore};
+use msgraph_notify::offload::{MemoryPayloadStore, PayloadStore};
 use msgraph_notify::receiver::Receiver;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
 use msgraph_notify::token::{Jwks, TokenValidator, TokenVersion, Validation};
@@ -55,26 +55,6 @@ pub const BLOB: &str = "fuzz-blob";
 /// The subscription of the offloaded record.
 pub const OFFLOADED_SUBSCRIPTION: &str = "fuzz-subscription";
 
-/// The one blob the offloaded receiver reads: the fuzzer's input.
-#[derive(Default)]
-pub struct OneBlob(pub Mutex<Vec<u8>>);
-
-impl PayloadStore for OneBlob {
-    fn fetch(&self, storage_id: &str, max_bytes: usize) -> Result<Vec<u8>, PayloadError> {
-        if storage_id != BLOB {
-            return Err(PayloadError::NotFound);
-        }
-        let blob = self
-            .0
-            .lock()
-            .map_err(|_| PayloadError::Unavailable("poisoned".into()))?;
-        if blob.len() > max_bytes {
-            return Err(PayloadError::TooLarge { limit: max_bytes });
-        }
-        Ok(blob.clone())
-    }
-}
-
 /// What every target shares, made once per process.
 pub struct Fixture {
     pub key: PrivateKey,
@@ -91,7 +71,8 @@ pub struct Fixture {
     pub notification: ChangeNotification,
     /// A trusted-transport receiver reading offloaded payloads from [`Fixture::blob`].
     pub offload_receiver: Receiver,
-    pub blob: Arc<OneBlob>,
+    /// The store `offload_receiver` reads: the fuzzer's input is stored under [`BLOB`].
+    pub blob: Arc<MemoryPayloadStore>,
 }
 
 pub fn fixture() -> &'static Fixture {
@@ -119,7 +100,7 @@ pub fn fixture() -> &'static Fixture {
         .max_body_bytes(256 * 1024)
         .build()
         .expect("receiver");
-        let blob = Arc::new(OneBlob::default());
+        let blob = Arc::new(MemoryPayloadStore::new());
         let offload_receiver = Receiver::builder(
             Decryptor::with_key(
                 PrivateKey::from_der(&key.to_pkcs8_der()).expect("key"),
@@ -568,7 +549,7 @@ pub fn receiver(data: &[u8]) {
 /// clientState, whatever the blob holds.
 pub fn offloaded_payload(data: &[u8]) {
     let f = fixture();
-    *f.blob.0.lock().expect("blob") = expand(data);
+    f.blob.insert(BLOB, expand(data));
     let record = serde_json::json!({"value": [{
         "subscriptionId": OFFLOADED_SUBSCRIPTION, "tenantId": TENANT, "clientState": CLIENT_STATE,
         "changeType": "created", "additionalPayloadStorageId": BLOB,

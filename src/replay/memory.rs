@@ -12,7 +12,7 @@ use crate::model::ChangeNotification;
 ///
 /// Memory is bounded whatever arrives: at most `capacity` entries, live or removed and awaiting
 /// compaction, each about 130 bytes in the map and the queue together; 100,000 entries (the
-/// default) stay under 16 MB (measured in `tests/bounded.rs`: 12.7 MB). Removed entries are
+/// default) stay under 16 MB (measured in `tests/bounded/main.rs`: 12.7 MB). Removed entries are
 /// dropped at once when they are the newest, else compacted away (in constant time per removal,
 /// amortized) before they fill a quarter of the capacity: a flood of forged items that are
 /// recorded and then removed evicts no genuine entry while the live ones take less than three

@@ -27,7 +27,7 @@ use super::{Fingerprint, ReplayStore, ReplayStoreError};
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use msgraph_notify::replay::{DEFAULT_REPLAY_TTL, RedisReplayStore};
-/// // Needs a Redis server: see tests/redis.rs for one started on 127.0.0.1.
+/// // Needs a Redis server: see tests/receiver/redis.rs for one started on 127.0.0.1.
 /// let store = RedisReplayStore::open("redis://127.0.0.1:6379/0", DEFAULT_REPLAY_TTL)?
 ///     .with_timeout(Duration::from_millis(500));
 /// # let _ = Arc::new(store);

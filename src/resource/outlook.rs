@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ItemBody;
 use crate::open_enum::open_enum;
 
 /// `#microsoft.graph.message`: an Outlook e-mail.
@@ -231,8 +230,9 @@ pub struct EmailAddress {
 }
 
 /// An Outlook body: `contentType` (`text` or `html`) and `content`. The same Graph type
-/// (`itemBody`) as a chat message's body: one Rust type, [`ItemBody`], under both names.
-pub type OutlookBody = ItemBody;
+/// (`itemBody`) as a chat message's body: one Rust type, [`ItemBody`](super::ItemBody), under
+/// both names.
+pub use super::chat_message::ItemBody as OutlookBody;
 
 /// A local date and time with its time zone: `{"dateTime": "2026-11-30T09:00:00.0000000",
 /// "timeZone": "UTC"}`.

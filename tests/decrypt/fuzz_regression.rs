@@ -341,7 +341,7 @@ fn seeds_reach_decryption() {
     for name in ["genuine", "whole_notification"] {
         let seed =
             std::fs::read(fuzz_dir().join("seeds/offloaded_payload").join(name)).expect("seed");
-        *f.blob.0.lock().unwrap() = entry::expand(&seed);
+        f.blob.insert(entry::BLOB, entry::expand(&seed));
         let record = serde_json::json!({"value": [{
             "subscriptionId": entry::OFFLOADED_SUBSCRIPTION, "tenantId": entry::TENANT,
             "clientState": entry::CLIENT_STATE, "additionalPayloadStorageId": entry::BLOB}]});

@@ -3,13 +3,12 @@
 //! blob can be missing, unreadable, oversized, malformed or tampered rejects that item alone.
 //! Real keys and ciphertext; the store is an in-memory map (Azure Blob is tests/offload/azure_blob.rs).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use msgraph_notify::Error;
 use msgraph_notify::model::ChangeNotification;
-use msgraph_notify::offload::{PayloadError, PayloadStore};
+use msgraph_notify::offload::{MemoryPayloadStore, PayloadError, PayloadStore};
 use msgraph_notify::receiver::{Item, Outcome, Receiver, ReceiverBuilder, Reply};
 use msgraph_notify::replay::ReplayGuard;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
@@ -19,10 +18,10 @@ use serde_json::{Value, json};
 const TENANT: &str = "tenant-a";
 const SECRET: &str = "client-state-secret";
 
-/// Blobs in memory, with a record of every fetch.
+/// The crate's in-memory store, with a record of every fetch and a switch that takes it down.
 #[derive(Default)]
 struct Blobs {
-    blobs: Mutex<HashMap<String, Vec<u8>>>,
+    blobs: MemoryPayloadStore,
     fetches: Mutex<Vec<(String, usize)>>,
     down: AtomicBool,
     /// Returns the whole blob whatever the limit (a careless store): the receiver must still
@@ -32,7 +31,7 @@ struct Blobs {
 
 impl Blobs {
     fn put(&self, id: &str, blob: Vec<u8>) {
-        self.blobs.lock().unwrap().insert(id.to_owned(), blob);
+        self.blobs.insert(id, blob);
     }
 
     fn fetched(&self) -> Vec<String> {
@@ -54,17 +53,12 @@ impl PayloadStore for Blobs {
         if self.down.load(Ordering::SeqCst) {
             return Err(PayloadError::Unavailable("connection refused".into()));
         }
-        let blob = self
-            .blobs
-            .lock()
-            .unwrap()
-            .get(storage_id)
-            .cloned()
-            .ok_or(PayloadError::NotFound)?;
-        if blob.len() > max_bytes && !self.ignore_limit {
-            return Err(PayloadError::TooLarge { limit: max_bytes });
-        }
-        Ok(blob)
+        let limit = if self.ignore_limit {
+            usize::MAX
+        } else {
+            max_bytes
+        };
+        self.blobs.fetch(storage_id, limit)
     }
 }
 

@@ -355,7 +355,7 @@ fn a_replay_with_a_reencoded_signature_is_not_new() {
 
 /// A replay that changes only `subscriptionId`. That field is not authenticated by anything (the
 /// HMAC covers the ciphertext only, the token names app and tenant), so the memory must not depend
-/// on it: the fingerprint is the signature alone (`src/replay.rs`).
+/// on it: the fingerprint is the signature alone (`src/replay/mod.rs`).
 #[test]
 fn a_replay_with_another_subscription_id_is_a_duplicate() {
     let receiver = receiver(ReplayGuard::new(1000, DAY));
