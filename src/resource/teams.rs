@@ -7,72 +7,55 @@ use serde_json::{Map, Value};
 use super::chat_message::IdentitySet;
 use crate::open_enum::open_enum;
 
-/// `#microsoft.graph.callRecording`: a meeting recording is available. The payload has no
-/// `@odata.type`; `recordingContentUrl` is where to GET the content.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallRecording {
-    /// The recording id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The online meeting's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meeting_id: Option<String>,
-    /// The call's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
-    /// Who organised the meeting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meeting_organizer: Option<IdentitySet>,
-    /// When the recording was created (ISO 8601).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_date_time: Option<String>,
-    /// When the recording ended (ISO 8601).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_date_time: Option<String>,
-    /// The URL of the recording's content.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recording_content_url: Option<String>,
-    /// Links the recording with its transcript.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_correlation_id: Option<String>,
-    /// Other properties, kept as received.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+/// A meeting artifact (Graph's `callRecording` and `callTranscript` have the same properties but
+/// the content URL's name): one definition for both, so the two cannot drift apart.
+macro_rules! meeting_artifact {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $url:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            #[doc = concat!("The ", $what, " id.")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub id: Option<String>,
+            /// The online meeting's id.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub meeting_id: Option<String>,
+            /// The call's id.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub call_id: Option<String>,
+            /// Who organised the meeting.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub meeting_organizer: Option<IdentitySet>,
+            #[doc = concat!("When the ", $what, " was created (ISO 8601).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub created_date_time: Option<String>,
+            #[doc = concat!("When the ", $what, " ended (ISO 8601).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub end_date_time: Option<String>,
+            #[doc = concat!("The URL of the ", $what, "'s content.")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub $url: Option<String>,
+            #[doc = concat!("Links the ", $what, " with its counterpart (a recording with its transcript).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub content_correlation_id: Option<String>,
+            /// Other properties, kept as received.
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+    };
 }
 
-/// `#microsoft.graph.callTranscript`: a meeting transcript is available. The payload has no
-/// `@odata.type`; `transcriptContentUrl` is where to GET the content.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallTranscript {
-    /// The transcript id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The online meeting's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meeting_id: Option<String>,
-    /// The call's id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
-    /// Who organised the meeting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meeting_organizer: Option<IdentitySet>,
-    /// When the transcript was created (ISO 8601).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_date_time: Option<String>,
-    /// When the transcript ended (ISO 8601).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_date_time: Option<String>,
-    /// The URL of the transcript's content.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript_content_url: Option<String>,
-    /// Links the transcript with its recording.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_correlation_id: Option<String>,
-    /// Other properties, kept as received.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+meeting_artifact! {
+    /// `#microsoft.graph.callRecording`: a meeting recording is available. The payload has no
+    /// `@odata.type`; `recordingContentUrl` is where to GET the content.
+    CallRecording, "recording", recording_content_url
+}
+
+meeting_artifact! {
+    /// `#microsoft.graph.callTranscript`: a meeting transcript is available. The payload has no
+    /// `@odata.type`; `transcriptContentUrl` is where to GET the content.
+    CallTranscript, "transcript", transcript_content_url
 }
 
 /// `#microsoft.graph.chat`: a one-on-one, group or meeting chat.

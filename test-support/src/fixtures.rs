@@ -101,3 +101,19 @@ pub fn assert_too_many(err: &msgraph_notify::Error, what: &str, limit: usize) {
         "{err}"
     );
 }
+
+/// Bytes that are not the JSON document a parser was asked for: not JSON at all, truncated, the
+/// wrong top-level type, or an object without the expected member (neither a notification
+/// collection's `value` array nor a JWKS's `keys` array). Every parser of the crate must refuse
+/// each with an error, never a panic.
+pub const NOT_THE_DOCUMENT: &[&[u8]] = &[
+    b"",
+    b"not json",
+    b"{",
+    b"[]",
+    b"null",
+    b"{\"other\":1}",
+    b"{\"value\":{}}",
+    b"{\"value\":\"x\"}",
+    b"{\"keys\":5}",
+];

@@ -16,7 +16,8 @@ pub mod softhsm;
 pub mod tansu;
 
 pub use fixtures::{
-    assert_too_many, copy_key, decryptor, flood, issuer, keypair, offload, other_keypair, webhook,
+    NOT_THE_DOCUMENT, assert_too_many, copy_key, decryptor, flood, issuer, keypair, offload,
+    other_keypair, webhook,
 };
 
 /// Whether this run is CI's (`CI=true`), where every real part and the shared data are required.

@@ -456,16 +456,7 @@ fn body_level_errors() {
             limit: 1000
         })
     ));
-    for bad in [
-        &b""[..],
-        b"not json",
-        b"{",
-        b"[]",
-        b"{\"value\":{}}",
-        b"{\"value\":\"x\"}",
-        b"{\"other\":1}",
-        b"null",
-    ] {
+    for &bad in test_support::NOT_THE_DOCUMENT {
         match r.receive(None, bad) {
             Err(Error::Malformed { .. }) => {}
             other => panic!("{}: {other:?}", String::from_utf8_lossy(bad)),
