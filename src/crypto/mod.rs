@@ -56,6 +56,25 @@ pub(crate) fn install_jwt_provider() {
 }
 
 /// The error of an unsupported RSA key size, the same from every backend.
+/// The RSA private-key sizes the crate loads, in bits.
+pub(crate) const PRIVATE_KEY_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// The bit length of a big-endian RSA modulus (leading zero bytes and bits ignored).
+pub(crate) fn modulus_bits(modulus: &[u8]) -> usize {
+    match modulus.iter().position(|&b| b != 0) {
+        Some(i) => (modulus.len() - i) * 8 - modulus[i].leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// A PKCS#1 `RSAPrivateKey` (DER) wrapped in a PKCS#8 `PrivateKeyInfo`: both backends load
+/// PKCS#8. The result holds the key, so it is wiped on drop.
+pub(crate) fn pkcs1_to_pkcs8(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, pkcs8::der::Error> {
+    let octets = pkcs8::der::asn1::OctetStringRef::new(der)?;
+    let info = pkcs8::PrivateKeyInfoRef::new(pkcs1::ALGORITHM_ID, octets);
+    Ok(Zeroizing::new(pkcs8::der::Encode::to_der(&info)?))
+}
+
 fn unsupported_bits(bits: usize) -> String {
     format!("unsupported RSA key size {bits} (use 2048, 3072 or 4096)")
 }

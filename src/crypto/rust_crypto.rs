@@ -79,21 +79,14 @@ fn sign_with_der(der: &[u8], msg: &[u8]) -> Option<Vec<u8>> {
     let pkcs8 = if pkcs8::PrivateKeyInfoRef::try_from(der).is_ok() {
         Zeroizing::new(der.to_vec())
     } else {
-        let octets = pkcs8::der::asn1::OctetStringRef::new(der).ok()?;
-        let info = pkcs8::PrivateKeyInfoRef::new(pkcs1::ALGORITHM_ID, octets);
-        Zeroizing::new(pkcs8::der::Encode::to_der(&info).ok()?)
+        super::pkcs1_to_pkcs8(der).ok()?
     };
     let info = pkcs8::PrivateKeyInfoRef::try_from(pkcs8.as_slice()).ok()?;
     if info.algorithm.oid != pkcs1::ALGORITHM_OID {
         return None;
     }
     let rsa = pkcs1::RsaPrivateKeyRef::try_from(info.private_key).ok()?;
-    let modulus = rsa.modulus.as_bytes();
-    let bits = match modulus.iter().position(|&b| b != 0) {
-        Some(i) => (modulus.len() - i) * 8 - modulus[i].leading_zeros() as usize,
-        None => 0,
-    };
-    if !(2048..=4096).contains(&bits) {
+    if !super::PRIVATE_KEY_BITS.contains(&super::modulus_bits(rsa.modulus.as_bytes())) {
         return None;
     }
     RustCrypto::sign_pkcs1_sha256(&pkcs8, msg).ok()

@@ -40,13 +40,6 @@ pub(super) fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<
     Ok(())
 }
 
-pub(super) fn modulus_bits(modulus: &[u8]) -> usize {
-    match modulus.iter().position(|&b| b != 0) {
-        Some(i) => (modulus.len() - i) * 8 - modulus[i].leading_zeros() as usize,
-        None => 0,
-    }
-}
-
 pub(super) fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>> {
     let bad = |e: pkcs1::der::Error| Error::Key(format!("bad RSA public key: {e}"));
     pkcs1::RsaPublicKey {

@@ -24,7 +24,7 @@ pub use ring::KeyRing;
 
 use formats::strip_zeros;
 #[cfg(feature = "pkcs11")]
-use formats::{modulus_bits, rsa_public_key_der};
+use {crate::crypto::modulus_bits, formats::rsa_public_key_der};
 
 /// The one private-key operation of a Graph receiver: RSA-OAEP decryption (SHA-1, MGF1-SHA-1,
 /// empty label) of a notification's `dataKey`, giving the 16-, 24- or 32-byte symmetric key.

@@ -2,12 +2,11 @@
 
 use std::fmt;
 
-use pkcs8::der::Encode;
 use zeroize::Zeroizing;
 
 use super::Certificate;
 use super::formats::*;
-use crate::crypto::{self, Backend, RsaBackend};
+use crate::crypto::{self, Backend, RsaBackend, modulus_bits};
 use crate::error::{Error, Result};
 
 /// An RSA private key that can unwrap Graph's symmetric keys.
@@ -265,14 +264,8 @@ impl PrivateKey {
     }
 
     fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
-        // Wrap PKCS#1 in a PKCS#8 PrivateKeyInfo: both backends load PKCS#8.
-        let octets = pkcs8::der::asn1::OctetStringRef::new(der)
-            .map_err(|e| Error::Key(format!("bad PKCS#1 key: {e}")))?;
-        let info = pkcs8::PrivateKeyInfoRef::new(pkcs1::ALGORITHM_ID, octets);
-        let pkcs8 = Zeroizing::new(
-            info.to_der()
-                .map_err(|e| Error::Key(format!("bad PKCS#1 key: {e}")))?,
-        );
+        let pkcs8 =
+            crypto::pkcs1_to_pkcs8(der).map_err(|e| Error::Key(format!("bad PKCS#1 key: {e}")))?;
         Self::from_pkcs8_der(&pkcs8)
     }
 
@@ -290,7 +283,7 @@ impl PrivateKey {
         let modulus = rsa.modulus.as_bytes().to_vec();
         let public_exponent = rsa.public_exponent.as_bytes().to_vec();
         let bits = modulus_bits(&modulus);
-        if !(2048..=4096).contains(&bits) {
+        if !crypto::PRIVATE_KEY_BITS.contains(&bits) {
             return Err(Error::Key(format!(
                 "RSA keys of 2048 to 4096 bits are supported; this one has {bits}"
             )));
