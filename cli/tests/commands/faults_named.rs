@@ -1,0 +1,146 @@
+//! Faults named where the operator looks (issue 23, point 2), each on the command as typed: a TLS
+//! key that does not match its certificate, an encrypted TLS key, a host name given to
+//! `--listen`, a key file every user can read, and Graph's `validationTokens: null`.
+
+use crate::common::*;
+use serde_json::json;
+
+/// `serve` with the test receiver's options and `extra`; it is expected to refuse to start.
+fn serve_refused(fx: &Fixture, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["serve".to_owned()];
+    args.extend(fx.receiver_args());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&args, b"")
+}
+
+#[test]
+fn a_tls_key_of_another_certificate_is_named_in_words() {
+    let fx = Fixture::new();
+    let (_, _, cert, _) = tls_identity(fx.dir.path(), "site");
+    let (_, _, _, other_key) = tls_identity(fx.dir.path(), "other");
+    let out = serve_refused(
+        &fx,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &s(&cert),
+            "--tls-key",
+            &s(&other_key),
+        ],
+    );
+    assert_refused(&out, "does not match --tls-cert");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is not the one the certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("KeyMismatch"), "{stderr}");
+}
+
+#[test]
+fn an_encrypted_tls_key_is_named_as_such() {
+    let fx = Fixture::new();
+    let (_, _, cert, key) = tls_identity(fx.dir.path(), "site");
+    let encrypted = fx.path("site-encrypted.key");
+    // A real encrypted PKCS#8 key, as `openssl pkcs8 -topk8` writes it.
+    let status = std::process::Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:hunter2",
+        ])
+        .arg("-in")
+        .arg(&key)
+        .arg("-out")
+        .arg(&encrypted)
+        .status()
+        .expect("openssl (the test makes an encrypted key with it)");
+    assert!(status.success());
+    let out = serve_refused(
+        &fx,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &s(&cert),
+            "--tls-key",
+            &s(&encrypted),
+        ],
+    );
+    assert_refused(&out, "is an encrypted private key");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("openssl pkey -in"), "{stderr}");
+    assert!(!stderr.contains("no items found"), "{stderr}");
+}
+
+#[test]
+fn listen_on_a_host_name_shows_the_address_form() {
+    let fx = Fixture::new();
+    let out = serve_refused(&fx, &["--listen", "localhost:8080"]);
+    assert_refused(&out, "127.0.0.1:8080");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("not a host name"), "{stderr}");
+    assert!(stderr.contains("0.0.0.0:8080"), "{stderr}");
+    let out = serve_refused(&fx, &["--listen", "8080"]);
+    assert_refused(&out, "a port alone is not an address");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_file_every_user_can_read_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let body = fx.body(vec![fx.item(&Fixture::presence("u1"))]);
+    let decrypt = |fx: &Fixture| {
+        let mut args = vec!["decrypt".to_owned()];
+        args.extend(fx.receiver_args());
+        args.push("-".to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, &body)
+    };
+    std::fs::set_permissions(&fx.key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = decrypt(&fx);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("is readable by every user of this machine (mode 644)")
+            && stderr.contains(&format!("chmod 600 {}", fx.key_path.display())),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&fx.key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = decrypt(&fx);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!text(&out.stderr).contains("readable by every user"));
+}
+
+#[test]
+fn null_validation_tokens_get_graphs_documented_reason() {
+    let fx = Fixture::new();
+    // What Graph sends when the Change Tracking principal holds no app role of an app that
+    // requires assignment.
+    let body = json!({
+        "value": [fx.item(&Fixture::presence("u1"))],
+        "validationTokens": null,
+    })
+    .to_string();
+    let mut args = vec!["decrypt".to_owned()];
+    args.extend(fx.receiver_args());
+    args.push("-".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, body.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let item = &lines(&out)[0];
+    assert_eq!(item["status"], "rejected");
+    let error = item["error"].as_str().unwrap();
+    assert!(error.contains("validationTokens is null"), "{error}");
+    assert!(error.contains("app role assignment"), "{error}");
+    assert!(
+        error.contains("0bf30f3b-4a52-48df-9a82-234910c4a086"),
+        "{error}"
+    );
+}
