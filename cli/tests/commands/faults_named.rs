@@ -144,3 +144,42 @@ fn null_validation_tokens_get_graphs_documented_reason() {
         "{error}"
     );
 }
+
+#[test]
+fn https_proxy_carries_the_signing_key_fetch() {
+    use std::io::{BufRead, BufReader};
+    // A proxy that records the first request line it is sent, then hangs up.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = proxy.local_addr().unwrap();
+    let seen = std::thread::spawn(move || {
+        let (stream, _) = proxy.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    });
+    let fx = Fixture::new();
+    let body = fx.body(vec![fx.item(&Fixture::presence("u1"))]);
+    let mut cmd = bin();
+    cmd.args(["decrypt", "--key", &s(&fx.key_path)])
+        .args(checks(
+            "--jwks-url",
+            "https://login.example.invalid/common/discovery/v2.0/keys",
+        ))
+        .arg("-")
+        .env("HTTPS_PROXY", format!("http://{addr}"))
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+    let out = process::run(&mut cmd, &body);
+    assert_eq!(
+        seen.join().unwrap().trim_end(),
+        "CONNECT login.example.invalid:443 HTTP/1.1",
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    // The fetch failed at the proxy: the item is rejected, and the warning says why.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("fetching the token signing keys failed"));
+}
