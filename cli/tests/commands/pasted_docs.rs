@@ -202,3 +202,37 @@ fn base64url(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The README's quick start is marked `ignore` (it needs the `fetch` feature, which not every
+/// doctest run has); the crate documentation's quick start is the same code, compiled by
+/// `cargo test --doc` with hidden `cfg` lines. They must not drift apart.
+#[test]
+fn the_readme_quick_start_is_the_compiled_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let in_readme = readme
+        .split_once("```rust,ignore\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(code, _)| code.to_owned())
+        .expect("the README's quick start");
+    let docs: Vec<&str> = lib
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    let start = docs
+        .iter()
+        .position(|l| *l == "```no_run")
+        .expect("the quick start")
+        + 1;
+    let end = start + docs[start..].iter().position(|l| *l == "```").unwrap();
+    let in_docs: Vec<&str> = docs[start..end]
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("# "))
+        .collect();
+    assert_eq!(in_readme, in_docs.join("\n"));
+    assert!(in_readme.contains(".replay_guard(") && in_readme.contains("ensure_kid"));
+    assert!(!in_readme.contains("testing"));
+}
