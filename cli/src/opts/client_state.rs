@@ -47,6 +47,7 @@ impl ClientStateOpts {
             }
         }
         for path in &self.client_state_files {
+            super::warn_if_world_readable("--client-state-file", path);
             secrets.extend(crate::secret::list_file("--client-state-file", path)?);
         }
         secrets.extend(crate::secret::env_list(CLIENT_STATE_ENV)?);

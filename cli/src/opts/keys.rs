@@ -110,9 +110,9 @@ impl KeyOpts {
     }
 }
 
-/// Warns when a private key (or its password) file can be read by every user of the machine
-/// (mode `o+r`): the key is then as good as public on a shared host. A warning, not a refusal:
-/// the file may sit in a directory only its owner can enter.
+/// Warns when a secret file (a private key, its password, the clientState) can be read by every
+/// user of the machine (mode `o+r`): the secret is then as good as public on a shared host. A
+/// warning, not a refusal: the file may sit in a directory only its owner can enter.
 pub fn warn_if_world_readable(option: &str, path: &str) {
     #[cfg(unix)]
     {

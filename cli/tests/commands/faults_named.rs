@@ -116,6 +116,33 @@ fn a_key_file_every_user_can_read_gets_a_warning() {
     let out = decrypt(&fx);
     assert_eq!(out.status.code(), Some(0));
     assert!(!text(&out.stderr).contains("readable by every user"));
+
+    // The clientState file too.
+    let state = fx.path("client-state");
+    std::fs::write(&state, format!("{CLIENT_STATE}\n")).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let out = run(
+        &[
+            "decrypt",
+            "--key",
+            &format!("{CERT_ID}={}", fx.key_path.display()),
+            "--jwks",
+            &s(&fx.jwks_path),
+            "--app-id",
+            APP_ID,
+            "--client-state-file",
+            &s(&state),
+            "-",
+        ],
+        &body,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--client-state-file")
+            && text(&out.stderr).contains("(mode 604)"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
