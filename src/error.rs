@@ -198,6 +198,15 @@ pub enum TokenError {
     /// The body carries encrypted content but no validation tokens at all.
     #[error("the notification carries encrypted content but no validation tokens")]
     Missing,
+    /// `validationTokens` is `null`: Graph sends that when the app's service principal requires
+    /// app role assignment and Graph's Change Tracking principal holds no role of the app.
+    #[error(
+        "validationTokens is null: Graph sends null, and cannot deliver resource data, when the \
+         app's service principal requires app role assignment (appRoleAssignmentRequired) and \
+         Graph's Change Tracking service principal (appId 0bf30f3b-4a52-48df-9a82-234910c4a086) \
+         holds no app role of the app; assign it one, or turn the requirement off"
+    )]
+    Null,
     /// No valid token covers the item's tenant.
     #[error("no valid validation token covers tenant {0:?}")]
     NotCovered(String),

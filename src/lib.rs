@@ -9,30 +9,93 @@
 //!
 //! ## Quick start
 //!
+//! A receiver in a real service: the crate with the `fetch` feature (Microsoft's token signing
+//! keys over HTTPS) and tokio. In `Cargo.toml`, from a clone of this repository beside your
+//! project:
+//!
+//! ```toml
+//! [dependencies]
+//! msgraph-notify = { path = "../msgraph-notify", features = ["fetch"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
-//! # fn main() -> Result<(), msgraph_notify::Error> {
-//! use msgraph_notify::{Certificate, Decryptor, PrivateKey, Resource};
-//! use msgraph_notify::testing::GraphEncryptor;
 //!
-//! // In a service: the key of the certificate you gave Graph, from PEM, DER or PKCS#12:
-//! // let (key, cert) = PrivateKey::load(&std::fs::read("graph.pfx")?, Some("password"))?;
-//! let key = PrivateKey::generate(2048)?;
-//! let cert = Certificate::self_signed(&key, "receiver.example", 30)?;
+//! ```no_run
+//! use std::sync::Arc;
 //!
-//! // What Graph sends in `encryptedContent` (made here by the test kit, exactly as Graph does):
-//! let content = GraphEncryptor::new(&cert, "my-cert-id")
-//!     .encrypt(br##"{"@odata.type":"#microsoft.graph.presence","availability":"Away"}"##)?;
+//! use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+//! use msgraph_notify::replay::ReplayGuard;
+//! use msgraph_notify::token::Validation;
+//! # #[cfg(feature = "fetch")]
+//! use msgraph_notify::token::fetch::{FetchConfig, KeyFetcher};
+//! use msgraph_notify::{Decryptor, KeyRing, PrivateKey};
 //!
-//! let decryptor = Decryptor::with_key(key, Some(cert))?;
-//! let plaintext = decryptor.decrypt(&content)?; // unwrap, verify, then decrypt
-//! match Resource::from_json(plaintext.as_bytes(), None)? {
-//!     Resource::Presence(p) => println!("now {:?}", p.availability),
-//!     other => println!("{}", other.kind()),
+//! # #[cfg(not(feature = "fetch"))]
+//! # fn main() {}
+//! # #[cfg(feature = "fetch")]
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // The key of the certificate given to Graph (`msgraph-notify keygen --out keys` writes
+//!     // keys/key.pem; PEM, DER and PKCS#12 load), under the subscription's
+//!     // encryptionCertificateId. During a rotation, add the old and the new key.
+//!     let (key, cert) = PrivateKey::load(&std::fs::read("keys/key.pem")?, None)?;
+//!     let mut keys = KeyRing::new();
+//!     keys.add("receiver-2026", key, cert)?;
+//!
+//!     // Microsoft's token signing keys: fetched once before the first notification, then kept
+//!     // fresh in the background.
+//!     let fetcher = Arc::new(KeyFetcher::new(FetchConfig::default())?);
+//!     fetcher.refresh().await?;
+//!     Arc::clone(&fetcher).spawn_refresher();
+//!
+//!     let receiver = Receiver::builder(Decryptor::new(keys))
+//!         // The app that created the subscription (its "Application (client) ID").
+//!         .validation(Validation::new([std::env::var("APP_ID")?]))
+//!         // The clientState sent in POST /subscriptions.
+//!         .client_state(std::env::var("CLIENT_STATE")?)
+//!         .signing_keys(fetcher.signing_keys())
+//!         // Replay protection: an item seen before (a captured POST sent again, even with its
+//!         // metadata rewritten) is rejected as a duplicate. 100,000 items for 24 hours, in
+//!         // memory; several replicas share one `replay::RedisReplayStore` (feature `redis`).
+//!         .replay_guard(ReplayGuard::default())
+//!         .build()?;
+//!
+//!     // For each request to your notificationUrl, your web framework gives the query string and
+//!     // the body (here: a body saved to a file).
+//!     let (query, body): (Option<&str>, Vec<u8>) = (None, std::fs::read("body.json")?);
+//!
+//!     // A token signed with a key Microsoft published since the last refresh: fetch that key
+//!     // (by its `kid`) before `receive`, which never waits on the network.
+//!     for kid in receiver.unknown_kids(&body) {
+//!         fetcher.ensure_kid(&kid).await;
+//!     }
+//!     // `receive` is CPU work (RSA): in an async handler, run it with spawn_blocking.
+//!     match receiver.receive(query, &body) {
+//!         // The subscription handshake: answer 200, text/plain, with exactly this text.
+//!         Ok(Reply::Handshake(token)) => println!("200 {token}"),
+//!         // Answer 202 (within 3 seconds); each item says what became of it.
+//!         Ok(Reply::Notifications(items)) => {
+//!             for item in items {
+//!                 match &item.outcome {
+//!                     Outcome::Decrypted(d) => println!("{}: {:?}", d.resource.kind(), d.resource),
+//!                     Outcome::Rejected(r) => eprintln!("item {} rejected: {}", item.index, r.error),
+//!                     _ => println!("{}", item.to_json()),
+//!                 }
+//!             }
+//!         }
+//!         // `Reply` is non-exhaustive: a later version may add kinds of request.
+//!         Ok(_) => {}
+//!         // The replay store out of reach, say: answer 503 and Graph sends the body again.
+//!         Err(e) if e.is_transient() => eprintln!("503: {e}"),
+//!         // The body itself is unusable (not JSON, over the limits): answer 400.
+//!         Err(e) => eprintln!("400: {e}"),
+//!     }
+//!     Ok(())
 //! }
-//! # Ok(()) }
 //! ```
 //!
-//! Whole POST bodies, with their validation tokens, go through the receiver.
+//! The repository's `examples/axum_receiver.rs` puts the same steps in an axum service; `msgraph-notify serve` is a ready-made one. Tests
+//! make Graph-like notifications and tokens with the `testing` feature (`testing::GraphEncryptor`,
+//! `testing::TokenIssuer`), which a service does not need.
 //!
 //! ## The protocol, in brief
 //!

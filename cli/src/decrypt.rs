@@ -20,6 +20,13 @@ use crate::{Fail, fail};
 /// byte-order mark is ignored. A single item has no validation tokens beside it: it decrypts only
 /// with --insecure-skip-tokens.
 ///
+/// JSON Lines input: each line is its own body. The usable lines are decrypted and printed; a
+/// line that is not JSON (a capture cut short), or JSON that is not a collection or an item, is
+/// reported on stderr by its number and the others go on.
+///
+/// When done, one line on stderr sums up: the items by status, the lines read and unusable, the
+/// time taken.
+///
 /// Exit status: 0 when no item was rejected, 1 when any was, 2 when the input or the options are
 /// unusable (the reason on stderr; with JSON Lines, after the usable lines were processed). When
 /// standard output is closed early (`| head`), the command stops quietly with 0.
@@ -46,10 +53,15 @@ pub struct Args {
 #[derive(Default)]
 struct Tally {
     rejected: bool,
-    unusable: Option<String>,
+    /// The numbers of the JSON Lines input's lines that could not be used.
+    unusable_lines: Vec<usize>,
+    /// The non-blank lines of a JSON Lines input.
+    lines: usize,
+    counts: crate::output::Counts,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
+    let started = std::time::Instant::now();
     let built = args.receiver.build(crate::opts::Limits {
         max_body: args.max_body.unwrap_or(usize::MAX),
         max_items: args.receiver.max_items(),
@@ -80,45 +92,44 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     };
     let mut tally = Tally::default();
     let mut out = std::io::stdout().lock();
-    let written = match BodyShape::of(body) {
-        BodyShape::JsonLines { .. } => {
-            let mut written = Ok(());
-            for (number, line) in body.split(|&b| b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
+    let written = if is_json_lines(body) {
+        let mut written = Ok(());
+        for (number, line) in body.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line_number = number + 1;
+            tally.lines += 1;
+            match decrypt(&as_collection(strip_bom(line))) {
+                Ok(items) => {
+                    written = crate::output::write_counted(
+                        &mut out,
+                        &items,
+                        [("line", line_number.into())],
+                        &mut tally.counts,
+                    )
+                    .map(|rejected| tally.rejected |= rejected);
+                    if written.is_err() {
+                        break;
+                    }
                 }
-                let line_number = number + 1;
-                match decrypt(&as_collection(strip_bom(line))) {
-                    Ok(items) => {
-                        written = crate::output::write_lines(
-                            &mut out,
-                            &items,
-                            [("line", line_number.into())],
-                        )
-                        .map(|rejected| tally.rejected |= rejected);
-                        if written.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        errln!("msgraph-notify: {} line {line_number}: {e}", args.input);
-                        tally.unusable = Some(format!("{}: some lines are unusable", args.input));
-                    }
+                Err(e) => {
+                    errln!("msgraph-notify: {} line {line_number}: {e}", args.input);
+                    tally.unusable_lines.push(line_number);
                 }
             }
-            written
         }
-        _ => {
-            let items = decrypt(&as_collection(body)).map_err(|e| {
-                let hint = match BodyShape::of(body) {
-                    BodyShape::Jwks => "; a key set is given with --jwks FILE",
-                    _ => "",
-                };
-                fail!("{}: {e}{hint}", args.input)
-            })?;
-            crate::output::write_lines(&mut out, &items, [])
-                .map(|rejected| tally.rejected |= rejected)
-        }
+        written
+    } else {
+        let items = decrypt(&as_collection(body)).map_err(|e| {
+            let hint = match BodyShape::of(body) {
+                BodyShape::Jwks => "; a key set is given with --jwks FILE",
+                _ => "",
+            };
+            fail!("{}: {e}{hint}", args.input)
+        })?;
+        crate::output::write_counted(&mut out, &items, [], &mut tally.counts)
+            .map(|rejected| tally.rejected |= rejected)
     };
     if let (Some(fetcher), Some(runtime)) = (&built.fetcher, &runtime)
         && let Some(e) = runtime.block_on(fetcher.last_error())
@@ -134,14 +145,73 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(fail!("cannot write the output: {e}")),
     }
-    if let Some(reason) = tally.unusable {
-        return Err(Fail(reason));
+    errln!("{}", summary(&args.input, &tally, started.elapsed()));
+    if !tally.unusable_lines.is_empty() {
+        return Err(fail!(
+            "{}: {} of {} lines unusable ({}); the other lines were decrypted",
+            args.input,
+            tally.unusable_lines.len(),
+            tally.lines,
+            line_list(&tally.unusable_lines)
+        ));
     }
     Ok(if tally.rejected {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether the input is JSON Lines, one body per line: several JSON documents on their lines,
+/// or an input that is not one JSON document whose first non-blank line is one by itself and
+/// that has more lines (a capture whose last line was cut short, say). A pretty-printed
+/// document starts with a line (`{`) that is no JSON alone, so it stays one document and its
+/// parse error is reported as such.
+fn is_json_lines(body: &[u8]) -> bool {
+    match BodyShape::of(body) {
+        BodyShape::JsonLines { .. } => true,
+        BodyShape::NotJson(_) => {
+            let mut lines = body
+                .split(|&b| b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+            let first_parses = lines.next().is_some_and(|first| {
+                serde_json::from_slice::<serde_json::Value>(strip_bom(first)).is_ok()
+            });
+            first_parses && lines.next().is_some()
+        }
+        _ => false,
+    }
+}
+
+/// The one line on stderr when a run is done: the items by status, the lines of a JSON Lines
+/// input (and how many were unusable), the time taken.
+fn summary(input: &str, tally: &Tally, elapsed: std::time::Duration) -> String {
+    let lines = match tally.lines {
+        0 => String::new(),
+        n => format!(
+            " from {n} line{}, {} unusable",
+            if n == 1 { "" } else { "s" },
+            tally.unusable_lines.len()
+        ),
+    };
+    format!(
+        "msgraph-notify: decrypt {input}: {}{lines}, in {:.3} s",
+        tally.counts,
+        elapsed.as_secs_f64()
+    )
+}
+
+/// `3, 7, 9` (at most ten numbers, then `…`).
+fn line_list(numbers: &[usize]) -> String {
+    let mut text: Vec<String> = numbers.iter().take(10).map(ToString::to_string).collect();
+    if numbers.len() > 10 {
+        text.push("…".into());
+    }
+    format!(
+        "line{} {}",
+        if numbers.len() == 1 { "" } else { "s" },
+        text.join(", ")
+    )
 }
 
 /// One body through the receiver, fetching unknown signing keys first when they are fetched.

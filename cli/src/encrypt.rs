@@ -1,6 +1,7 @@
 //! `encrypt`: wrap resource JSON into a changeNotificationCollection exactly as Graph would.
 
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use msgraph_notify::model::ChangeType;
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
@@ -79,6 +80,11 @@ pub struct Args {
     #[arg(long, value_name = "1|2", default_value = "2", value_parser = ["1", "2"], requires = "token_key")]
     token_version: String,
 
+    /// How long the token is valid, in minutes from now (Graph's last an hour). A fixture meant
+    /// for `decrypt` days later needs a longer one; the receiver refuses an expired token.
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=5_256_000), requires = "token_key")]
+    token_minutes: u64,
+
     /// Password of an encrypted --token-key.
     #[arg(long, value_name = "P", requires = "token_key")]
     token_key_password: Option<crate::Secret>,
@@ -154,7 +160,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         } else {
             TokenVersion::V2
         };
-        body["validationTokens"] = json!([issuer.token(version, app_id, &args.tenant)]);
+        let mut claims = issuer.claims(version, app_id, &args.tenant);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| fail!("the clock is before 1970: {e}"))?
+            .as_secs();
+        claims["exp"] = now.saturating_add(args.token_minutes * 60).into();
+        body["validationTokens"] = json!([issuer.sign(&claims)]);
         if let Some(out) = &args.jwks_out {
             std::fs::write(out, issuer.jwks_json())
                 .map_err(|e| fail!("cannot write {out}: {e}"))?;

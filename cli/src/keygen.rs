@@ -12,6 +12,9 @@ use crate::{Fail, fail};
 ///
 /// Writes DIR/key.pem (PKCS#8, file mode 0600) and DIR/cert.pem, and prints on stdout the JSON to
 /// paste into the subscription request (`encryptionCertificate`, `encryptionCertificateId`).
+/// With --pfx-password-file it also writes DIR/key.pfx (PKCS#12: the key and its certificate,
+/// encrypted with the password on the file's first line; mode 0600), the form Azure Key Vault
+/// and Windows import.
 /// With --pkcs11 URI the key pair is generated inside the token (sensitive, non-extractable) and
 /// the certificate stored there beside it; --out then only receives cert.pem, if given.
 #[derive(clap::Args, Debug)]
@@ -50,7 +53,12 @@ pub struct Args {
     #[arg(long, default_value = "msgraph-notify", value_name = "CN")]
     common_name: String,
 
-    /// Overwrite key.pem and cert.pem when they exist.
+    /// Also write DIR/key.pfx (PKCS#12, key and certificate), encrypted with the password on
+    /// this file's first line (not on the command line, where other users could read it).
+    #[arg(long, value_name = "FILE", conflicts_with = "pkcs11")]
+    pfx_password_file: Option<String>,
+
+    /// Overwrite key.pem, cert.pem (and key.pfx) when they exist.
     #[arg(long)]
     force: bool,
 }
@@ -71,8 +79,14 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     std::fs::create_dir_all(dir).map_err(|e| fail!("cannot create {}: {e}", dir.display()))?;
     let key_path = dir.join("key.pem");
     let cert_path = dir.join("cert.pem");
+    let pfx_path = dir.join("key.pfx");
+    let pfx_password = match &args.pfx_password_file {
+        Some(path) => Some(crate::secret::first_line("--pfx-password-file", path)?),
+        None => None,
+    };
     if !args.force {
-        for p in [&key_path, &cert_path] {
+        let pfx = pfx_password.as_ref().map(|_| &pfx_path);
+        for p in [&key_path, &cert_path].into_iter().chain(pfx) {
             if p.exists() {
                 return Err(fail!("{} exists (use --force to overwrite)", p.display()));
             }
@@ -92,8 +106,13 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .map_err(|e| fail!("cannot write {}: {e}", key_path.display()))?;
     std::fs::write(&cert_path, cert.to_pem())
         .map_err(|e| fail!("cannot write {}: {e}", cert_path.display()))?;
+    if let Some(password) = &pfx_password {
+        let pfx = zeroize::Zeroizing::new(pkcs12(&key, &cert, password.expose())?);
+        write_private(&pfx_path, &pfx)
+            .map_err(|e| fail!("cannot write {}: {e}", pfx_path.display()))?;
+    }
 
-    let out = serde_json::json!({
+    let mut out = serde_json::json!({
         "encryptionCertificate": cert.encryption_certificate(),
         "encryptionCertificateId": cert_id,
         "thumbprint": thumbprint,
@@ -101,6 +120,9 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         "key": key_path.display().to_string(),
         "certificate": cert_path.display().to_string(),
     });
+    if pfx_password.is_some() {
+        out["pfx"] = pfx_path.display().to_string().into();
+    }
     outln!("{out}");
     if crate::stderr_is_terminal() {
         errln!(
@@ -110,6 +132,33 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key and its certificate as a PKCS#12 file encrypted with `password` (p12-keystore's
+/// default: PBES2 with AES-256-CBC and PBKDF2-HMAC-SHA256), the certificate's thumbprint as the
+/// entry's localKeyId.
+fn pkcs12(key: &PrivateKey, cert: &Certificate, password: &str) -> Result<Vec<u8>, Fail> {
+    let local_key_id: Vec<u8> = cert
+        .thumbprint()
+        .as_bytes()
+        .chunks(2)
+        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect();
+    let der = key.to_pkcs8_der();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        local_key_id,
+        p12_keystore::PrivateKey::from_der(&der).map_err(|e| fail!("key.pfx: {e}"))?,
+        [p12_keystore::Certificate::from_der(cert.der()).map_err(|e| fail!("key.pfx: {e}"))?],
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry(
+        "msgraph-notify",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    store
+        .writer(password)
+        .write()
+        .map_err(|e| fail!("cannot make key.pfx: {e}"))
 }
 
 /// `--cert-id`, else `msgraph-notify-` and the first 8 digits of the thumbprint.

@@ -85,7 +85,16 @@ macro_rules! fail {
 pub const EXIT_UNUSABLE: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(reason) = not_in_this_build(&e) {
+                errln!("msgraph-notify: {reason}");
+                return ExitCode::from(EXIT_UNUSABLE);
+            }
+            e.exit()
+        }
+    };
     let result = match cli.command {
         Command::Keygen(args) => keygen::run(args),
         Command::Encrypt(args) => encrypt::run(args),
@@ -103,6 +112,23 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_UNUSABLE)
         }
     }
+}
+
+/// What to say instead of clap's "unrecognized subcommand" for a command this build left out:
+/// `consume` needs the `kafka` feature.
+fn not_in_this_build(e: &clap::Error) -> Option<String> {
+    if cfg!(feature = "kafka") || e.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let first = std::env::args_os().nth(1)?;
+    (first == "consume").then(|| {
+        "`consume` (Graph's notifications from Kafka or Azure Event Hubs) is not in this build: \
+         it needs the `kafka` feature. Install a build that has it with \
+         `cargo install --path cli --locked --features kafka` from a clone of the repository \
+         (building librdkafka needs a C compiler, make and OpenSSL's headers: on Debian \
+         `apt-get install build-essential libssl-dev`)"
+            .to_owned()
+    })
 }
 
 /// Reads a file, or standard input for `-`.

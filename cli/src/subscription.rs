@@ -8,7 +8,7 @@ use msgraph_notify::Certificate;
 use msgraph_notify::subscription::SubscriptionRequest;
 use zeroize::Zeroizing;
 
-use crate::{Fail, fail, read_input};
+use crate::{Fail, Secret, fail, read_input};
 
 /// Print the JSON body of `POST /subscriptions` for a subscription with resource data.
 ///
@@ -52,8 +52,10 @@ pub struct Args {
     #[arg(long, value_name = "TYPES", value_delimiter = ',')]
     change_type: Vec<String>,
 
-    /// A file holding the clientState secret (≤ 128 characters; one trailing newline is
-    /// ignored). Read from a file so the secret is not in the process list.
+    /// A file holding the clientState secret (≤ 128 characters), read as `serve`, `decrypt`
+    /// and `consume` read theirs: secrets are separated by line breaks and commas, white space
+    /// around them is dropped, and this file must hold exactly one (so a clientState has no
+    /// comma or line break). Read from a file so the secret is not in the process list.
     #[arg(long, value_name = "FILE")]
     client_state_file: Option<String>,
 
@@ -74,14 +76,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         request = request.change_types(&args.change_type)?;
     }
     if let Some(path) = &args.client_state_file {
-        let bytes = Zeroizing::new(read_input(path)?);
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| fail!("{path}: the clientState is not UTF-8"))?;
-        let secret = text
-            .strip_suffix("\r\n")
-            .or_else(|| text.strip_suffix('\n'))
-            .unwrap_or(text);
-        request = request.client_state(secret)?;
+        let secret = client_state(path)?;
+        request = request.client_state(secret.expose())?;
     }
     if let Some(minutes) = args.minutes {
         let seconds = minutes
@@ -95,4 +91,23 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     );
     outln!("{}", text.as_str());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The clientState of `--client-state-file`, read by the receiving side's rule
+/// ([`crate::secret::split_list`]): a file that rule reads as several secrets, or as none, is
+/// refused, since every notification of the subscription would then be rejected.
+fn client_state(path: &str) -> Result<Secret, Fail> {
+    let mut secrets = crate::secret::list_file("--client-state-file", path)?;
+    if secrets.len() > 1 {
+        return Err(fail!(
+            "--client-state-file {path}: holds {} secrets, as serve, decrypt and consume read it \
+             (line breaks and commas separate secrets), and a subscription has one clientState. \
+             Give a file with only this subscription's secret and no comma; during rotation the \
+             receiver takes both files (--client-state-file OLD --client-state-file NEW)",
+            secrets.len()
+        ));
+    }
+    secrets
+        .pop()
+        .ok_or_else(|| fail!("--client-state-file {path} holds no secret"))
 }

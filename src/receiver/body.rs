@@ -85,14 +85,17 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
                     if std::mem::replace(&mut seen_tokens, true) {
                         return Err(de::Error::duplicate_field("validationTokens"));
                     }
-                    out.validation_tokens = map
-                        .next_value_seed(Counted {
+                    // `null` is kept as such: Graph sends it when it cannot issue tokens
+                    // (SPEC §9), and the rejection says why.
+                    out.validation_tokens = Some(
+                        map.next_value_seed(Counted {
                             what: "validation tokens",
                             limit: self.max_tokens,
                             exceeded: self.exceeded,
                             lenient: true,
                         })?
-                        .map(Value::Array);
+                        .map_or(Value::Null, Value::Array),
+                    );
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;

@@ -13,6 +13,8 @@ use crate::token::{TokenError, TokenValidator, ValidatedToken, id_key, ids_equal
 #[derive(Default)]
 pub(super) struct Verdicts {
     pub(super) present: bool,
+    /// `validationTokens` is `null`: Graph could not issue tokens (SPEC §9).
+    pub(super) null: bool,
     /// Tenant → the apps (`aud`) of its valid tokens.
     pub(super) valid: HashMap<String, Vec<String>>,
     pub(super) failed: HashMap<String, TokenError>,
@@ -62,9 +64,11 @@ impl Receiver {
         validator: &TokenValidator,
         tokens: Option<&Value>,
     ) -> Verdicts {
+        let tokens_value = tokens;
         let mut tokens = token_strings(tokens);
         let mut verdicts = Verdicts {
             present: !tokens.is_empty(),
+            null: matches!(tokens_value, Some(Value::Null)),
             ..Verdicts::default()
         };
         // The count was bounded while parsing (`max_validation_tokens`).
@@ -117,6 +121,9 @@ pub(super) fn token_strings(tokens: Option<&Value>) -> Vec<String> {
 /// Whether the body's tokens cover an encrypted item of `tenant` (and of `app`, when its
 /// subscription is bound to one).
 pub(super) fn binding(verdicts: &Verdicts, tenant: Option<&str>, app: Option<&str>) -> Result<()> {
+    if !verdicts.present && verdicts.null {
+        return Err(TokenError::Null.into());
+    }
     if !verdicts.present {
         return Err(TokenError::Missing.into());
     }

@@ -31,7 +31,7 @@ pub struct ResourceLimits {
 }
 
 pub(super) const ALL: &[&str] = &["created", "updated", "deleted"];
-pub(super) const TEAMS_MAX: Duration = Duration::from_secs(4230 * MINUTE);
+pub(super) const TEAMS_MAX: Duration = Duration::from_secs(4320 * MINUTE);
 
 pub(super) const fn teams(kind: PathKind, change_types: &'static [&'static str]) -> ResourceLimits {
     ResourceLimits {
@@ -83,7 +83,7 @@ impl ResourceLimits {
     /// use std::time::Duration;
     /// use msgraph_notify::subscription::ResourceLimits;
     /// let chat = ResourceLimits::of("/chats/getAllMessages").unwrap();
-    /// assert_eq!(chat.max_lifetime, Duration::from_secs(4230 * 60));
+    /// assert_eq!(chat.max_lifetime, Duration::from_secs(4320 * 60));
     /// assert_eq!(chat.change_types, ["created", "updated", "deleted"]);
     /// assert!(ResourceLimits::of("/users/u/drive/root").is_none());
     /// ```

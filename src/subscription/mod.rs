@@ -7,20 +7,20 @@
 //! | kind | resource paths (examples) | change types | max lifetime | `lifecycleNotificationUrl` |
 //! |---|---|---|---|---|
 //! | `presence` | `/communications/presences/{id}`, `/communications/presences?$filter=id in (…)` | updated | 60 min | optional |
-//! | `callEvent` | `/communications/onlineMeetings(joinWebUrl='…')/meetingCallEvents` | updated | 4,230 min | over 1 h |
-//! | `chatMessage` | `/chats/{id}/messages`, `/chats/getAllMessages`, `/teams/getAllMessages`, `/teams/{id}/channels/{id}/messages`, `/users/{id}/chats/getAllMessages` | created, updated, deleted | 4,230 min | over 1 h |
-//! | `callRecording` | `communications/onlineMeetings/getAllRecordings`, `…/onlineMeetings/{id}/recordings` | created | 4,230 min | over 1 h |
-//! | `callTranscript` | `communications/onlineMeetings/getAllTranscripts`, `…/onlineMeetings/{id}/transcripts` | created | 4,230 min | over 1 h |
-//! | `chat` | `/chats`, `/chats/{id}`, `/users/{id}/chats` | created, updated | 4,230 min | over 1 h |
-//! | `team` | `/teams`, `/teams/{id}` | created, updated, deleted | 4,230 min | over 1 h |
-//! | `channel` | `/teams/getAllChannels`, `/teams/{id}/channels` | created, updated, deleted | 4,230 min | over 1 h |
-//! | `conversationMember` | `/teams/{id}/members`, `/chats/{id}/members`, `/chats/getAllMembers` | created, updated, deleted | 4,230 min | over 1 h |
-//! | `aiInteraction` | `copilot/interactionHistory/getAllEnterpriseInteractions`, `copilot/users/{id}/interactionHistory/getAllEnterpriseInteractions` | created, updated, deleted | 4,230 min | over 1 h |
+//! | `callEvent` | `/communications/onlineMeetings(joinWebUrl='…')/meetingCallEvents` | updated | 4,320 min | over 1 h |
+//! | `chatMessage` | `/chats/{id}/messages`, `/chats/getAllMessages`, `/teams/getAllMessages`, `/teams/{id}/channels/{id}/messages`, `/users/{id}/chats/getAllMessages` | created, updated, deleted | 4,320 min | over 1 h |
+//! | `callRecording` | `communications/onlineMeetings/getAllRecordings`, `…/onlineMeetings/{id}/recordings` | created | 4,320 min | over 1 h |
+//! | `callTranscript` | `communications/onlineMeetings/getAllTranscripts`, `…/onlineMeetings/{id}/transcripts` | created | 4,320 min | over 1 h |
+//! | `chat` | `/chats`, `/chats/{id}`, `/users/{id}/chats` | created, updated | 4,320 min | over 1 h |
+//! | `team` | `/teams`, `/teams/{id}` | created, updated, deleted | 4,320 min | over 1 h |
+//! | `channel` | `/teams/getAllChannels`, `/teams/{id}/channels` | created, updated, deleted | 4,320 min | over 1 h |
+//! | `conversationMember` | `/teams/{id}/members`, `/chats/{id}/members`, `/chats/getAllMembers` | created, updated, deleted | 4,320 min | over 1 h |
+//! | `aiInteraction` | `copilot/interactionHistory/getAllEnterpriseInteractions`, `copilot/users/{id}/interactionHistory/getAllEnterpriseInteractions` | created, updated, deleted | 4,320 min | over 1 h |
 //! | `message`, `event`, `contact` | `/users/{id}/messages?$select=…`, `/users/{id}/events?$select=…`, `/users/{id}/contacts?$select=…` | created, updated, deleted | 1,440 min | optional |
 //!
 //! Sources (Microsoft Graph documentation, learn.microsoft.com/graph):
 //! - `api/resources/subscription` ("Subscription lifetime" table): presence 60 minutes; Teams
-//!   resources 4,230 minutes (under 3 days); `clientState` at most 128 characters;
+//!   resources 4,320 minutes (under 3 days); `clientState` at most 128 characters;
 //!   `encryptionCertificate` required when `includeResourceData` is true; `notificationUrl` and
 //!   `lifecycleNotificationUrl` must be HTTPS. Copilot `aiInteraction` is given the Teams value.
 //! - `teams-changenotifications-chatmessage`, `-chat`, `-team-and-channel`, `-teammembership`,

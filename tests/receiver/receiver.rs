@@ -188,11 +188,18 @@ fn no_tokens_or_an_empty_list_rejects_every_encrypted_item() {
         assert_eq!(out[1].status(), "basic");
         assert_eq!(out[2].status(), "lifecycle");
     }
-    // "validationTokens": null is the same.
+    // "validationTokens": null is rejected too, with Graph's documented reason (SPEC §9): the
+    // Change Tracking principal holds no app role of an app that requires assignment.
     let mut b: Value = serde_json::from_slice(&body(vec![v(presence(TENANT_A))], None)).unwrap();
     b["validationTokens"] = Value::Null;
     let out = items(&r, b.to_string().as_bytes());
-    assert_eq!(token_rejection(&out[0]), &TokenError::Missing);
+    assert_eq!(token_rejection(&out[0]), &TokenError::Null);
+    let reason = TokenError::Null.to_string();
+    assert!(
+        reason.contains("app role assignment")
+            && reason.contains("0bf30f3b-4a52-48df-9a82-234910c4a086"),
+        "{reason}"
+    );
 }
 
 #[test]

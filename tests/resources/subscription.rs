@@ -151,7 +151,7 @@ fn all_chats_messages_body_is_what_graph_documents() {
         err,
         SubscriptionError::LifecycleUrlRequired {
             kind: "chatMessage",
-            minutes: 4230
+            minutes: 4320
         }
     );
     assert!(
@@ -166,7 +166,7 @@ fn all_chats_messages_body_is_what_graph_documents() {
         .unwrap();
     assert_eq!(hour["expirationDateTime"], "2026-11-30T00:00:00.0000000Z");
     assert!(hour.get("lifecycleNotificationUrl").is_none());
-    // With one, the full 4,230 minutes.
+    // With one, the full 4,320 minutes.
     let body = base
         .clone()
         .lifecycle_url(LIFECYCLE)
@@ -186,20 +186,20 @@ fn all_chats_messages_body_is_what_graph_documents() {
     assert_eq!(body["clientState"], "{secretClientState}");
     let expiration = body["expirationDateTime"].as_str().unwrap();
     assert_graph_date(expiration);
-    assert_eq!(expiration, "2026-12-02T21:30:00.0000000Z");
-    // 4,231 minutes is refused.
+    assert_eq!(expiration, "2026-12-02T23:00:00.0000000Z");
+    // 4,321 minutes is refused.
     let err = base
         .clone()
         .lifecycle_url(LIFECYCLE)
         .unwrap()
-        .lifetime(Duration::from_secs(4231 * 60))
+        .lifetime(Duration::from_secs(4321 * 60))
         .create_body(now())
         .unwrap_err();
     assert!(
         matches!(
             err,
             SubscriptionError::Lifetime {
-                max_minutes: 4230,
+                max_minutes: 4320,
                 ..
             }
         ),
@@ -432,7 +432,7 @@ fn lifecycle_notifications_say_which_body_to_send_next() {
             assert_eq!(path, "/subscriptions/e3898f08-5cd0-4a6a-80fc-6addbfb73b7b");
             assert_eq!(keys(&body), ["expirationDateTime"]);
             assert_eq!(body, request.renew_body(now()).unwrap());
-            assert_eq!(body["expirationDateTime"], "2026-12-02T21:30:00.0000000Z");
+            assert_eq!(body["expirationDateTime"], "2026-12-02T23:00:00.0000000Z");
         }
         other => panic!("{other:?}"),
     }

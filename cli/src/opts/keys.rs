@@ -73,6 +73,7 @@ impl KeyOpts {
         for spec in &self.keys {
             match split_key_spec(spec).map_err(|e| fail!("{e}"))? {
                 KeySpec::File { id, path } => {
+                    warn_if_world_readable("--key", path);
                     let bytes = zeroize::Zeroizing::new(
                         std::fs::read(path).map_err(|e| fail!("cannot read key {path}: {e}"))?,
                     );
@@ -100,10 +101,35 @@ impl KeyOpts {
     /// The key password: --password (or its variable), or the first line of --password-file.
     fn key_password(&self) -> Result<Option<Secret>, Fail> {
         match &self.password_file {
-            Some(path) => crate::secret::first_line("--password-file", path).map(Some),
+            Some(path) => {
+                warn_if_world_readable("--password-file", path);
+                crate::secret::first_line("--password-file", path).map(Some)
+            }
             None => Ok(self.password.clone()),
         }
     }
+}
+
+/// Warns when a secret file (a private key, its password, the clientState) can be read by every
+/// user of the machine (mode `o+r`): the secret is then as good as public on a shared host. A
+/// warning, not a refusal: the file may sit in a directory only its owner can enter.
+pub fn warn_if_world_readable(option: &str, path: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o004 != 0
+        {
+            crate::log::warn(&format!(
+                "{option} {path} is readable by every user of this machine (mode {:o}): \
+                 chmod 600 {path}",
+                meta.permissions().mode() & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (option, path);
 }
 
 /// What one `--key` names: a key file or a PKCS#11 URI, with or without an id.

@@ -3,6 +3,7 @@
 //! ([`ClientStateOpts`]), the item limit ([`ItemLimit`]) and replay detection ([`ReplayOpts`]).
 //! [`ReceiverOpts`] gathers those of `decrypt` and `serve`, and builds their receiver.
 
+mod address;
 mod client_state;
 mod keys;
 mod limits;
@@ -15,8 +16,9 @@ use msgraph_notify::receiver::Receiver;
 use msgraph_notify::token::fetch::KeyFetcher;
 use msgraph_notify::{Decryptor, KeyRing};
 
+pub use address::socket_addr;
 pub use client_state::{CLIENT_STATE_ENV, ClientStateOpts};
-pub use keys::KeyOpts;
+pub use keys::{KeyOpts, warn_if_world_readable};
 pub use limits::{ItemLimit, Limits};
 pub use replay::{Replay, ReplayOpts};
 pub use tokens::TokenOpts;

@@ -79,7 +79,7 @@ const RESERVED_FDS: u64 = 64;
 pub struct Args {
     /// The address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port; the address is
     /// printed on stderr).
-    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_LISTEN")]
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_LISTEN", value_parser = crate::opts::socket_addr)]
     listen: SocketAddr,
 
     #[command(flatten)]
@@ -120,7 +120,7 @@ pub struct Args {
 
     /// Serve `GET /healthz`, `/readyz` and `/metrics` (Prometheus) on this address, e.g.
     /// 127.0.0.1:9090. Never on the public listener.
-    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN")]
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN", value_parser = crate::opts::socket_addr)]
     admin_listen: Option<SocketAddr>,
 
     /// Serve HTTPS with this certificate chain (PEM, leaf first), read again on SIGHUP: new

@@ -141,17 +141,36 @@ fn load(
     let pem = zeroize::Zeroizing::new(
         std::fs::read(key_path).map_err(|e| format!("--tls-key {}: {e}", key_path.display()))?,
     );
+    crate::opts::warn_if_world_readable("--tls-key", &key_path.display().to_string());
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        format!(
-            "--tls-key {}: no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
-            key_path.display()
-        )
+        let key = key_path.display();
+        if is_encrypted_pem(&pem) {
+            format!(
+                "--tls-key {key} is an encrypted private key, and serve needs it unencrypted \
+                 (it is read again on SIGHUP, with no one to type a password): write a \
+                 decrypted copy only its owner can read, e.g. `umask 077; openssl pkey -in {key} \
+                 -out key.pem`, and give that"
+            )
+        } else {
+            format!("--tls-key {key}: no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")
+        }
     })?;
     CertifiedKey::from_der(chain, key, provider).map_err(|e| {
-        format!(
-            "--tls-key {} with --tls-cert {}: {e}",
-            key_path.display(),
-            cert_path.display()
-        )
+        let (key, cert) = (key_path.display(), cert_path.display());
+        match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => format!(
+                "--tls-key {key} does not match --tls-cert {cert}: the key is not the one the \
+                 certificate (the first CERTIFICATE block, the leaf) was issued for. Give the \
+                 key of that certificate, or put the leaf certificate first in the chain"
+            ),
+            e => format!("--tls-key {key} with --tls-cert {cert}: {e}"),
+        }
     })
+}
+
+/// Whether a PEM file holds an encrypted private key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or a
+/// traditional OpenSSL key with `Proc-Type: 4,ENCRYPTED`.
+fn is_encrypted_pem(pem: &[u8]) -> bool {
+    let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+    has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
 }

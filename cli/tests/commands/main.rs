@@ -5,6 +5,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod client_state_rule;
 mod commands;
+mod faults_named;
 mod field_inputs;
+mod json_lines;
+mod not_in_this_build;
+mod pasted_docs;
+mod secrets_not_echoed;
 mod subscription;

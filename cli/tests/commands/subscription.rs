@@ -120,7 +120,7 @@ fn all_chat_messages_need_a_lifecycle_url_beyond_an_hour() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
-        err.contains("lifecycleNotificationUrl") && err.contains("4230"),
+        err.contains("lifecycleNotificationUrl") && err.contains("4320"),
         "{err}"
     );
 
@@ -138,7 +138,7 @@ fn all_chat_messages_need_a_lifecycle_url_beyond_an_hour() {
     );
     let (body, lifetime) = body_and_lifetime(&out, before);
     assert!(
-        (4230 * 60 - 10..=4230 * 60).contains(&lifetime.as_secs()),
+        (4320 * 60 - 10..=4320 * 60).contains(&lifetime.as_secs()),
         "{lifetime:?}"
     );
     assert_eq!(body["changeType"], "created,updated");
@@ -195,7 +195,7 @@ fn what_graph_would_refuse_exits_2_with_the_reason() {
                 "--lifecycle-url",
                 LIFECYCLE,
             ],
-            "at most 4230 minutes",
+            "at most 4320 minutes",
         ),
     ];
     for (args, reason) in cases {

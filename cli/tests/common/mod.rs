@@ -58,6 +58,13 @@ impl Fixture {
         let cert_path = dir.path().join("cert.pem");
         let jwks_path = dir.path().join("jwks.json");
         std::fs::write(&key_path, key.to_pkcs8_pem().as_bytes()).expect("write key");
+        // Owner-only, as `keygen` writes it (a key every user can read gets a warning).
+        #[cfg(unix)]
+        std::fs::set_permissions(
+            &key_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod 600 key.pem");
         std::fs::write(&cert_path, cert.to_pem()).expect("write cert");
         let issuer = TokenIssuer::new().expect("issuer");
         std::fs::write(&jwks_path, issuer.jwks_json()).expect("write jwks");
