@@ -232,6 +232,18 @@ impl RedisReplayStore {
         )
     }
 
+    /// The error of the last failure, as a command would return it (the cause first), or
+    /// `None` while [`is_available`](Self::is_available): for a log line or a readiness answer.
+    pub fn last_error(&self) -> Option<ReplayStoreError> {
+        match self.fault()? {
+            RedisFault::MemoryLost => Some(self.lost_error()),
+            fault => Some(ReplayStoreError(match lock(&self.failed).as_ref() {
+                Some((_, _, why)) => format!("{} ({why})", fault.words()),
+                None => fault.words().to_owned(),
+            })),
+        }
+    }
+
     /// Whether the memory holds every item of the replay window, as the marker last told it:
     /// see [`ReplayMemory`].
     pub fn memory(&self) -> ReplayMemory {

@@ -29,6 +29,8 @@ pub enum RedisFault {
     /// Connecting or a command took longer than the store's timeout (Redis overloaded, a network
     /// that drops packets, a firewall).
     Timeout,
+    /// Redis closed an open connection (restarted, or a proxy between dropped it).
+    Closed,
     /// The replay memory was lost (the marker is gone: Redis restarted without persistence, or
     /// flushed) and the replay window is unknown: see [`ReplayMemory::Lost`].
     MemoryLost,
@@ -38,12 +40,13 @@ pub enum RedisFault {
 
 impl RedisFault {
     /// One word for a metric label or a readiness answer: `authentication`, `refused`,
-    /// `timeout`, `memory_lost` or `other`.
+    /// `timeout`, `closed`, `memory_lost` or `other`.
     pub fn label(self) -> &'static str {
         match self {
             RedisFault::Authentication => "authentication",
             RedisFault::Refused => "refused",
             RedisFault::Timeout => "timeout",
+            RedisFault::Closed => "closed",
             RedisFault::MemoryLost => "memory_lost",
             RedisFault::Other => "other",
         }
@@ -63,6 +66,7 @@ impl RedisFault {
             }
             RedisFault::Refused => "Redis refused the connection (nothing listens there)",
             RedisFault::Timeout => "Redis did not answer in time (timeout)",
+            RedisFault::Closed => "Redis closed the connection",
             RedisFault::MemoryLost => "the replay memory in Redis was lost",
             RedisFault::Other => "Redis failed",
         }
@@ -78,6 +82,8 @@ impl RedisFault {
             RedisFault::Refused
         } else if e.is_timeout() {
             RedisFault::Timeout
+        } else if e.is_connection_dropped() {
+            RedisFault::Closed
         } else {
             RedisFault::Other
         }
