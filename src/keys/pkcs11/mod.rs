@@ -135,6 +135,7 @@ impl Pkcs11Key {
                 cert.thumbprint()
             )));
         }
+        let calls = module_lock(&module_path);
         Ok(Pkcs11Key {
             inner: Arc::new(Inner {
                 uri,
@@ -150,6 +151,7 @@ impl Pkcs11Key {
                     down: None,
                     pin_refused: None,
                 }),
+                calls,
                 idle: Mutex::new(vec![(0, session)]),
                 unwrap_calls: AtomicU64::new(0),
                 sessions_opened: AtomicU64::new(1),

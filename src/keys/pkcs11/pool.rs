@@ -132,6 +132,8 @@ pub(super) struct Inner {
     pub(super) modulus: Vec<u8>,
     pub(super) certificate: Option<Certificate>,
     pub(super) conn: Mutex<Conn>,
+    /// The module's lock ([`module_lock`]): shared for each call, alone to re-initialise.
+    pub(super) calls: std::sync::Arc<std::sync::RwLock<()>>,
     pub(super) idle: Mutex<Vec<(u64, Session)>>,
     pub(super) unwrap_calls: AtomicU64,
     pub(super) sessions_opened: AtomicU64,
@@ -193,6 +195,13 @@ impl Pkcs11Key {
     /// unwraps fail at once with [`Error::KeyUnavailable`], without touching the module. A PIN
     /// the token refuses is [`Error::KeyRefused`], for good.
     pub(super) fn reconnect(&self, generation: u64) -> Result<()> {
+        // Alone in the module (this process's calls into it wait), before the connection's lock:
+        // the order every call keeps.
+        let _alone = self
+            .inner
+            .calls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut conn = self.conn();
         if let Some(why) = &conn.pin_refused {
             return Err(Error::KeyRefused(why.clone()));
@@ -319,6 +328,12 @@ impl Pkcs11Key {
         &self,
         wrapped: &[u8],
     ) -> std::result::Result<Result<Zeroizing<Vec<u8>>>, u64> {
+        // Shared with every other call into the module; released before any reconnect.
+        let _shared = self
+            .inner
+            .calls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (generation, key, session) = match self.session() {
             Ok(s) => s,
             Err(e) if is_lost(&e) => return Err(self.conn().generation),
