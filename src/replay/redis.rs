@@ -45,7 +45,19 @@ use super::{Fingerprint, RedisFault, ReplayMemory, ReplayStore, ReplayStoreError
 /// use msgraph_notify::replay::{DEFAULT_REPLAY_TTL, RedisReplayStore};
 /// // Needs a Redis server: see tests/receiver/redis.rs for one started on 127.0.0.1.
 /// let store = RedisReplayStore::open("redis://127.0.0.1:6379/0", DEFAULT_REPLAY_TTL)?
-///     .with_timeout(Duration::from_millis(500));
+///     .with_timeout(Duration::from_millis(500))
+///     .with_prefix("msgraph-notify:replay:deployment-a:");
+/// // At start: a refused password is a reason to stop, not to wait.
+/// if let Err(e) = store.ping() {
+///     if store.fault() == Some(msgraph_notify::replay::RedisFault::Authentication) {
+///         return Err(e.into());
+///     }
+///     eprintln!("not reachable yet: {e}"); // names the cause: refused, timeout, ...
+/// }
+/// // For readiness and metrics: why it cannot answer, whether its memory is whole.
+/// let _why = store.fault().map(|f| f.label()); // "memory_lost" after a restart without AOF
+/// let _lost = matches!(store.memory(), msgraph_notify::replay::ReplayMemory::Lost { .. });
+/// let _losses = store.losses_detected();
 /// # let _ = Arc::new(store);
 /// # Ok(()) }
 /// ```
