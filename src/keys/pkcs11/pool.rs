@@ -294,7 +294,7 @@ impl Pkcs11Key {
             match session.login(UserType::User, Some(pin)) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
                 Err(e) if is_pin_refusal(&e) => {
-                    forget_lost(session);
+                    drop(session); // a live session of this module: closed
                     return Err(Failed::Pin(login_error(&self.inner.uri.describe(), &e)));
                 }
                 Err(e) => {
