@@ -315,12 +315,24 @@ impl ReplayOpts {
             }
             Err(e) => crate::log::warn(&format!("replay store: not reachable yet: {e}")),
         }
-        if let ReplayMemory::Whole { .. } = store.memory() {
+        if let ReplayMemory::Whole { since } = store.memory() {
+            let age = std::time::SystemTime::now()
+                .duration_since(since)
+                .unwrap_or_default();
             crate::log::info(&format!(
-                "replay store: Redis, keys {}*, remembered for {} s",
+                "replay store: Redis, keys {}*, remembered for {} s; this memory began {} s ago",
                 store.prefix(),
-                ttl.as_secs()
+                ttl.as_secs(),
+                age.as_secs()
             ));
+            if age < std::time::Duration::from_secs(60) && !self.replay_accept_loss {
+                crate::log::warn(&format!(
+                    "replay store: the replay memory in Redis began {} s ago (its marker is \
+                     new): a first start, or a memory lost while nothing ran (the two cannot be \
+                     told apart); Redis must be persistent (appendonly yes, see SECURITY.md)",
+                    age.as_secs()
+                ));
+            }
         }
         Ok(store)
     }
