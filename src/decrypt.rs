@@ -294,12 +294,13 @@ impl Prepared<'_> {
 
     /// RSA-OAEP unwrap (the one private-key operation, in process or by an external
     /// [`Unwrap`]), then [`Prepared::open_with`] the symmetric key. The unwrapper's own failure
-    /// ([`Error::KeyUnavailable`]) passes through; any other error becomes the uniform
+    /// ([`Error::KeyUnavailable`], [`Error::KeyRefused`]) passes through; any other error becomes the uniform
     /// [`Error::Verification`], whatever an external unwrapper said.
     fn open(self) -> Result<SecretBuf> {
         let symmetric = match self.key.unwrap_key(&self.wrapped) {
             Ok(key) => key,
             Err(Error::KeyUnavailable(why)) => return Err(Error::KeyUnavailable(why)),
+            Err(Error::KeyRefused(why)) => return Err(Error::KeyRefused(why)),
             Err(_) => return Err(Error::Verification),
         };
         self.open_with(&symmetric)

@@ -119,6 +119,13 @@ pub enum Error {
     #[error("the decryption key is unavailable: {0}")]
     KeyUnavailable(String),
 
+    /// The decryption key's token refused our credentials (a wrong, locked or expired PIN): a
+    /// fault of the configuration, not of the notification nor a passing one. Never retried (a
+    /// wrong PIN tried again and again locks the token); correct the PIN and restart. The
+    /// message names the PIN, never its value.
+    #[error("the decryption key's token refused the PIN: {0}")]
+    KeyRefused(String),
+
     /// An offloaded payload (`additionalPayloadStorageId`) could not be read from the blob store.
     /// When [`PayloadError::is_transient`], the
     /// item was not judged and may succeed later.
@@ -170,7 +177,8 @@ impl Error {
             Error::UnknownCertificateId(_)
             | Error::NoMatchingKey
             | Error::ThumbprintMismatch { .. }
-            | Error::KeyUnavailable(_) => "key",
+            | Error::KeyUnavailable(_)
+            | Error::KeyRefused(_) => "key",
             Error::ReplayStore(_) => "replay_store",
             _ => "other",
         }

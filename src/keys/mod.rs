@@ -41,8 +41,10 @@ use {crate::crypto::modulus_bits, formats::rsa_public_key_der};
 /// Errors an implementation returns:
 /// - [`Error::Verification`] for every failure that could depend on `wrapped` (a bad OAEP
 ///   decoding, a length the key refuses): one error, with no detail, as for in-process keys.
-/// - [`Error::KeyUnavailable`] for its own failures (token removed, session lost, PIN locked,
+/// - [`Error::KeyUnavailable`] for its own passing failures (token removed, session lost,
 ///   vault unreachable), with a message that names the cause and never anything of `wrapped`.
+/// - [`Error::KeyRefused`] when its credentials are refused (a wrong, locked or expired PIN):
+///   permanent, never retried.
 ///
 /// ```
 /// # fn main() -> Result<(), msgraph_notify::Error> {

@@ -40,7 +40,11 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
-pub use self::redis::{DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
+mod redis_memory;
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
+#[cfg(feature = "redis")]
+pub use self::redis_memory::{RedisFault, ReplayMemory};
 
 pub use memory::ReplayGuard;
 

@@ -5,5 +5,6 @@
 mod body_shapes;
 mod receiver;
 mod redis;
+mod redis_memory;
 mod replay;
 mod transport;

@@ -172,7 +172,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             "no clientState secret is configured: items are accepted whatever clientState they carry",
         );
     }
-    let replay = args.replay.store()?;
+    // One replay memory per consumer group (its own Redis key prefix).
+    let replay = args.replay.store_for_group(&args.group)?;
     let deferred = replay.store.map(|inner| Arc::new(Deferred::new(inner)));
     let mut builder = Receiver::builder(Decryptor::new(ring))
         .trusted_transport_only()

@@ -96,16 +96,12 @@ pub async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answ
     }
     shared.stats.posts.fetch_add(1, Ordering::Relaxed);
     let arrived = Instant::now();
-    if shared
-        .replay_down
-        .as_ref()
-        .is_some_and(|s| !s.is_available())
-    {
+    if let Some(store) = shared.replay_down.as_ref().filter(|s| !s.is_available()) {
         shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-        shared.warn_busy.warn(
-            "the replay store is unavailable: answered 503 (Graph retries later; \
-             --replay-unavailable open would process without the duplicate check)",
-        );
+        shared.warn_busy.warn(&format!(
+            "the replay store is unavailable ({}): answered 503 (Graph retries later)",
+            store.fault().map_or("other", |f| f.label())
+        ));
         return busy();
     }
     let path = request.uri().path().to_owned();

@@ -12,6 +12,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod groups;
+
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod redis_faults;
 mod replicas;
 mod serve;
 mod serve_attack;

@@ -12,8 +12,16 @@
 //! lost (the token removed and re-inserted, the module finalized by someone else, a network HSM
 //! that dropped the connection) is detected by its error, the module is re-initialised when
 //! needed, the token found again by its URI attributes, the key found again and checked to be the
-//! same key (same modulus), and the unwrap retried once, without a restart. When that fails too
-//! the error is [`Error::KeyUnavailable`], never [`Error::Verification`].
+//! same key (same modulus), and the unwrap retried once, without a restart. A token that is not
+//! there (an HSM failing over, a USB token pulled, SoftHSM's token directory moved away) is looked
+//! for again with the module finalised and re-initialised (a module reads its tokens when it is
+//! initialised), with a back-off of 200 ms doubling to 10 s between attempts; meanwhile every
+//! unwrap fails at once with [`Error::KeyUnavailable`] (transient: a receiver keeps the item and
+//! tries again), never [`Error::Verification`], and the first unwrap after the token is back
+//! succeeds. Re-initialising ends every session of the module, so other keys of the process on
+//! the same module re-establish theirs in turn. A PIN the token refuses (wrong, locked,
+//! expired) is [`Error::KeyRefused`], permanent: it is never tried again, since a wrong PIN
+//! tried again and again locks the token.
 //!
 //! The PIN comes from `pin-source=file:PATH` (the file's first line), `pin-value=`, or else the
 //! environment variable [`PIN_ENV`]; it is kept in a zeroizing secret and never appears in `Debug`
@@ -127,6 +135,7 @@ impl Pkcs11Key {
                 cert.thumbprint()
             )));
         }
+        let calls = module_lock(&module_path);
         Ok(Pkcs11Key {
             inner: Arc::new(Inner {
                 uri,
@@ -139,7 +148,10 @@ impl Pkcs11Key {
                     slot,
                     key,
                     generation: 0,
+                    down: None,
+                    pin_refused: None,
                 }),
+                calls,
                 idle: Mutex::new(vec![(0, session)]),
                 unwrap_calls: AtomicU64::new(0),
                 sessions_opened: AtomicU64::new(1),

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -48,6 +48,19 @@ pub(super) fn module(path: &Path) -> Result<Pkcs11> {
     })?;
     modules.insert(path.to_owned(), ctx.clone());
     Ok(ctx)
+}
+
+/// One lock per module path, shared by every key of the process on that module: each call into
+/// the module (opening a session, an unwrap) holds it shared; finalising and initialising the
+/// module again holds it alone, since `C_Finalize` while another thread is inside the module is
+/// undefined behaviour for a PKCS#11 library.
+pub(super) fn module_lock(path: &Path) -> Arc<RwLock<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<RwLock<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(locks.entry(path.to_owned()).or_default())
 }
 
 /// `C_Initialize`; a module that is already initialised (by this process) is fine.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
@@ -80,6 +81,48 @@ pub(super) struct Conn {
     pub(super) slot: Slot,
     pub(super) key: ObjectHandle,
     pub(super) generation: u64,
+    /// Set while the connection is lost and could not be re-established: why, and when to try
+    /// again. Unwraps meanwhile fail at once with [`Error::KeyUnavailable`].
+    pub(super) down: Option<Down>,
+    /// Set for good when the token refused the PIN: never tried again (a wrong PIN retried
+    /// locks the token). The message names the PIN, never its value.
+    pub(super) pin_refused: Option<String>,
+}
+
+/// A lost connection waiting for its next attempt.
+pub(super) struct Down {
+    pub(super) why: String,
+    pub(super) retry_at: Instant,
+    pub(super) backoff: Duration,
+}
+
+/// The first wait after a failed re-connection; doubled after each failure up to
+/// [`MAX_BACKOFF`].
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The longest wait between two attempts to find a lost token again.
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Return values that mean the PIN itself was refused: never retried.
+pub(super) fn is_pin_refusal(e: &CkError) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::PinIncorrect
+                | RvError::PinLocked
+                | RvError::PinExpired
+                | RvError::PinInvalid
+                | RvError::PinLenRange
+        )
+    )
+}
+
+/// Why a re-connection failed.
+enum Failed {
+    /// The token, the key or the module is not there (yet): try again later.
+    Unavailable(String),
+    /// The token refused the PIN: never tried again.
+    Pin(String),
 }
 
 pub(super) struct Inner {
@@ -89,6 +132,8 @@ pub(super) struct Inner {
     pub(super) modulus: Vec<u8>,
     pub(super) certificate: Option<Certificate>,
     pub(super) conn: Mutex<Conn>,
+    /// The module's lock ([`module_lock`]): shared for each call, alone to re-initialise.
+    pub(super) calls: std::sync::Arc<std::sync::RwLock<()>>,
     pub(super) idle: Mutex<Vec<(u64, Session)>>,
     pub(super) unwrap_calls: AtomicU64,
     pub(super) sessions_opened: AtomicU64,
@@ -143,47 +188,134 @@ impl Pkcs11Key {
     }
 
     /// Re-establishes the connection after a loss seen on `generation` (once, whoever sees it
-    /// first): module re-initialised when needed, token and key found again, modulus checked.
+    /// first): the token and the key found again on the module as it is, and when they are not
+    /// there, the module finalised and initialised again (a module reads its tokens when it is
+    /// initialised: a token re-inserted is seen only then) and the search repeated; the modulus
+    /// checked. A failure is remembered with a back-off (200 ms doubling to 10 s): until then
+    /// unwraps fail at once with [`Error::KeyUnavailable`], without touching the module. A PIN
+    /// the token refuses is [`Error::KeyRefused`], for good.
     pub(super) fn reconnect(&self, generation: u64) -> Result<()> {
+        // Alone in the module (this process's calls into it wait), before the connection's lock:
+        // the order every call keeps.
+        let _alone = self
+            .inner
+            .calls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut conn = self.conn();
-        if conn.generation != generation {
+        if let Some(why) = &conn.pin_refused {
+            return Err(Error::KeyRefused(why.clone()));
+        }
+        if conn.generation != generation && conn.down.is_none() {
             return Ok(()); // another worker already did
+        }
+        if let Some(down) = &conn.down
+            && Instant::now() < down.retry_at
+        {
+            return Err(Error::KeyUnavailable(format!(
+                "{}: {}; trying again in {} ms",
+                self.name(),
+                down.why,
+                down.retry_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+            )));
         }
         for (_, stale) in self.idle().drain(..) {
             forget_lost(stale);
         }
-        let unavailable = |what: String| Error::KeyUnavailable(format!("{}: {what}", self.name()));
-        initialize(&conn.ctx)
-            .map_err(|e| unavailable(format!("cannot re-initialise the PKCS#11 module: {e}")))?;
-        let slot = find_slot(&conn.ctx, &self.inner.uri, &self.inner.module_path)
-            .map_err(|e| unavailable(e.to_string()))?;
-        let session = conn
-            .ctx
+        let found = match self.find_again(&conn.ctx) {
+            Ok(found) => Ok(found),
+            Err(Failed::Unavailable(_)) => {
+                // Finalise and initialise the module again, so that it looks for its tokens
+                // anew. Every session of the module ends: other keys of this process on the
+                // same module see their sessions lost and re-establish them in turn.
+                let _ = conn.ctx.clone().finalize();
+                match initialize(&conn.ctx) {
+                    Ok(()) => self.find_again(&conn.ctx),
+                    Err(e) => Err(Failed::Unavailable(format!(
+                        "cannot re-initialise the PKCS#11 module: {e}"
+                    ))),
+                }
+            }
+            Err(pin) => Err(pin),
+        };
+        match found {
+            Ok((slot, key, session)) => {
+                conn.slot = slot;
+                conn.key = key;
+                conn.generation += 1;
+                conn.down = None;
+                self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                self.idle().push((conn.generation, session));
+                Ok(())
+            }
+            Err(Failed::Pin(why)) => {
+                let why = format!(
+                    "{}: {why}; not tried again (a wrong PIN retried locks the token): correct \
+                     the PIN and restart",
+                    self.name()
+                );
+                conn.pin_refused = Some(why.clone());
+                Err(Error::KeyRefused(why))
+            }
+            Err(Failed::Unavailable(why)) => {
+                let backoff = conn
+                    .down
+                    .as_ref()
+                    .map_or(FIRST_BACKOFF, |d| (d.backoff * 2).min(MAX_BACKOFF));
+                conn.down = Some(Down {
+                    why: why.clone(),
+                    retry_at: Instant::now() + backoff,
+                    backoff,
+                });
+                Err(Error::KeyUnavailable(format!(
+                    "{}: {why}; trying again in {} ms",
+                    self.name(),
+                    backoff.as_millis()
+                )))
+            }
+        }
+    }
+
+    /// The token, a logged-in session and the key, found again on `ctx` and checked to be the
+    /// key that was opened.
+    fn find_again(
+        &self,
+        ctx: &Pkcs11,
+    ) -> std::result::Result<(Slot, ObjectHandle, Session), Failed> {
+        let unavailable = |e: Error| Failed::Unavailable(e.to_string());
+        let slot = find_slot(ctx, &self.inner.uri, &self.inner.module_path).map_err(unavailable)?;
+        let session = ctx
             .open_ro_session(slot)
-            .map_err(|e| unavailable(format!("cannot open a session: {e}")))?;
+            .map_err(|e| Failed::Unavailable(format!("cannot open a session: {e}")))?;
         self.inner.sessions_opened.fetch_add(1, Ordering::Relaxed);
-        login(
-            &session,
-            self.inner.pin.as_ref(),
-            &self.inner.uri.describe(),
-        )
-        .map_err(|e| unavailable(e.to_string()))?;
-        let key = find_key(&session, &self.inner.uri, self.inner.pin.is_some())
-            .map_err(|e| unavailable(e.to_string()))?;
+        if let Some(pin) = &self.inner.pin {
+            match session.login(UserType::User, Some(pin)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(e) if is_pin_refusal(&e) => {
+                    drop(session); // a live session of this module: closed
+                    return Err(Failed::Pin(login_error(&self.inner.uri.describe(), &e)));
+                }
+                Err(e) => {
+                    return Err(Failed::Unavailable(login_error(
+                        &self.inner.uri.describe(),
+                        &e,
+                    )));
+                }
+            }
+        }
+        let key =
+            find_key(&session, &self.inner.uri, self.inner.pin.is_some()).map_err(unavailable)?;
         let modulus = bytes_attribute(&session, key, AttributeType::Modulus)
-            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(unavailable)?
             .map(|m| strip_zeros(&m).to_vec());
         if modulus.as_deref() != Some(self.inner.modulus.as_slice()) {
-            return Err(unavailable(
+            return Err(Failed::Unavailable(
                 "the key the URI names is no longer the key that was opened".into(),
             ));
         }
-        conn.slot = slot;
-        conn.key = key;
-        conn.generation += 1;
-        self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
-        self.idle().push((conn.generation, session));
-        Ok(())
+        Ok((slot, key, session))
     }
 
     pub(super) fn name(&self) -> String {
@@ -196,18 +328,28 @@ impl Pkcs11Key {
         &self,
         wrapped: &[u8],
     ) -> std::result::Result<Result<Zeroizing<Vec<u8>>>, u64> {
+        // Shared with every other call into the module; released before any reconnect.
+        let _shared = self
+            .inner
+            .calls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (generation, key, session) = match self.session() {
             Ok(s) => s,
             Err(e) if is_lost(&e) => return Err(self.conn().generation),
+            Err(e) if is_pin_refusal(&e) => {
+                let why = format!(
+                    "{}: {}; not tried again (a wrong PIN retried locks the token): correct \
+                     the PIN and restart",
+                    self.name(),
+                    login_error(&self.inner.uri.describe(), &e)
+                );
+                self.conn().pin_refused = Some(why.clone());
+                return Ok(Err(Error::KeyRefused(why)));
+            }
             Err(e) => {
-                let msg = match rv(&e) {
-                    Some(RvError::PinIncorrect | RvError::PinLocked | RvError::PinExpired) => {
-                        login_error(&self.inner.uri.describe(), &e)
-                    }
-                    _ => format!("cannot open a session: {e}"),
-                };
                 return Ok(Err(Error::KeyUnavailable(format!(
-                    "{}: {msg}",
+                    "{}: cannot open a session: {e}",
                     self.name()
                 ))));
             }
@@ -246,12 +388,25 @@ impl Pkcs11Key {
 
 impl Unwrap for Pkcs11Key {
     /// `C_Decrypt` with `CKM_RSA_PKCS_OAEP` (SHA-1, MGF1-SHA-1, no label) on a pooled session.
-    /// A lost session or token is re-established and the unwrap retried once. Errors:
-    /// [`Error::Verification`] for anything that may depend on `wrapped` (the token's
-    /// `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and any code not known to be
-    /// the token's own); [`Error::KeyUnavailable`] for the token's own failures (lost and not
-    /// recovered, PIN locked or expired, mechanism not offered).
+    /// A lost session or token is re-established and the unwrap retried once; a token still
+    /// missing is looked for again (the module finalised and re-initialised) with a back-off, on
+    /// later unwraps. Errors: [`Error::Verification`] for anything that may depend on `wrapped`
+    /// (the token's `CKR_ENCRYPTED_DATA_INVALID`, `CKR_ENCRYPTED_DATA_LEN_RANGE`, and any code
+    /// not known to be the token's own); [`Error::KeyUnavailable`] (transient) for the token's
+    /// own failures (lost and not yet found again, mechanism not offered);
+    /// [`Error::KeyRefused`] (permanent) once the token refused the PIN.
     fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let lost = {
+            let conn = self.conn();
+            if let Some(why) = &conn.pin_refused {
+                return Err(Error::KeyRefused(why.clone()));
+            }
+            conn.down.is_some().then_some(conn.generation)
+        };
+        // Still lost: find the token again first (or wait out the back-off).
+        if let Some(generation) = lost {
+            self.reconnect(generation)?;
+        }
         match self.attempt(wrapped) {
             Ok(result) => result,
             Err(generation) => {
