@@ -301,7 +301,9 @@ impl KeyFetcher {
         } else {
             self.config.min_refresh_interval
         };
-        let recent = state.last_kid_refresh.is_some_and(|t| t.elapsed() < interval);
+        let recent = state
+            .last_kid_refresh
+            .is_some_and(|t| t.elapsed() < interval);
         if recent {
             state.last_error.get_or_insert(FetchError::RateLimited);
             return false;

@@ -57,7 +57,14 @@ impl RedisServer {
         match &self.persist {
             None => command.args(["--save", "", "--appendonly", "no"]),
             Some(dir) => command
-                .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
                 .arg("--dir")
                 .arg(dir),
         };

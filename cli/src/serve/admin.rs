@@ -264,11 +264,11 @@ fn admin_answer<B>(
             // Each answer names what is missing: `unavailable: signing_keys` and the like.
             if readiness.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into(), PLAIN)
-            } else if !readiness.started.load(Ordering::Acquire) {
-                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN)
             } else if let Some(missing) = readiness.health.missing() {
                 let body = format!("unavailable: {}\n", missing.label());
                 text(StatusCode::SERVICE_UNAVAILABLE, body, PLAIN)
+            } else if !readiness.started.load(Ordering::Acquire) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN)
             } else {
                 text(StatusCode::OK, "ready\n".into(), PLAIN)
             }

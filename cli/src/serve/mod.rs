@@ -22,7 +22,9 @@
 
 //!
 //! The rooms, in the order `serve` starts them: [`tls`] (the certificate, reloaded on SIGHUP),
-//! [`admin`] (`/healthz`, `/readyz`, `/metrics`), [`worker`] (the threads that decrypt),
+//! [`spool`] (`--spool`: bodies kept on disk from the 202 until output), [`health`] (what a POST
+//! needs before it is answered 202), [`admin`] (`/healthz`, `/readyz`, `/metrics`), [`worker`]
+//! (the threads that decrypt, and wait out passing failures),
 //! [`forward`] (`--forward`, feature `kafka`), [`http`] (one request: handshake, body, queue) and
 //! [`accept`] (the connection table, eviction, the drain). This file keeps the start-up order
 //! and the shutdown.
@@ -70,7 +72,11 @@ const RESERVED_FDS: u64 = 64;
 /// flushes and exits 0.
 ///
 /// Memory stays under about --max-buffered + --max-connections × 48 KiB + --workers × 10 ×
-/// --max-body, whatever arrives (SECURITY.md gives the measurement).
+/// --max-body (+ 16 MiB of spool cache with --spool), whatever arrives (SECURITY.md gives the
+/// measurement). A POST is answered 202 only when what it needs is there (signing keys, the
+/// replay store, the keys of items already waiting), else 503 with Retry-After; an accepted item
+/// that meets a passing failure waits and is retried, never dropped (README, "What a 202
+/// promises").
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  \
     msgraph-notify serve --listen 0.0.0.0:8443 --key cert-2026=keys/key.pem \\\n      \
@@ -300,9 +306,7 @@ async fn serve(
         .map_err(|e| fail!("cannot read the listening address: {e}"))?;
     let receiver = Arc::new(built.receiver);
     // Signing keys are needed unless the transport is trusted (no validation tokens).
-    let keys = receiver
-        .token_validator()
-        .map(|v| v.signing_keys().clone());
+    let keys = receiver.token_validator().map(|v| v.signing_keys().clone());
     let health = Arc::new(health::Health::new(keys, replay.down.clone()));
     let mut metrics = Metrics::new(&health);
     if let Some(counter) = replay.unchecked {

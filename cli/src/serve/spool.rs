@@ -22,6 +22,9 @@ use crate::{Fail, fail};
 /// Body id → the POST body.
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 
+/// redb's page cache (its default is 1 GiB): bodies are written once and read once, at start.
+const CACHE_BYTES: usize = 16 << 20;
+
 /// The most operations one transaction takes.
 const GROUP: usize = 512;
 
@@ -65,10 +68,16 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) `dir/spool.redb`, holding at most `max_bytes` of bodies.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, Fail> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| fail!("--spool {}: cannot create the directory: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            fail!(
+                "--spool {}: cannot create the directory: {e}",
+                dir.display()
+            )
+        })?;
         let path = dir.join("spool.redb");
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| fail!("--spool: cannot open {}: {e}", path.display()))?;
         let table_error = |e: redb::Error| fail!("--spool: cannot read {}: {e}", path.display());
         let txn = db.begin_write().map_err(|e| table_error(e.into()))?;
@@ -178,10 +187,7 @@ impl Spool {
 
 /// The spool thread: takes every waiting operation, commits them in one synced transaction,
 /// answers each. Ends when every sender is gone.
-fn commit_loop(
-    db: &Database,
-    rx: &std_mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>,
-) {
+fn commit_loop(db: &Database, rx: &std_mpsc::Receiver<(Op, oneshot::Sender<Result<(), String>>)>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {

@@ -196,7 +196,10 @@ fn redis_stopped_for_90_s_accepted_items_wait_and_come_out() {
     redis.spawn().unwrap();
     let back = Instant::now();
     while post_tagged(&served, &fx, &format!("back{n}")).status != 202 {
-        assert!(back.elapsed() < Duration::from_secs(30), "never accepted again");
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "never accepted again"
+        );
         n += 1;
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -255,5 +258,9 @@ fn a_full_spool_answers_503_and_keeps_what_it_acknowledged() {
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("--spool"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--spool"),
+        "{}",
+        text(&out.stderr)
+    );
 }
