@@ -151,3 +151,64 @@ fn kill_9_twenty_times_under_load_loses_no_acknowledged_item() {
         output.len()
     );
 }
+
+#[test]
+fn items_waiting_at_sigterm_stay_in_the_spool_and_come_out_at_the_next_start() {
+    let Some(mut redis) = test_support::redis::RedisServer::start_persistent() else {
+        return;
+    };
+    let fx = Fixture::new();
+    let spool = fx.path("spool");
+    let mut args = fx.receiver_args();
+    args.extend(
+        [
+            "--replay",
+            &redis.url(),
+            "--replay-timeout-ms",
+            "300",
+            "--spool",
+            &s(&spool),
+        ]
+        .map(String::from),
+    );
+    let mut served = Served::start(&args);
+    let both = fx.body(vec![
+        fx.item(&Fixture::presence("first")),
+        fx.item(&Fixture::presence("second")),
+    ]);
+    assert_eq!(served.post("/", &both).status, 202);
+    served.wait_lines(2, Duration::from_secs(10));
+    redis.stop();
+    // The first POST after the outage began is accepted before the outage is seen; its item
+    // waits for the replay store.
+    assert_eq!(
+        served
+            .post("/", &fx.body(vec![fx.item(&Fixture::presence("held"))]))
+            .status,
+        202
+    );
+    served.wait_stderr("the item waits", Duration::from_secs(10), |l| {
+        l.contains("accepted items wait").then_some(())
+    });
+    assert_eq!(served.terminate(), Some(0), "SIGTERM ends a waiting serve");
+    assert!(
+        served
+            .json_lines()
+            .iter()
+            .all(|l| l["data"]["id"] != "held"),
+        "{:?}",
+        served.json_lines()
+    );
+
+    // Redis back, serve again on the same spool: the kept body is processed first.
+    redis.spawn().unwrap();
+    let mut again = Served::start(&args);
+    let lines = again.wait_for("the held item", Duration::from_secs(20), |l| {
+        l.iter().any(|l| l["data"]["id"] == "held")
+    });
+    assert_eq!(lines.len(), 1, "only what was kept: {lines:?}");
+    assert_eq!(lines[0]["status"], "decrypted");
+    assert_eq!(again.terminate(), Some(0));
+    let stderr = again.stderr.snapshot().join("\n");
+    assert!(stderr.contains("kept in the spool first"), "{stderr}");
+}
