@@ -68,7 +68,13 @@ pub struct Spool {
 impl Spool {
     /// Opens (or creates) `dir/spool.redb`, holding at most `max_bytes` of bodies.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, Fail> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        // The bodies carry each item's clientState and validation tokens: a directory made here
+        // is the owner's only (an existing one keeps its mode), the file always is.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| {
             fail!(
                 "--spool {}: cannot create the directory: {e}",
                 dir.display()
@@ -79,6 +85,7 @@ impl Spool {
             .set_cache_size(CACHE_BYTES)
             .create(&path)
             .map_err(|e| fail!("--spool: cannot open {}: {e}", path.display()))?;
+        restrict(&path, 0o600)?;
         let table_error = |e: redb::Error| fail!("--spool: cannot read {}: {e}", path.display());
         let txn = db.begin_write().map_err(|e| table_error(e.into()))?;
         txn.open_table(BODIES).map_err(|e| table_error(e.into()))?;
@@ -182,6 +189,25 @@ impl Spool {
             .map_err(|_| "the spool thread stopped".to_owned())?;
         rx.await
             .unwrap_or_else(|_| Err("the spool thread stopped".to_owned()))
+    }
+}
+
+/// Sets `path`'s permission bits to `mode` (Unix; elsewhere the directory's own ACLs apply).
+fn restrict(path: &Path, mode: u32) -> Result<(), Fail> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            fail!(
+                "--spool: cannot restrict {} to its owner: {e}",
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
     }
 }
 

@@ -212,3 +212,25 @@ fn items_waiting_at_sigterm_stay_in_the_spool_and_come_out_at_the_next_start() {
     let stderr = again.stderr.snapshot().join("\n");
     assert!(stderr.contains("kept in the spool first"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_spool_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let spool = fx.path("spool");
+    let mut args = fx.receiver_args();
+    args.extend(["--spool".into(), s(&spool)]);
+    let mut served = Served::start(&args);
+    assert_eq!(
+        served
+            .post("/", &fx.body(vec![fx.item(&Fixture::presence("p"))]))
+            .status,
+        202
+    );
+    served.wait_lines(1, Duration::from_secs(10));
+    assert_eq!(served.terminate(), Some(0));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&spool), 0o700);
+    assert_eq!(mode(&spool.join("spool.redb")), 0o600);
+}
