@@ -5,11 +5,15 @@
 //! # offline, with signing keys from a file instead of Microsoft's endpoint:
 //! APP_ID=... KEY=key.pem JWKS=jwks.json cargo run --example axum_receiver --features fetch
 //! ```
-//! Replayed items are reported as duplicates (a day's memory, in process). For production, add a
-//! bounded queue, a byte budget for bodies, connection limits and a shutdown drain:
-//! `msgraph-notify serve` does all of them.
+//! Replayed items are reported as duplicates (a day's memory, in process). A 202 means kept: a
+//! POST is answered 503 while the signing keys are not loaded (Graph retries it), and an item
+//! that meets a passing failure (`Error::is_transient()`, the one policy) is retried with
+//! back-off, never dropped. For production, add a bounded queue, a byte budget for bodies,
+//! connection limits, a shutdown drain and a durable spool: `msgraph-notify serve` does all of
+//! them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{Router, body::Bytes, extract::RawQuery, http::StatusCode, response::IntoResponse};
 use msgraph_notify::receiver::{Outcome, Receiver, Reply};
@@ -54,22 +58,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ];
                 return (StatusCode::OK, headers, token).into_response();
             }
+            // Acknowledge only what can be finished: without signing keys, Graph keeps it.
+            if fetcher.signing_keys().snapshot().is_empty() {
+                return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "5")]).into_response();
+            }
             // Answer 202 now; verify and decrypt off the async threads.
             tokio::spawn(async move {
-                for kid in receiver.unknown_kids(&body) {
-                    fetcher.ensure_kid(&kid).await;
-                }
-                let handled =
-                    tokio::task::spawn_blocking(move || receiver.receive(None, &body)).await;
-                if let Ok(Ok(Reply::Notifications(items))) = handled {
+                let tokens = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("validationTokens").cloned());
+                let (mut body, mut pause) = (body.to_vec(), Duration::from_millis(250));
+                loop {
+                    for kid in receiver.unknown_kids(&body) {
+                        fetcher.ensure_kid(&kid).await;
+                    }
+                    let (r, b) = (Arc::clone(&receiver), body.clone());
+                    let handled = tokio::task::spawn_blocking(move || r.receive(None, &b)).await;
+                    let Ok(Ok(Reply::Notifications(items))) = handled else {
+                        return;
+                    };
+                    // Items that met a passing failure wait; every other outcome is final.
+                    let mut waiting = Vec::new();
                     for item in items {
                         match &item.outcome {
                             Outcome::Decrypted(d) => {
                                 println!("{}: {:?}", d.resource.kind(), d.resource)
                             }
+                            Outcome::Rejected(r) if r.error.is_transient() => {
+                                waiting.extend(r.notification.clone())
+                            }
                             _ => println!("{}", item.to_json()),
                         }
                     }
+                    if waiting.is_empty() {
+                        return;
+                    }
+                    let rest = serde_json::json!({"value": waiting, "validationTokens": tokens});
+                    body = rest.to_string().into_bytes();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             });
             StatusCode::ACCEPTED.into_response()

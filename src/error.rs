@@ -160,12 +160,14 @@ impl Error {
 
     /// The error's reason in the small fixed set used as a metric label (Prometheus keeps one
     /// series per value, so the set never grows with the input): `token`, `client_state`,
-    /// `signature`, `duplicate`, `malformed`, `key`, `replay_store` or `other`.
+    /// `signature`, `duplicate`, `malformed`, `key`, `replay_store`, `payload` or `other`.
     ///
     /// ```
     /// use msgraph_notify::Error;
     /// assert_eq!(Error::Verification.label(), "signature");
     /// assert_eq!(Error::ClientState.label(), "client_state");
+    /// let unreachable = msgraph_notify::offload::PayloadError::Unavailable("refused".into());
+    /// assert_eq!(Error::Payload(unreachable).label(), "payload");
     /// ```
     pub fn label(&self) -> &'static str {
         match self {
@@ -180,6 +182,7 @@ impl Error {
             | Error::KeyUnavailable(_)
             | Error::KeyRefused(_) => "key",
             Error::ReplayStore(_) => "replay_store",
+            Error::Payload(_) => "payload",
             _ => "other",
         }
     }

@@ -4,8 +4,9 @@
 //! one collection from a file (the whole process timed, start to exit); `serve --workers W`
 //! receives them as 200 POSTs of 5 items over 4 keep-alive connections (timed from the first byte
 //! sent to the 1,000th output line read from its stdout; its start-up is not counted). Runs
-//! alternate, `decrypt` first, and the medians are compared. Also reports the slowest answer to a
-//! POST.
+//! alternate, `decrypt` first, and the medians are compared. Each round also runs `serve --spool`
+//! (every body synced to an on-disk spool before its 202, removed after its lines), to measure
+//! what durability costs. Also reports the slowest answer to a POST.
 //!
 //! ```sh
 //! cargo bench -p msgraph-notify-cli --bench serve               # 5 rounds, --workers 2
@@ -139,10 +140,13 @@ fn main() {
     );
     let (mut decrypt_rates, mut net_rates, mut serve_rates, mut slowest) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut spool_rates, mut spool_slowest) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let d = run_decrypt(&common, &collection, ITEMS);
         let fixed = run_decrypt(&common, &empty, 0);
-        let (s, worst) = run_serve(&common, &bodies, workers);
+        let (s, worst) = run_serve(&common, &bodies, workers, None);
+        let spool = dir.path().join(format!("spool-{round}"));
+        let (sp, sp_worst) = run_serve(&common, &bodies, workers, Some(&spool));
         let net = d.saturating_sub(fixed).max(Duration::from_micros(1));
         println!(
             "round {}: decrypt {:.0} items/s ({:.0} without its {:.1} ms start-up), \
@@ -160,6 +164,14 @@ fn main() {
         net_rates.push(ITEMS as f64 / net.as_secs_f64());
         serve_rates.push(ITEMS as f64 / s.as_secs_f64());
         slowest.push(worst.as_secs_f64() * 1e3);
+        println!(
+            "         serve --spool {:.0} items/s ({:.2}x serve), slowest answer {:.1} ms",
+            ITEMS as f64 / sp.as_secs_f64(),
+            s.as_secs_f64() / sp.as_secs_f64(),
+            sp_worst.as_secs_f64() * 1e3
+        );
+        spool_rates.push(ITEMS as f64 / sp.as_secs_f64());
+        spool_slowest.push(sp_worst.as_secs_f64() * 1e3);
     }
     let (d, n, s) = (
         median(decrypt_rates),
@@ -174,6 +186,14 @@ fn main() {
         s / n,
         median(slowest.clone()),
         slowest.iter().copied().fold(0.0, f64::max)
+    );
+    let sp = median(spool_rates);
+    println!(
+        "median: serve --spool {sp:.0} items/s ({:.2} of serve); slowest answer: median {:.1} ms, \
+         worst {:.1} ms",
+        sp / s,
+        median(spool_slowest.clone()),
+        spool_slowest.iter().copied().fold(0.0, f64::max)
     );
 }
 
@@ -225,10 +245,20 @@ fn run_decrypt(common: &[String], collection: &std::path::Path, expected: usize)
     elapsed
 }
 
-/// Starts serve, sends the bodies, returns (first byte to last output line, slowest answer).
-fn run_serve(common: &[String], bodies: &[Vec<u8>], workers: u32) -> (Duration, Duration) {
-    let mut child = bin()
-        .arg("serve")
+/// Starts serve (with `--spool` when given), sends the bodies, returns (first byte to last output line, slowest answer).
+fn run_serve(
+    common: &[String],
+    bodies: &[Vec<u8>],
+    workers: u32,
+    spool: Option<&std::path::Path>,
+) -> (Duration, Duration) {
+    let mut command = bin();
+    if let Some(dir) = spool {
+        command.arg("serve").arg("--spool").arg(dir);
+    } else {
+        command.arg("serve");
+    }
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
         .args(["--log-format", "text"])
         .args(common)

@@ -1,6 +1,7 @@
 //! Back-off: the one helper every retry loop of the command uses (linkerd2-proxy keeps its
 //! back-off in a small module of its own). Doubling pauses up to a ceiling; the blocking loops of
-//! `consume` wait in short slices so that a shutdown signal is seen at once.
+//! `serve`'s workers and of `consume` wait in short slices so that a shutdown signal is seen at
+//! once. What is retried is decided by one policy, `Error::is_transient()`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -34,14 +35,8 @@ impl Backoff {
         pause
     }
 
-    /// Sleeps the next pause on this thread.
-    pub fn sleep(&mut self) {
-        std::thread::sleep(self.next_pause());
-    }
-
     /// Sleeps the next pause on this thread in short slices; returns `true` as soon as `stop`
     /// is found set before a slice (the wait is then cut short).
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn sleep_unless(&mut self, stop: &AtomicBool) -> bool {
         let until = Instant::now() + self.next_pause();
         while Instant::now() < until {

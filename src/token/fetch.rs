@@ -17,6 +17,11 @@ pub const DEFAULT_METADATA_URL: &str =
 /// larger answer is refused ([`FetchError::TooLarge`]) rather than read into memory.
 pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 
+/// The longest pause between two attempts while fetching keeps failing: keys that cannot be
+/// had hold every token up, so the fetcher retries far sooner than
+/// [`FetchConfig::min_refresh_interval`] (1 s, doubling, up to this).
+pub const FAILED_FETCH_RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// Where and how often to fetch the signing keys.
 ///
 /// Build it from the defaults with the setters (the struct is `non_exhaustive`, so a struct
@@ -45,7 +50,9 @@ pub struct FetchConfig {
     pub ttl: Duration,
     /// The least time between two fetches triggered by unknown `kid`s (scheduled refreshes do not
     /// count). Default: 5 minutes, so a
-    /// flood of tokens with invented `kid`s costs at most one fetch per interval.
+    /// flood of tokens with invented `kid`s costs at most one fetch per interval. After a fetch
+    /// that *failed* (the endpoint out of reach), fetches are retried sooner, with back-off:
+    /// 1 s, 2 s, 4 s… up to [`FAILED_FETCH_RETRY_MAX`] (or this interval, if shorter).
     pub min_refresh_interval: Duration,
     /// Timeout of each HTTP request. Default: 10 seconds.
     pub timeout: Duration,
@@ -167,6 +174,8 @@ struct State {
     last_kid_refresh: Option<Instant>,
     last_success: Option<Instant>,
     last_error: Option<FetchError>,
+    /// Fetches that failed in a row (0 after a success).
+    failures: u32,
 }
 
 #[derive(Deserialize)]
@@ -286,9 +295,15 @@ impl KeyFetcher {
         if self.keys.contains(kid) {
             return true; // another task fetched it meanwhile
         }
+        // After failed fetches, the endpoint was out of reach: try again sooner (with back-off).
+        let interval = if state.failures > 0 {
+            self.retry_pause(state.failures)
+        } else {
+            self.config.min_refresh_interval
+        };
         let recent = state
             .last_kid_refresh
-            .is_some_and(|t| t.elapsed() < self.config.min_refresh_interval);
+            .is_some_and(|t| t.elapsed() < interval);
         if recent {
             state.last_error.get_or_insert(FetchError::RateLimited);
             return false;
@@ -298,9 +313,26 @@ impl KeyFetcher {
         self.keys.contains(kid)
     }
 
+    /// The pause after `failures` failed fetches in a row: 1 s, doubling, at most
+    /// [`FAILED_FETCH_RETRY_MAX`] or `min_refresh_interval`, whichever is shorter.
+    fn retry_pause(&self, failures: u32) -> Duration {
+        let ceiling = FAILED_FETCH_RETRY_MAX.min(self.config.min_refresh_interval);
+        Duration::from_secs(1u64 << failures.saturating_sub(1).min(16))
+            .min(ceiling)
+            .max(Duration::from_millis(100))
+    }
+
+    /// Whether the last fetch failed: tokens whose `kid` is not known yet cannot be checked
+    /// until a fetch succeeds.
+    pub async fn failing(&self) -> bool {
+        self.state.lock().await.failures > 0
+    }
+
     /// Keeps the keys fresh in the background: refreshes whenever they are older than the TTL, and
-    /// after a failed fetch retries every `min_refresh_interval` (the last good keys stay in use
-    /// meanwhile). Runs until the returned task is aborted or the runtime shuts down.
+    /// after a failed fetch retries with back-off (1 s, 2 s, 4 s… up to
+    /// [`FAILED_FETCH_RETRY_MAX`]), so keys missing at start-up arrive within seconds of the
+    /// endpoint coming back (the last good keys stay in use meanwhile). Runs until the returned
+    /// task is aborted or the runtime shuts down.
     pub fn spawn_refresher(self: std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
@@ -313,7 +345,10 @@ impl KeyFetcher {
                             .saturating_sub(age)
                             .max(Duration::from_secs(1))
                     }
-                    Err(_) => self.config.min_refresh_interval.max(Duration::from_secs(1)),
+                    Err(_) => {
+                        let failures = self.state.lock().await.failures;
+                        self.retry_pause(failures)
+                    }
                 };
                 tokio::time::sleep(wait).await;
             }
@@ -328,12 +363,14 @@ impl KeyFetcher {
                 self.keys.replace(jwks); // also clears a recorded fetch failure
                 state.last_success = Some(Instant::now());
                 state.last_error = None;
+                state.failures = 0;
                 Ok(n)
             }
             Err(e) => {
                 // Tokens whose kid is unknown are then rejected for this reason, not as forgeries.
                 self.keys.set_fetch_failure(e.to_string());
                 state.last_error = Some(e.clone());
+                state.failures = state.failures.saturating_add(1);
                 Err(e)
             }
         }

@@ -32,6 +32,13 @@ impl RedisServer {
         Self::start_with(&[])
     }
 
+    /// [`RedisServer::start`]: every server here already runs with persistence (AOF, synced at
+    /// each write, in its own directory), so a stop and a start keep what was stored, as
+    /// SECURITY.md requires of production.
+    pub fn start_persistent() -> Option<RedisServer> {
+        Self::start()
+    }
+
     /// Starts one with further `redis-server` arguments (`["--requirepass", "secret"]`), or
     /// `None` as [`RedisServer::start`].
     pub fn start_with(extra: &[&str]) -> Option<RedisServer> {

@@ -478,12 +478,10 @@ impl<W: Write> Run<'_, W> {
 /// offloaded payload could not be read (the storage account out of reach). Its record is
 /// retried, never skipped.
 ///
-/// The policy is [`Error::is_transient`]; `consume` keeps, for now, its own narrower set: not
-/// `Token(KeysUnavailable)`, which `is_transient()` also counts (the records of a trusted
-/// transport need no validation tokens; a later issue decides).
+/// The policy is [`Error::is_transient`], the same as `serve`'s (a trusted transport checks no
+/// validation tokens, so the signing keys never hold a record up here).
 fn unchecked(item: &Item) -> bool {
-    matches!(&item.outcome, Outcome::Rejected(r)
-        if r.error.is_transient() && !matches!(r.error, Error::Token(_)))
+    matches!(&item.outcome, Outcome::Rejected(r) if r.error.is_transient())
 }
 
 #[cfg(test)]

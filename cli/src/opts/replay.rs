@@ -78,10 +78,6 @@ pub struct Replay {
     /// [`fault`](RedisReplayStore::fault) (authentication, refused, timeout, memory_lost), its
     /// [`memory`](RedisReplayStore::memory) and
     /// [`losses_detected`](RedisReplayStore::losses_detected).
-    #[allow(
-        dead_code,
-        reason = "for serve's /readyz and metrics, wired with its readiness work (issue 22)"
-    )]
     pub redis: Option<Arc<RedisReplayStore>>,
 }
 

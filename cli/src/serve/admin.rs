@@ -13,7 +13,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use msgraph_notify::Error;
-use msgraph_notify::receiver::{Item, Outcome, Receiver};
+use msgraph_notify::receiver::{Item, Outcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::health::Health;
 use crate::{Fail, fail};
 
 type Labels = Vec<(&'static str, String)>;
@@ -41,8 +42,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub fn new(health: &Health) -> Self {
         let mut registry = Registry::with_prefix("msgraph_notify");
+        health.register(&mut registry);
         let items = Family::<Labels, Counter>::default();
         registry.register(
             "items",
@@ -52,7 +54,7 @@ impl Metrics {
         let rejected = Family::<Labels, Counter>::default();
         registry.register(
             "rejected_items",
-            "Rejected items, by reason (token, client_state, signature, duplicate, malformed, key, replay_store, other)",
+            "Rejected items, by reason (token, client_state, signature, duplicate, malformed, key, replay_store, payload, other)",
             rejected.clone(),
         );
         let requests = Family::<Labels, Counter>::default();
@@ -165,12 +167,23 @@ impl Metrics {
 }
 
 /// What `/readyz` reports.
-#[derive(Default)]
 pub struct Readiness {
-    /// The listener is bound, the workers run and the signing keys are loaded.
-    pub ready: AtomicBool,
+    /// The listener is bound and the workers run.
+    pub started: AtomicBool,
     /// A shutdown signal arrived: draining.
     pub draining: AtomicBool,
+    /// What POSTs need: ready only while nothing is missing.
+    health: Arc<Health>,
+}
+
+impl Readiness {
+    pub fn new(health: Arc<Health>) -> Self {
+        Readiness {
+            started: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            health,
+        }
+    }
 }
 
 /// Binds `--admin-listen` (which must differ from the public listener, `public`: its bound and
@@ -199,17 +212,6 @@ pub async fn start(
         "msgraph-notify serve: admin on http://{at} (/healthz, /readyz, /metrics)"
     ));
     Ok(())
-}
-
-/// Ready once the workers run and the signing keys are loaded (fetched keys may come later).
-pub fn ready_when_keys_load(readiness: Arc<Readiness>, receiver: &Receiver) {
-    let keys = receiver.token_validator().map(|v| v.signing_keys().clone());
-    tokio::spawn(async move {
-        while keys.as_ref().is_some_and(|k| k.snapshot().is_empty()) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        readiness.ready.store(true, Ordering::Release);
-    });
 }
 
 /// Serves the admin endpoints on `listener` until the process ends.
@@ -259,12 +261,21 @@ fn admin_answer<B>(
     match request.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".into(), PLAIN),
         "/readyz" => {
+            // Each answer names what is missing: `unavailable: signing_keys` and the like.
             if readiness.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into(), PLAIN)
-            } else if readiness.ready.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ready\n".into(), PLAIN)
-            } else {
+            } else if let Some(missing) = readiness.health.missing() {
+                let body = match (missing, readiness.health.replay_fault()) {
+                    (super::health::Dependency::ReplayStore, Some(fault)) => {
+                        format!("unavailable: {} ({fault})\n", missing.label())
+                    }
+                    _ => format!("unavailable: {}\n", missing.label()),
+                };
+                text(StatusCode::SERVICE_UNAVAILABLE, body, PLAIN)
+            } else if !readiness.started.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN)
+            } else {
+                text(StatusCode::OK, "ready\n".into(), PLAIN)
             }
         }
         "/metrics" => text(

@@ -3,13 +3,15 @@
 //! the tokens that must cover each encrypted item), then what passed is produced to the topic
 //! with `acks=all` from an idempotent producer, and only then answered 202. A broker that cannot
 //! take it within Graph's 3-second budget gets the POST answered 503, so Graph retries and
-//! nothing acknowledged is lost. `msgraph-notify consume` decrypts the topic.
+//! nothing acknowledged is lost. Like any POST, a forwarded one is answered 503 while the signing
+//! keys are not loaded, and when an item could not be screened for a passing reason
+//! ([`Error::is_transient`]). `msgraph-notify consume` decrypts the topic.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msgraph_notify::Error;
-use msgraph_notify::receiver::Receiver;
+use msgraph_notify::receiver::{Outcome, Receiver};
 use msgraph_notify::token::fetch::KeyFetcher;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -121,6 +123,14 @@ impl Forward {
             Ok(Err(e)) => return Forwarded::Refused(e),
             Err(e) => return Forwarded::Unavailable(format!("screening failed: {e}")),
         };
+        // An item refused for a passing reason (the signing keys could not be had) is not
+        // judged: the whole POST is answered 503 so that Graph keeps it, nothing is produced.
+        if let Some(e) = screened.refused.iter().find_map(|i| match &i.outcome {
+            Outcome::Rejected(r) if r.error.is_transient() => Some(r.error.to_string()),
+            _ => None,
+        }) {
+            return Forwarded::Unavailable(e);
+        }
         if !screened.refused.is_empty()
             && let Err(e) = crate::output::write_items(&screened.refused)
         {

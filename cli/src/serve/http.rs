@@ -11,11 +11,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use msgraph_notify::receiver::Receiver;
-use msgraph_notify::replay::RedisReplayStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Stats;
 use super::admin::Metrics;
+use super::health::Health;
+use super::spool::Spool;
 
 /// How long a POST waits for room in the queue before it is answered 503.
 const QUEUE_WAIT: Duration = Duration::from_secs(1);
@@ -28,16 +29,35 @@ pub struct Job {
     pub id: u64,
     pub arrived: Instant,
     pub path: String,
-    pub body: Vec<u8>,
+    pub body: Arc<[u8]>,
+    /// The body's id in `--spool`, when spooled.
+    pub spool_id: Option<u64>,
     _budget: OwnedSemaphorePermit,
+}
+
+impl Job {
+    /// A body read back from the spool at start.
+    pub fn spooled(id: u64, request: u64, body: Vec<u8>, budget: OwnedSemaphorePermit) -> Job {
+        Job {
+            id: request,
+            arrived: Instant::now(),
+            path: "(spool)".to_owned(),
+            body: body.into(),
+            spool_id: Some(id),
+            _budget: budget,
+        }
+    }
 }
 
 /// What every request handler shares.
 pub struct Shared {
     pub metrics: Arc<Metrics>,
-    pub next_request: AtomicU64,
-    /// The fail-closed replay store: while it is unavailable, POSTs are answered 503.
-    pub replay_down: Option<Arc<RedisReplayStore>>,
+    pub next_request: Arc<AtomicU64>,
+    /// What a POST needs (signing keys, replay store, keys, payload store): while one is
+    /// missing, POSTs are answered 503.
+    pub health: Arc<Health>,
+    /// `--spool`: each body is synced there before its 202.
+    pub spool: Option<Arc<Spool>>,
     pub queue: mpsc::Sender<Job>,
     pub budget: Arc<Semaphore>,
     pub max_body: usize,
@@ -96,11 +116,14 @@ pub async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answ
     }
     shared.stats.posts.fetch_add(1, Ordering::Relaxed);
     let arrived = Instant::now();
-    if let Some(store) = shared.replay_down.as_ref().filter(|s| !s.is_available()) {
+    // Acknowledge only what can be finished: a POST that needs something missing is kept by
+    // Graph (503, retried later), never accepted and then dropped.
+    if let Some(missing) = shared.health.missing() {
         shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+        shared.health.refused(missing);
         shared.warn_busy.warn(&format!(
-            "the replay store is unavailable ({}): answered 503 (Graph retries later)",
-            store.fault().map_or("other", |f| f.label())
+            "{}: answered 503 (Graph retries later)",
+            shared.health.describe(missing)
         ));
         return busy();
     }
@@ -136,26 +159,38 @@ pub async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answ
     if let Some(forward) = &shared.forward {
         return forwarded(shared, forward.forward(body, arrived).await);
     }
-    let job = Job {
+    // A place in the queue first, then the spool: a body is never spooled and then refused.
+    let Ok(Ok(place)) = tokio::time::timeout(QUEUE_WAIT, shared.queue.reserve()).await else {
+        shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+        shared
+            .warn_busy
+            .warn("the queue is full: answered 503 (Graph retries later)");
+        return busy();
+    };
+    let body: Arc<[u8]> = body.into();
+    let spool_id = match &shared.spool {
+        None => None,
+        Some(spool) => match spool.append(&body).await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .warn_busy
+                    .warn(&format!("{e}: answered 503 (Graph retries later)"));
+                return busy();
+            }
+        },
+    };
+    shared.metrics.queue_depth.inc();
+    place.send(Job {
         id: shared.next_request.fetch_add(1, Ordering::Relaxed),
         arrived,
         path,
         body,
+        spool_id,
         _budget: budget,
-    };
-    // Counted before the send: the worker may take it off at once.
-    shared.metrics.queue_depth.inc();
-    match shared.queue.send_timeout(job, QUEUE_WAIT).await {
-        Ok(()) => answer(StatusCode::ACCEPTED, ""),
-        Err(_) => {
-            shared.metrics.queue_depth.dec();
-            shared.stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-            shared
-                .warn_busy
-                .warn("the queue is full: answered 503 (Graph retries later)");
-            busy()
-        }
-    }
+    });
+    answer(StatusCode::ACCEPTED, "")
 }
 
 /// The answer to a forwarded POST (`--forward`).

@@ -22,7 +22,9 @@
 
 //!
 //! The rooms, in the order `serve` starts them: [`tls`] (the certificate, reloaded on SIGHUP),
-//! [`admin`] (`/healthz`, `/readyz`, `/metrics`), [`worker`] (the threads that decrypt),
+//! [`spool`] (`--spool`: bodies kept on disk from the 202 until output), [`health`] (what a POST
+//! needs before it is answered 202), [`admin`] (`/healthz`, `/readyz`, `/metrics`), [`worker`]
+//! (the threads that decrypt, and wait out passing failures),
 //! [`forward`] (`--forward`, feature `kafka`), [`http`] (one request: handshake, body, queue) and
 //! [`accept`] (the connection table, eviction, the drain). This file keeps the start-up order
 //! and the shutdown.
@@ -31,7 +33,9 @@ mod accept;
 mod admin;
 #[cfg(feature = "kafka")]
 pub mod forward;
+mod health;
 mod http;
+mod spool;
 mod tls;
 mod worker;
 
@@ -39,7 +43,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use msgraph_notify::receiver::DEFAULT_MAX_BODY_BYTES;
@@ -68,7 +72,11 @@ const RESERVED_FDS: u64 = 64;
 /// flushes and exits 0.
 ///
 /// Memory stays under about --max-buffered + --max-connections × 48 KiB + --workers × 10 ×
-/// --max-body, whatever arrives (SECURITY.md gives the measurement).
+/// --max-body (+ 16 MiB of spool cache with --spool), whatever arrives (SECURITY.md gives the
+/// measurement). A POST is answered 202 only when what it needs is there (signing keys, the
+/// replay store, the keys of items already waiting), else 503 with Retry-After; an accepted item
+/// that meets a passing failure waits and is retried, never dropped (README, "What a 202
+/// promises").
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Example:\n  \
     msgraph-notify serve --listen 0.0.0.0:8443 --key cert-2026=keys/key.pem \\\n      \
@@ -146,6 +154,17 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
 
+    /// Keep each accepted body in this directory (an embedded database, `spool.redb`), synced
+    /// to disk before the POST is answered 202, until every item of it is written to stdout; at
+    /// start, what it holds is processed first. A kill or a crash then loses nothing that was
+    /// acknowledged. Not used with --forward (the topic keeps what was acknowledged).
+    #[arg(long, value_name = "DIR", env = "MSGRAPH_NOTIFY_SPOOL")]
+    spool: Option<PathBuf>,
+
+    /// The most bytes of bodies the spool holds; when full, POSTs are answered 503.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(1..), env = "MSGRAPH_NOTIFY_SPOOL_MAX_BYTES")]
+    spool_max_bytes: u64,
+
     #[cfg(feature = "kafka")]
     #[command(flatten)]
     forward: forward::ForwardOpts,
@@ -174,11 +193,14 @@ impl Stats {
 }
 
 /// The replay store as `serve` watches it.
-struct ReplayWatch {
+pub(crate) struct ReplayWatch {
     /// The fail-closed Redis store: while it is unavailable, POSTs are answered 503.
     down: Option<Arc<RedisReplayStore>>,
     /// `--replay-unavailable open`: the items let through unchecked.
     unchecked: Option<prometheus_client::metrics::counter::Counter>,
+    /// The Redis store, fail-closed or fail-open: its fault and forgotten memories are named in
+    /// `/readyz`, the warnings and the metrics.
+    redis: Option<Arc<RedisReplayStore>>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
@@ -200,10 +222,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     // action). Registered whether or not there is TLS.
     let hangup = crate::signal::hangup(&runtime);
     // Forwarding, the consumer of the topic keeps the replay store.
-    #[cfg(feature = "kafka")]
-    let forwarding = args.forward.forward.is_some();
-    #[cfg(not(feature = "kafka"))]
-    let forwarding = false;
+    let forwarding = forwarding(&args);
     let replay = if forwarding {
         crate::opts::Replay::off()
     } else {
@@ -219,6 +238,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let watch = ReplayWatch {
         down: replay.fail_closed,
         unchecked: replay.unchecked,
+        redis: replay.redis,
     };
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -271,18 +291,37 @@ async fn serve(
         _ => None,
     };
     let max_connections = max_connections(args.max_connections);
+    let spool = match &args.spool {
+        Some(_) if forwarding(&args) => {
+            crate::log::info(
+                "msgraph-notify serve: --spool is not used with --forward (the topic keeps what \
+                 was acknowledged)",
+            );
+            None
+        }
+        Some(dir) => Some(Arc::new(spool::Spool::open(dir, args.spool_max_bytes)?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| fail!("cannot listen on {}: {e}", args.listen))?;
     let local = listener
         .local_addr()
         .map_err(|e| fail!("cannot read the listening address: {e}"))?;
-    let mut metrics = Metrics::new();
+    let receiver = Arc::new(built.receiver);
+    // Signing keys are needed unless the transport is trusted (no validation tokens).
+    let keys = receiver.token_validator().map(|v| v.signing_keys().clone());
+    let health = Arc::new(health::Health::new(
+        keys,
+        replay.down.clone(),
+        replay.redis.clone(),
+    ));
+    let mut metrics = Metrics::new(&health);
     if let Some(counter) = replay.unchecked {
         metrics = metrics.with_replay_unchecked(counter);
     }
     let metrics = Arc::new(metrics);
-    let readiness = Arc::new(Readiness::default());
+    let readiness = Arc::new(Readiness::new(Arc::clone(&health)));
     if let Some(admin) = args.admin_listen {
         admin::start(admin, [local, args.listen], &metrics, &readiness).await?;
     }
@@ -292,19 +331,23 @@ async fn serve(
     ));
     tls::reload_on_hangup(hangup, tls.clone(), Arc::clone(&metrics));
 
-    let receiver = Arc::new(built.receiver);
     let fetcher = built.fetcher;
     if let Some(fetcher) = &fetcher {
         start_fetching_keys(fetcher).await;
     }
 
     let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<http::Job>(args.queue as usize);
     let pool = worker::Pool {
         receiver: Arc::clone(&receiver),
         fetcher: fetcher.clone(),
         stats: Arc::clone(&stats),
         metrics: Arc::clone(&metrics),
+        health: Arc::clone(&health),
+        spool: spool.clone(),
+        stop: Arc::clone(&stop),
+        output: std::sync::Mutex::new(()),
     };
     let threads = pool.start(workers, rx)?;
     if crate::stderr_is_terminal() {
@@ -313,7 +356,21 @@ async fn serve(
     if let Some(store) = &replay.down {
         probe_replay_store(Arc::clone(store));
     }
-    admin::ready_when_keys_load(Arc::clone(&readiness), &receiver);
+    readiness.started.store(true, Ordering::Release);
+    let budget = Arc::new(Semaphore::new(
+        usize::try_from(args.max_buffered).unwrap_or(usize::MAX >> 4),
+    ));
+    let next_request = Arc::new(AtomicU64::new(1));
+    if let Some(spool) = &spool {
+        spool_feed(
+            Arc::clone(spool),
+            tx.clone(),
+            Arc::clone(&budget),
+            Arc::clone(&next_request),
+            Arc::clone(&metrics),
+            Arc::clone(&stop),
+        );
+    }
     #[cfg(feature = "kafka")]
     let forward = match &args.forward.forward {
         Some(target) => Some(Arc::new(forward::Forward::new(
@@ -326,12 +383,11 @@ async fn serve(
     };
     let shared = Arc::new(http::Shared {
         metrics: Arc::clone(&metrics),
-        next_request: AtomicU64::new(1),
-        replay_down: replay.down,
+        next_request,
+        health,
+        spool,
         queue: tx,
-        budget: Arc::new(Semaphore::new(
-            usize::try_from(args.max_buffered).unwrap_or(usize::MAX >> 4),
-        )),
+        budget,
         max_body: args.max_body,
         stats: Arc::clone(&stats),
         warn_busy: crate::log::RateLimited::new(),
@@ -348,7 +404,9 @@ async fn serve(
     let open = accept.until(shutdown.received()).await;
 
     // Stop accepting; let open requests finish (each connection closes after its answer).
+    // Items waiting for a dependency stop waiting (a spooled body keeps what is left of it).
     readiness.draining.store(true, Ordering::Release);
+    stop.store(true, Ordering::Release);
     open.close(SHUTDOWN_GRACE).await;
     // Every sender of the queue is gone: the workers drain what is queued, then stop.
     drop(shared);
@@ -361,6 +419,74 @@ async fn serve(
         return Err(fail!("a worker thread failed"));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `serve` forwards to a topic (`--forward`) rather than decrypting.
+fn forwarding(args: &Args) -> bool {
+    #[cfg(feature = "kafka")]
+    {
+        args.forward.forward.is_some()
+    }
+    #[cfg(not(feature = "kafka"))]
+    {
+        let _ = args;
+        false
+    }
+}
+
+/// Feeds the bodies the spool held at start to the workers, oldest first, each with its share
+/// of the byte budget (waiting for room); stops early on shutdown (the rest stays spooled).
+fn spool_feed(
+    spool: Arc<spool::Spool>,
+    queue: mpsc::Sender<http::Job>,
+    budget: Arc<Semaphore>,
+    next_request: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) {
+    let held = spool.at_start().to_vec();
+    if held.is_empty() {
+        return;
+    }
+    crate::log::info(&format!(
+        "msgraph-notify serve: processing {} bodies kept in the spool first",
+        held.len()
+    ));
+    let total = budget.available_permits();
+    tokio::spawn(async move {
+        for (id, len) in held {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let read = {
+                let spool = Arc::clone(&spool);
+                tokio::task::spawn_blocking(move || spool.read(id)).await
+            };
+            let body = match read {
+                Ok(Ok(Some(body))) => body,
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => {
+                    crate::log::warn(&format!("cannot read body {id} from the spool: {e}"));
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let permits = u32::try_from(len.min(total as u64)).unwrap_or(u32::MAX);
+            let Ok(permit) = Arc::clone(&budget).acquire_many_owned(permits).await else {
+                return;
+            };
+            let request = next_request.fetch_add(1, Ordering::Relaxed);
+            metrics.queue_depth.inc();
+            if queue
+                .send(http::Job::spooled(id, request, body, permit))
+                .await
+                .is_err()
+            {
+                metrics.queue_depth.dec();
+                return;
+            }
+        }
+    });
 }
 
 /// The first fetch of the token signing keys (a failure is retried in the background), then

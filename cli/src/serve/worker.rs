@@ -1,11 +1,14 @@
 //! The worker threads: they take bodies off the queue, verify and decrypt them (CPU work, off
-//! the async threads), print one JSON line per item, and retry items the replay store could not
-//! check. Plus the progress line on a terminal.
+//! the async threads) and print one JSON line per item. An item that meets a passing failure
+//! ([`Error::is_transient`], the one policy) was acknowledged: it waits, retried with back-off,
+//! until it succeeds or `serve` is told to stop; only a verdict on the item ends it as
+//! rejected. While it waits, the dependency it waits on counts as missing ([`Health`]) and new
+//! POSTs are answered 503. Plus the progress line on a terminal.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use msgraph_notify::Error;
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
@@ -14,9 +17,15 @@ use tokio::sync::mpsc;
 
 use super::Stats;
 use super::admin::Metrics;
+use super::health::{Dependency, Health, Waiting};
 use super::http::Job;
+use super::spool::Spool;
 use crate::retry::Backoff;
 use crate::{Fail, fail};
+
+/// The first pause before an item that met a passing failure is tried again (then doubling, up
+/// to [`crate::retry::MAX_PAUSE`]).
+const RETRY_FIRST: Duration = Duration::from_millis(250);
 
 /// What every worker shares.
 pub struct Pool {
@@ -24,6 +33,13 @@ pub struct Pool {
     pub fetcher: Option<Arc<KeyFetcher>>,
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub spool: Option<Arc<Spool>>,
+    /// Set on SIGTERM/SIGINT: waiting items stop waiting (a spooled body keeps what is left).
+    pub stop: Arc<AtomicBool>,
+    /// Held while a body's lines are written and its spool entry goes: one body at a time is
+    /// between the two, so a kill repeats at most one body's lines.
+    pub output: Mutex<()>,
 }
 
 impl Pool {
@@ -50,7 +66,6 @@ impl Pool {
 
     /// A worker: takes bodies off the queue until it is closed and empty.
     fn work(&self, rx: &Mutex<mpsc::Receiver<Job>>, handle: &tokio::runtime::Handle) {
-        let (receiver, stats, metrics) = (&*self.receiver, &*self.stats, &*self.metrics);
         let warn_refused = crate::log::RateLimited::new();
         let warn_rejected = crate::log::RateLimited::new();
         loop {
@@ -59,46 +74,170 @@ impl Pool {
                 rx.blocking_recv()
             };
             let Some(job) = job else { return };
-            metrics.queue_depth.dec();
-            if let Some(fetcher) = &self.fetcher {
-                for kid in receiver.unknown_kids(&job.body) {
-                    handle.block_on(fetcher.ensure_kid(&kid));
-                }
-            }
-            match receiver.receive(None, &job.body) {
-                Ok(Reply::Notifications(mut items)) => {
-                    // Items the replay store could not check were acknowledged (202): retry them
-                    // until it answers, rather than lose them.
-                    retry_unchecked(receiver, &job.body, &mut items);
-                    let rejected = items.iter().filter(|i| i.outcome.is_rejected()).count();
-                    stats.items.fetch_add(items.len() as u64, Ordering::Relaxed);
-                    stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
-                    if let Err(e) = crate::output::write_items(&items) {
-                        crate::log::warn(&format!("cannot write to stdout: {e}"));
-                    }
-                    metrics.items(&items, job.arrived.elapsed());
-                    log_rejections(&items, job.id, &warn_rejected);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
-                    let hint = if matches!(e, Error::TooMany { .. }) {
-                        " (--max-items raises the item limit)"
-                    } else {
-                        ""
-                    };
-                    if let Some(suppressed) = warn_refused.admit() {
-                        tracing::warn!(
-                            request_id = job.id,
-                            path = %job.path,
-                            suppressed,
-                            "body refused: {e}{hint}"
-                        );
-                    }
-                }
-            }
+            self.metrics.queue_depth.dec();
+            self.process(&job, handle, &warn_refused, &warn_rejected);
             // The body's share of the byte budget is released here, with the job.
         }
+    }
+
+    /// One body: decrypted, its waiting items retried, its lines written, its spool entry gone.
+    fn process(
+        &self,
+        job: &Job,
+        handle: &tokio::runtime::Handle,
+        warn_refused: &crate::log::RateLimited,
+        warn_rejected: &crate::log::RateLimited,
+    ) {
+        let (receiver, stats) = (&*self.receiver, &*self.stats);
+        self.fetch_unknown_kids(&job.body, handle);
+        match receiver.receive(None, &job.body) {
+            Ok(Reply::Notifications(mut items)) => {
+                let left = self.wait_for_transient(&job.body, &mut items, handle);
+                let (mut done, mut waiting) = (Vec::new(), Vec::new());
+                for (at, item) in items.into_iter().enumerate() {
+                    if left.contains(&at) {
+                        waiting.push(item);
+                    } else {
+                        done.push(item);
+                    }
+                }
+                let left = waiting;
+                let rejected = done.iter().filter(|i| i.outcome.is_rejected()).count();
+                stats.items.fetch_add(done.len() as u64, Ordering::Relaxed);
+                stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+                {
+                    let _one_at_a_time = self.output.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = crate::output::write_items(&done) {
+                        crate::log::warn(&format!("cannot write to stdout: {e}"));
+                    }
+                    self.settle(job, &left);
+                }
+                self.metrics.items(&done, job.arrived.elapsed());
+                log_rejections(&done, job.id, warn_rejected);
+            }
+            Ok(_) => self.settle(job, &[]),
+            Err(e) => {
+                self.settle(job, &[]);
+                stats.refused_bodies.fetch_add(1, Ordering::Relaxed);
+                let hint = if matches!(e, Error::TooMany { .. }) {
+                    " (--max-items raises the item limit)"
+                } else {
+                    ""
+                };
+                if let Some(suppressed) = warn_refused.admit() {
+                    tracing::warn!(
+                        request_id = job.id,
+                        path = %job.path,
+                        suppressed,
+                        "body refused: {e}{hint}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Fetches the signing keys a body's tokens name, when unknown (rate-limited by the fetcher).
+    fn fetch_unknown_kids(&self, body: &[u8], handle: &tokio::runtime::Handle) {
+        if let Some(fetcher) = &self.fetcher {
+            for kid in self.receiver.unknown_kids(body) {
+                handle.block_on(fetcher.ensure_kid(&kid));
+            }
+        }
+    }
+
+    /// The body's spool entry once its lines are written: gone when nothing is `left` (items
+    /// still waiting when `serve` stopped), else replaced by a body of just those, processed at
+    /// the next start. Without a spool, what is left is said on stderr.
+    fn settle(&self, job: &Job, left: &[Item]) {
+        let Some(spool) = &self.spool else {
+            if !left.is_empty() {
+                crate::log::warn(&format!(
+                    "msgraph-notify serve: stopping with {} accepted items of request {} not \
+                     finished (a dependency is unavailable): they are not written (--spool keeps \
+                     them for the next start)",
+                    left.len(),
+                    job.id
+                ));
+            }
+            return;
+        };
+        let Some(id) = job.spool_id else { return };
+        let len = job.body.len() as u64;
+        let done = match retry_body(&job.body, left) {
+            None => spool.remove_blocking(id, len),
+            Some(rest) => spool.replace_blocking(id, len, rest.into_bytes()),
+        };
+        if let Err(e) = done {
+            crate::log::warn(&format!(
+                "msgraph-notify serve: cannot update the spool after request {}: {e} (its items \
+                 are output again at the next start)",
+                job.id
+            ));
+        }
+    }
+
+    /// Retries the items of `items` that met a passing failure ([`waits`]), as a body of just
+    /// those items with the original tokens, with back-off, until none is left or `serve` stops;
+    /// each outcome replaces the earlier one at its index. Returns the indices still waiting
+    /// (only when stopped).
+    fn wait_for_transient(
+        &self,
+        body: &[u8],
+        items: &mut [Item],
+        handle: &tokio::runtime::Handle,
+    ) -> Vec<usize> {
+        let mut pending = pending_in(items);
+        let mut backoff = Backoff::new(RETRY_FIRST);
+        let warn = crate::log::RateLimited::new();
+        while !pending.is_empty() {
+            // The dependencies waited on count as missing meanwhile: new POSTs get 503.
+            let _waiting = self.waiting(items, &pending);
+            if let Some(first) = pending.first().map(|&at| &items[at].outcome)
+                && let Outcome::Rejected(r) = first
+            {
+                warn.warn(&format!(
+                    "msgraph-notify serve: {} accepted items wait: {} (retrying with back-off)",
+                    pending.len(),
+                    r.error
+                ));
+            }
+            if backoff.sleep_unless(&self.stop) {
+                return pending;
+            }
+            let Some(retry) = retry_body(body, pending.iter().map(|&at| &items[at])) else {
+                return Vec::new();
+            };
+            self.fetch_unknown_kids(retry.as_bytes(), handle);
+            let Ok(Reply::Notifications(outcomes)) = self.receiver.receive(None, retry.as_bytes())
+            else {
+                // The items were read once; a body of them cannot be refused now. If it were,
+                // keep waiting rather than drop them.
+                continue;
+            };
+            for (&at, outcome) in pending.iter().zip(outcomes) {
+                items[at].outcome = outcome.outcome;
+            }
+            pending = pending_in(items);
+        }
+        Vec::new()
+    }
+
+    /// Marks the dependencies of the waiting items as missing while the guards live.
+    fn waiting(&self, items: &[Item], pending: &[usize]) -> Vec<Waiting<'_>> {
+        let mut by: Vec<(Dependency, u64)> = Vec::new();
+        for &at in pending {
+            if let Outcome::Rejected(r) = &items[at].outcome
+                && let Some(d) = Dependency::of(&r.error)
+            {
+                match by.iter_mut().find(|(x, _)| *x == d) {
+                    Some(entry) => entry.1 += 1,
+                    None => by.push((d, 1)),
+                }
+            }
+        }
+        by.into_iter()
+            .map(|(d, n)| self.health.wait(d, n))
+            .collect()
     }
 }
 
@@ -135,69 +274,43 @@ pub fn show_progress(stats: Arc<Stats>, tx: mpsc::WeakSender<Job>) {
     });
 }
 
-/// How long a worker keeps retrying items the replay store could not check.
-const REPLAY_RETRY_FOR: Duration = Duration::from_secs(60);
-
-/// Whether `item` was rejected only because the replay store could not answer, and can be sent
-/// again (its notification was read).
-///
-/// The policy is [`Error::is_transient`]; `serve` keeps, for now, its narrower retry: only
-/// the replay store (`Error::ReplayStore`), not `KeyUnavailable`, transient `Payload` errors or
-/// `Token(KeysUnavailable)`, which `is_transient()` also counts (a later issue decides).
-fn unchecked(item: &Item) -> bool {
+/// Whether `item` met a passing failure ([`Error::is_transient`]) and can be sent again (its
+/// notification was read): it waits, never dropped.
+fn waits(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r)
-        if r.error.is_transient()
-            && matches!(r.error, Error::ReplayStore(_))
-            && r.notification.is_some())
+        if r.error.is_transient() && r.notification.is_some())
 }
 
-/// Re-runs the items of `items` that were rejected only because the replay store could not
-/// answer ([`unchecked`]), as a body of just those items with the original tokens, with
-/// back-off, for up to [`REPLAY_RETRY_FOR`]; each outcome replaces the rejection at its index.
-/// Items still unchecked after that keep their rejection (logged, and counted).
-fn retry_unchecked(receiver: &Receiver, body: &[u8], items: &mut [Item]) {
-    let pending_in = |items: &[Item]| -> Vec<usize> {
-        items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| unchecked(i))
-            .map(|(at, _)| at)
-            .collect()
-    };
-    let mut pending = pending_in(items);
-    if pending.is_empty() {
-        return;
+fn pending_in(items: &[Item]) -> Vec<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| waits(i))
+        .map(|(at, _)| at)
+        .collect()
+}
+
+/// A body of just the `items` given (their notifications), with the validation tokens of
+/// `body`; `None` when there are none.
+fn retry_body<'a>(body: &[u8], items: impl IntoIterator<Item = &'a Item>) -> Option<String> {
+    let values: Vec<serde_json::Value> = items
+        .into_iter()
+        .filter_map(|i| match &i.outcome {
+            Outcome::Rejected(r) => r
+                .notification
+                .as_ref()
+                .and_then(|n| serde_json::to_value(n).ok()),
+            _ => None,
+        })
+        .collect();
+    if values.is_empty() {
+        return None;
     }
     let tokens = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|mut v| v.get_mut("validationTokens").map(serde_json::Value::take))
         .unwrap_or(serde_json::Value::Null);
-    let start = Instant::now();
-    let mut backoff = Backoff::new(Duration::from_millis(250));
-    while !pending.is_empty() && start.elapsed() < REPLAY_RETRY_FOR {
-        backoff.sleep();
-        let values: Vec<serde_json::Value> = pending
-            .iter()
-            .filter_map(|&at| match &items[at].outcome {
-                Outcome::Rejected(r) => r
-                    .notification
-                    .as_ref()
-                    .and_then(|n| serde_json::to_value(n).ok()),
-                _ => None,
-            })
-            .collect();
-        if values.len() != pending.len() {
-            return;
-        }
-        let retry = serde_json::json!({"value": values, "validationTokens": tokens}).to_string();
-        let Ok(Reply::Notifications(outcomes)) = receiver.receive(None, retry.as_bytes()) else {
-            return;
-        };
-        for (&at, outcome) in pending.iter().zip(outcomes) {
-            items[at].outcome = outcome.outcome;
-        }
-        pending = pending_in(items);
-    }
+    Some(serde_json::json!({"value": values, "validationTokens": tokens}).to_string())
 }
 
 /// One log event per rejected item (at most one a second, with the count of those suppressed):

@@ -201,6 +201,11 @@ impl Served {
     pub fn terminate(&mut self) -> Option<i32> {
         self.process.stop_with("-TERM", Duration::from_secs(20))
     }
+
+    /// Sends SIGKILL (no drain, no flush) and waits for the end; its output is fully read after.
+    pub fn kill_9(&mut self) {
+        self.process.stop_with("-KILL", Duration::from_secs(20));
+    }
 }
 
 /// A one-file HTTP server on 127.0.0.1 answering every GET with `body`; counts the requests.

@@ -2,7 +2,8 @@
 //! each test on a free port of 127.0.0.1 with its memory storage engine: Event Hubs-shaped
 //! records (no tokens, the hub's validation message, an offloaded item, poisonous records); 50
 //! POSTs through `serve --forward` then `consume`; the broker stopped under `serve --forward`
-//! (503, never 202); `consume` killed with SIGKILL mid-stream and restarted, with Redis as the
+//! (503, never 202), and the signing keys out of reach under it (503 until they arrive,
+//! `forward_keys`); `consume` killed with SIGKILL mid-stream and restarted, with Redis as the
 //! replay store: no item missing, none decrypted twice; offloaded payloads read from Azurite
 //! (Microsoft's storage emulator), and a storage account that hangs waited out.
 //!
@@ -11,6 +12,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod forward_keys;
 
 mod groups;
 

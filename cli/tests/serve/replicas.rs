@@ -90,9 +90,9 @@ fn redis_down_fail_closed_answers_503_until_it_is_back() {
     );
     served.wait_lines(1, Duration::from_secs(10));
     redis.stop();
-    // The first POST after the outage is queued (202); its item cannot be checked, so it is held
-    // and retried, never processed unchecked and never lost; from then on POSTs get 503 so that
-    // Graph retries.
+    // The first POST after the outage may be queued (202) before the outage is seen; its item
+    // cannot be checked, so it waits and is retried, never processed unchecked and never lost;
+    // from then on POSTs get 503 so that Graph retries.
     let start = Instant::now();
     let mut statuses = Vec::new();
     while start.elapsed() < Duration::from_secs(10) {
@@ -296,7 +296,10 @@ fn readyz_waits_for_the_signing_keys() {
     let admin = admin_addr(&served);
     assert_eq!(http(admin, "GET", "/healthz", b"").status, 200);
     let readyz = http(admin, "GET", "/readyz", b"");
-    assert_eq!((readyz.status, readyz.body.as_str()), (503, "starting\n"));
+    assert_eq!(
+        (readyz.status, readyz.body.as_str()),
+        (503, "unavailable: signing_keys\n")
+    );
     assert_eq!(http(admin, "POST", "/readyz", b"").status, 405);
     assert_eq!(http(admin, "GET", "/other", b"").status, 404);
     assert_eq!(served.terminate(), Some(0));
