@@ -181,7 +181,8 @@ fn redis_stopped_for_90_s_accepted_items_wait_and_come_out() {
     let readyz = http(admin, "GET", "/readyz", b"");
     assert_eq!(
         (readyz.status, readyz.body.as_str()),
-        (503, "unavailable: replay_store\n")
+        (503, "unavailable: replay_store (refused)\n"),
+        "the cause is named: nothing listens at Redis's address"
     );
     // Whatever was acknowledged during the outage waited; nothing of it was output unchecked.
     assert!(
