@@ -2,9 +2,36 @@
 
 import os
 from collections.abc import Awaitable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, final
 
 __version__: str
+__all__ = [
+    "BackendError",
+    "BodyTooLargeError",
+    "CertificateError",
+    "ClientStateError",
+    "DuplicateError",
+    "Error",
+    "FetchError",
+    "GraphEncryptor",
+    "Item",
+    "KeyLoadError",
+    "KeyRing",
+    "KeySelectionError",
+    "KeyUnavailableError",
+    "MalformedError",
+    "PayloadError",
+    "Receiver",
+    "ReplayStoreError",
+    "Reply",
+    "SigningKeys",
+    "TokenError",
+    "TokenIssuer",
+    "TooManyError",
+    "VerificationError",
+    "__version__",
+    "self_signed_certificate",
+]
 
 _Source = Union[bytes, str, "os.PathLike[str]"]
 _Strings = Union[str, Sequence[str]]
@@ -57,10 +84,11 @@ class FetchError(Error):
 class BackendError(Error):
     """A failure of the cryptographic backend, or another error of the crate."""
 
+@final
 class KeyRing:
     """The private keys of the certificates you gave Graph, each under its encryptionCertificateId."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> "KeyRing": ...
     def add(
         self,
         certificate_id: Optional[str],
@@ -75,6 +103,7 @@ class KeyRing:
         """Removes every key registered under certificate_id; returns whether one was."""
     def __len__(self) -> int: ...
 
+@final
 class SigningKeys:
     """The Microsoft identity platform's token signing keys."""
 
@@ -92,9 +121,10 @@ class SigningKeys:
         """Microsoft's keys, fetched now and refreshed in the background."""
     def kids(self) -> list[str]:
         """The key ids held now."""
-    def __contains__(self, kid: str) -> bool: ...
+    def __contains__(self, kid: str, /) -> bool: ...
     def __len__(self) -> int: ...
 
+@final
 class Item:
     """The outcome of one notification of a body."""
 
@@ -115,6 +145,7 @@ class Item:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object `msgraph-notify decrypt` prints for this item."""
 
+@final
 class Reply:
     """What to answer and what arrived."""
 
@@ -122,11 +153,12 @@ class Reply:
     items: list[Item]
     status_code: int
 
+@final
 class Receiver:
     """Verifies and decrypts Graph's change notifications."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         keys: KeyRing,
         app_ids: _Strings,
         *,
@@ -134,13 +166,13 @@ class Receiver:
         signing_keys: Optional[SigningKeys] = None,
         replay: bool = True,
         tenants: Optional[_Strings] = None,
-        max_body_bytes: int = 1048576,
-        max_items: int = ...,
+        max_body_bytes: int = ...,  # 1 MiB
+        max_items: int = ...,  # 1000
         parallel: bool = False,
         replay_capacity: int = 100000,
         replay_ttl: float = 86400.0,
         insecure_skip_token_validation: bool = False,
-    ) -> None: ...
+    ) -> "Receiver": ...
     def receive(self, body: Union[bytes, bytearray], query: Optional[str] = None) -> Reply:
         """Handles one POST (the GIL released while it works)."""
     def areceive(self, body: Union[bytes, bytearray], query: Optional[str] = None) -> Awaitable[Reply]:
@@ -149,10 +181,11 @@ class Receiver:
     def handshake_token(query: str) -> Optional[str]:
         """The handshake token of a query string, or None."""
 
+@final
 class GraphEncryptor:
     """Encrypts resources for a certificate exactly as Graph does."""
 
-    def __init__(self, certificate: bytes, certificate_id: str) -> None: ...
+    def __new__(cls, certificate: bytes, certificate_id: str) -> "GraphEncryptor": ...
     def encrypt(self, plaintext: bytes) -> dict[str, Any]:
         """The encryptedContent object of plaintext."""
     def notification(
@@ -167,11 +200,12 @@ class GraphEncryptor:
     ) -> dict[str, Any]:
         """One notification carrying resource encrypted."""
 
+@final
 class TokenIssuer:
     """Signs validation tokens as the Microsoft identity platform does, with its own key."""
 
     kid: str
-    def __init__(self) -> None: ...
+    def __new__(cls) -> "TokenIssuer": ...
     def jwks(self) -> str:
         """The issuer's public key as a JWKS document."""
     def signing_keys(self) -> SigningKeys:
