@@ -15,6 +15,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/../target}"
 "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet "$here"
-"$venv/bin/python" -m pip install --quiet pytest fastapi httpx uvicorn mypy
+"$venv/bin/python" -m pip install --quiet pytest fastapi httpx uvicorn mypy azure-functions
 cd "$here/tests"  # not python/: its msgraph_notify/ folder would shadow the installed package
 "$venv/bin/python" -m pytest -q . "$@"

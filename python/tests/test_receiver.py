@@ -134,6 +134,10 @@ def test_lifecycle_items(receiver):
     (b"", m.MalformedError),
     (b'{"value": [' + b"{}," * 1000 + b"{}]}", m.TooManyError),
     (b" " * (1 << 20) + b"{}", m.BodyTooLargeError),
+    (b"[" * 100_000, m.MalformedError),
+    (b'{"value": [' + b"[" * 100_000, m.MalformedError),
+    (b'{"value": [{"subscriptionId": "' + b"\\u00" * 1000 + b'"}]}', m.MalformedError),
+    (b"\xff\xfe{}", m.MalformedError),
 ])
 def test_unusable_body_raises(receiver, payload, exc):
     with pytest.raises(exc) as caught:

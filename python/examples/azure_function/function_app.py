@@ -4,7 +4,8 @@ The handshake is answered at once; a notification POST is verified and decrypted
 written to a storage queue (processed by another function, off the request), and answered 202.
 Settings: app settings (environment variables) as in ../settings.py: MSGRAPH_NOTIFY_KEY (the
 key file deployed with the app, or mounted from Key Vault), MSGRAPH_NOTIFY_KEY_PASSWORD,
-MSGRAPH_NOTIFY_CERT_ID, MSGRAPH_NOTIFY_APP_ID, MSGRAPH_NOTIFY_CLIENT_STATE.
+MSGRAPH_NOTIFY_CERT_ID, MSGRAPH_NOTIFY_APP_ID, MSGRAPH_NOTIFY_CLIENT_STATE (and, for tests,
+MSGRAPH_NOTIFY_CERT and MSGRAPH_NOTIFY_JWKS).
 """
 
 import json
@@ -20,10 +21,13 @@ def receiver_from_env() -> Receiver:
     env = os.environ
     keys = KeyRing()
     keys.add(env["MSGRAPH_NOTIFY_CERT_ID"], env["MSGRAPH_NOTIFY_KEY"],
-             password=env.get("MSGRAPH_NOTIFY_KEY_PASSWORD"))
-    # Microsoft's token signing keys, fetched now and refreshed in the background.
+             password=env.get("MSGRAPH_NOTIFY_KEY_PASSWORD"), certificate=env.get("MSGRAPH_NOTIFY_CERT"))
+    # Microsoft's token signing keys, fetched now and refreshed in the background (a fixed JWKS
+    # file in tests).
+    jwks = env.get("MSGRAPH_NOTIFY_JWKS")
+    signing_keys = SigningKeys.from_jwks(open(jwks, "rb").read()) if jwks else SigningKeys.fetch()
     return Receiver(keys, [env["MSGRAPH_NOTIFY_APP_ID"]],
-                    client_state=env["MSGRAPH_NOTIFY_CLIENT_STATE"], signing_keys=SigningKeys.fetch())
+                    client_state=env["MSGRAPH_NOTIFY_CLIENT_STATE"], signing_keys=signing_keys)
 
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
