@@ -30,6 +30,11 @@ use crate::keys::{KeyRing, Refresher, SigningKeys, runtime};
 /// `insecure_skip_token_validation`: accept encrypted items without validation tokens, ONLY to
 /// open a captured body offline (anyone holding your certificate can forge an item).
 /// Raises MalformedError for unusable options.
+///
+/// Memory: a body over `max_body_bytes` (default 1 MiB) or with more than `max_items` items
+/// (default 1000) is refused before any per-item work; the replay memory holds at most
+/// `replay_capacity` fingerprints (32 bytes each). A `Reply` holds each decrypted resource as
+/// `data`, `plaintext` and the line of `to_dict()`, so about three times the decrypted size.
 #[pyclass(module = "msgraph_notify._native", frozen)]
 pub struct Receiver {
     inner: Arc<crate_receiver::Receiver>,
