@@ -129,10 +129,11 @@ def run(receive, bodies, threads):
 def spins_during(receive, body):
     """How often this thread can count while another runs `receive(body)`: millions when the
     call releases the GIL, a handful when it holds it."""
-    done = threading.Event()
-    t = threading.Thread(target=lambda: (receive(body), done.set()))
+    started, done = threading.Event(), threading.Event()
+    t = threading.Thread(target=lambda: (started.set(), receive(body), done.set()))
     count = 0
     t.start()
+    started.wait()
     while not done.is_set():
         count += 1
     t.join()
