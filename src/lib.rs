@@ -98,6 +98,9 @@ pub mod token;
 pub mod testing;
 
 pub use decrypt::{Decrypted, Decryptor, Plaintext};
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub use error::GraphError;
 pub use error::{Error, Result};
 pub use keys::{Certificate, KeyRing, PrivateKey};
 pub use model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};

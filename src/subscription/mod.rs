@@ -71,6 +71,13 @@ mod date_time;
 mod limits;
 mod request;
 
+#[cfg(feature = "manage")]
+mod access_token;
+#[cfg(feature = "manage")]
+mod client;
+#[cfg(feature = "manage")]
+mod http;
+
 pub use crate::error::SubscriptionError;
 pub use date_time::{format_date_time, parse_date_time, renew_at};
 pub use limits::{
@@ -78,6 +85,18 @@ pub use limits::{
     MAX_PRESENCE_IDS, ResourceLimits,
 };
 pub use request::SubscriptionRequest;
+
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub use {
+    crate::error::GraphError,
+    access_token::{
+        AccessToken, CachedToken, ClientCredentials, DEFAULT_AUTHORITY, GRAPH_SCOPE, TokenCommand,
+        TokenFuture, TokenSource,
+    },
+    client::{DEFAULT_GRAPH_URL, GraphClient, RetryPolicy, Subscription},
+    http::MAX_RESPONSE_BYTES,
+};
 
 const MINUTE: u64 = 60;
 
