@@ -81,6 +81,7 @@
 
 mod open_enum;
 
+pub mod clock;
 pub mod crypto;
 pub mod decrypt;
 pub mod error;
@@ -98,10 +99,10 @@ pub mod token;
 pub mod testing;
 
 pub use decrypt::{Decrypted, Decryptor, Plaintext};
+pub use error::{Error, Result};
 #[cfg(feature = "manage")]
 #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
-pub use error::GraphError;
-pub use error::{Error, Result};
+pub use error::{GraphError, KeeperError};
 pub use keys::{Certificate, KeyRing, PrivateKey};
 pub use model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};
 pub use resource::Resource;

@@ -76,7 +76,13 @@ mod access_token;
 #[cfg(feature = "manage")]
 mod client;
 #[cfg(feature = "manage")]
+mod client_credentials;
+#[cfg(feature = "manage")]
 mod http;
+#[cfg(feature = "manage")]
+mod keeper;
+#[cfg(feature = "manage")]
+mod token_command;
 
 pub use crate::error::SubscriptionError;
 pub use date_time::{format_date_time, parse_date_time, renew_at};
@@ -89,13 +95,18 @@ pub use request::SubscriptionRequest;
 #[cfg(feature = "manage")]
 #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
 pub use {
-    crate::error::GraphError,
+    crate::error::{GraphError, KeeperError},
     access_token::{
-        AccessToken, CachedToken, ClientCredentials, DEFAULT_AUTHORITY, GRAPH_SCOPE, TokenCommand,
-        TokenFuture, TokenSource,
+        AccessToken, CachedToken, DEFAULT_AUTHORITY, GRAPH_SCOPE, TokenFuture, TokenSource,
     },
     client::{DEFAULT_GRAPH_URL, GraphClient, RetryPolicy, Subscription},
+    client_credentials::ClientCredentials,
     http::MAX_RESPONSE_BYTES,
+    keeper::{
+        DesiredSubscription, FileState, Keeper, KeeperEvent, KeptSubscription, MemoryState,
+        StateStore,
+    },
+    token_command::TokenCommand,
 };
 
 const MINUTE: u64 = 60;
