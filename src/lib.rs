@@ -73,6 +73,9 @@
 //!   storage (Event Hubs delivery, over 1 MB); any other store plugs in through
 //!   [`offload::PayloadStore`].
 //!
+//! - `emulator`: `emulator::Emulator`, Microsoft Graph's subscription API, Entra ID's token
+//!   endpoint and Graph's deliveries on 127.0.0.1, for tests of receivers and subscription clients.
+//!
 //! On docs.rs every feature is documented, each item marked with the feature it needs.
 
 #![forbid(unsafe_code)]
@@ -97,6 +100,10 @@ pub mod token;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+
+#[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
+pub mod emulator;
 
 pub use decrypt::{Decrypted, Decryptor, Plaintext};
 pub use error::{Error, Result};

@@ -87,10 +87,13 @@ mod token_command;
 pub use crate::error::SubscriptionError;
 pub use date_time::{format_date_time, parse_date_time, renew_at};
 pub use limits::{
-    LIFECYCLE_URL_REQUIRED_OVER, MAX_CERTIFICATE_ID_CHARS, MAX_CLIENT_STATE_CHARS,
-    MAX_PRESENCE_IDS, ResourceLimits,
+    DELIVERY_ANSWER_TIMEOUT, DELIVERY_RETRY_WINDOW, LIFECYCLE_URL_REQUIRED_OVER,
+    MAX_CERTIFICATE_ID_CHARS, MAX_CLIENT_STATE_CHARS, MAX_PRESENCE_IDS, MIN_LIFETIME,
+    ResourceLimits, VALIDATION_TIMEOUT,
 };
 pub use request::SubscriptionRequest;
+#[cfg(feature = "emulator")]
+pub(crate) use request::{check_change_types, check_length, check_resource, check_url};
 
 #[cfg(feature = "manage")]
 #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]

@@ -67,20 +67,7 @@ impl SubscriptionRequest {
         certificate: &Certificate,
         certificate_id: &str,
     ) -> Result<Self, SubscriptionError> {
-        let limits = ResourceLimits::of(resource)
-            .ok_or_else(|| SubscriptionError::UnsupportedResource(resource.to_owned()))?;
-        if limits.requires_select && !has_query_option(resource, "$select") {
-            return Err(SubscriptionError::SelectRequired(limits.kind.as_str()));
-        }
-        if limits.kind == PathKind::Presence {
-            let count = presence_filter_ids(resource);
-            if count > MAX_PRESENCE_IDS {
-                return Err(SubscriptionError::TooManyPresenceIds {
-                    count,
-                    max: MAX_PRESENCE_IDS,
-                });
-            }
-        }
+        let limits = check_resource(resource)?;
         check_url("notificationUrl", notification_url)?;
         check_length(
             "encryptionCertificateId",
@@ -118,29 +105,7 @@ impl SubscriptionRequest {
     ///
     /// [`SubscriptionError::ChangeType`] for an empty list or a type the resource does not support.
     pub fn change_types<S: AsRef<str>>(mut self, types: &[S]) -> Result<Self, SubscriptionError> {
-        let supported = self.limits.change_types;
-        let refuse = |given: &str| SubscriptionError::ChangeType {
-            kind: self.limits.kind.as_str(),
-            given: given.to_owned(),
-            supported: supported.join(","),
-        };
-        if types.is_empty() {
-            return Err(refuse(""));
-        }
-        let mut chosen: Vec<&'static str> = Vec::new();
-        for given in types {
-            let given = given.as_ref().trim();
-            let known = supported
-                .iter()
-                .find(|s| s.eq_ignore_ascii_case(given))
-                .ok_or_else(|| refuse(given))?;
-            if !chosen.contains(known) {
-                chosen.push(known);
-            }
-        }
-        // Graph's order, whatever the order given.
-        chosen.sort_by_key(|c| supported.iter().position(|s| s == c));
-        self.change_types = chosen;
+        self.change_types = check_change_types(self.limits, types)?;
         Ok(self)
     }
 
@@ -290,6 +255,58 @@ impl SubscriptionRequest {
     }
 }
 
+/// The limits of `resource`, checked as Graph checks the path: a kind with resource data,
+/// `$select` on Outlook resources, at most [`MAX_PRESENCE_IDS`] presence ids. Shared by
+/// [`SubscriptionRequest::new`] and the emulator (one source for both).
+pub(crate) fn check_resource(resource: &str) -> Result<&'static ResourceLimits, SubscriptionError> {
+    let limits = ResourceLimits::of(resource)
+        .ok_or_else(|| SubscriptionError::UnsupportedResource(resource.to_owned()))?;
+    if limits.requires_select && !has_query_option(resource, "$select") {
+        return Err(SubscriptionError::SelectRequired(limits.kind.as_str()));
+    }
+    if limits.kind == PathKind::Presence {
+        let count = presence_filter_ids(resource);
+        if count > MAX_PRESENCE_IDS {
+            return Err(SubscriptionError::TooManyPresenceIds {
+                count,
+                max: MAX_PRESENCE_IDS,
+            });
+        }
+    }
+    Ok(limits)
+}
+
+/// The change types `types` (case-insensitive, duplicates merged) checked against what `limits`
+/// supports, in Graph's order. Shared by [`SubscriptionRequest::change_types`] and the emulator.
+pub(crate) fn check_change_types<S: AsRef<str>>(
+    limits: &ResourceLimits,
+    types: &[S],
+) -> Result<Vec<&'static str>, SubscriptionError> {
+    let supported = limits.change_types;
+    let refuse = |given: &str| SubscriptionError::ChangeType {
+        kind: limits.kind.as_str(),
+        given: given.to_owned(),
+        supported: supported.join(","),
+    };
+    if types.is_empty() {
+        return Err(refuse(""));
+    }
+    let mut chosen: Vec<&'static str> = Vec::new();
+    for given in types {
+        let given = given.as_ref().trim();
+        let known = supported
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(given))
+            .ok_or_else(|| refuse(given))?;
+        if !chosen.contains(known) {
+            chosen.push(known);
+        }
+    }
+    // Graph's order, whatever the order given.
+    chosen.sort_by_key(|c| supported.iter().position(|s| s == c));
+    Ok(chosen)
+}
+
 /// Whether the query of `resource` has the option `name` (case-insensitive).
 fn has_query_option(resource: &str, name: &str) -> bool {
     resource.split_once('?').is_some_and(|(_, query)| {
@@ -302,7 +319,7 @@ fn has_query_option(resource: &str, name: &str) -> bool {
 }
 
 /// How many quoted ids a presence `$filter=id in ('…','…')` names (0 without a filter).
-fn presence_filter_ids(resource: &str) -> usize {
+pub(crate) fn presence_filter_ids(resource: &str) -> usize {
     let Some((_, query)) = resource.split_once('?') else {
         return 0;
     };
@@ -314,7 +331,7 @@ fn presence_filter_ids(resource: &str) -> usize {
     quotes / 2
 }
 
-fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
+pub(crate) fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
     let lower = url
         .get(..10)
         .map(str::to_ascii_lowercase)
@@ -337,7 +354,11 @@ fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
     }
 }
 
-fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), SubscriptionError> {
+pub(crate) fn check_length(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), SubscriptionError> {
     let len = value.chars().count();
     if len == 0 || len > max {
         Err(SubscriptionError::Length { field, len, max })
