@@ -1,27 +1,27 @@
-//! Where the time comes from, for what runs on Graph's schedule (subscription lifetimes, renewals,
-//! the emulator's expiries): the system clock in a service, a [`ManualClock`] that a test moves
-//! ahead and shares between the code under test and the emulator, so 48 hours pass in a second.
+//! Where the time comes from, for what runs on Graph's schedule: subscription lifetimes and
+//! expiry in the emulator, renewals in the keeper. A [`ManualClock`] shared by a test, the
+//! emulator and the keeper makes an hour pass in a millisecond. Access-token lifetimes stay on
+//! real time.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// A source of the wall-clock time.
-///
-/// ```
-/// use std::time::Duration;
-/// use msgraph_notify::clock::{Clock, ManualClock, SystemClock};
-/// let clock = ManualClock::new(SystemClock.now());
-/// let start = clock.now();
-/// clock.advance(Duration::from_secs(3600));
-/// assert_eq!(clock.now().duration_since(start).unwrap(), Duration::from_secs(3600));
-/// ```
-pub trait Clock: Send + Sync {
-    /// The time now.
+/// A source of "now" for subscription lifetimes, shareable between the emulator and the code
+/// under test.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// Moves the clock `by` ahead, if it can be moved (the system clock cannot: it returns
+    /// `false`).
+    fn advance(&self, by: Duration) -> bool {
+        let _ = by;
+        false
+    }
 }
 
-/// The system's wall clock.
+/// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -31,42 +31,44 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told (tests). Cloning shares the clock.
-#[derive(Debug, Clone)]
+/// The system clock plus an offset that only grows: [`Clock::advance`] (or the control API's
+/// `POST /_emulator/clock`) moves it ahead. Clones share the offset, so a test gives one clone to
+/// the emulator and one to the code under test.
+///
+/// ```
+/// use std::time::Duration;
+/// use msgraph_notify::clock::{Clock, ManualClock};
+/// let clock = ManualClock::new();
+/// let shared = clock.clone();
+/// let before = shared.now();
+/// clock.advance(Duration::from_secs(3600));
+/// assert!(shared.now().duration_since(before).unwrap() >= Duration::from_secs(3600));
+/// ```
+#[derive(Debug, Clone, Default)]
 pub struct ManualClock {
-    start: SystemTime,
-    /// Nanoseconds since `start`.
-    elapsed: Arc<AtomicU64>,
+    offset: Arc<Mutex<Duration>>,
 }
 
 impl ManualClock {
-    /// A clock showing `start`.
-    pub fn new(start: SystemTime) -> Self {
-        ManualClock {
-            start,
-            elapsed: Arc::new(AtomicU64::new(0)),
-        }
+    /// A clock at the system's time, not yet advanced.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Moves the clock ahead by `by` (at most about 584 years in all).
-    pub fn advance(&self, by: Duration) {
-        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .elapsed
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |e| {
-                Some(e.saturating_add(nanos))
-            });
+    /// How far the clock has been moved ahead of the system's.
+    pub fn offset(&self) -> Duration {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        self.start + Duration::from_nanos(self.elapsed.load(Ordering::SeqCst))
+        SystemTime::now() + self.offset()
     }
-}
 
-impl<T: Clock + ?Sized> Clock for Arc<T> {
-    fn now(&self) -> SystemTime {
-        (**self).now()
+    fn advance(&self, by: Duration) -> bool {
+        let mut offset = self.offset.lock().unwrap_or_else(|e| e.into_inner());
+        *offset = offset.saturating_add(by);
+        true
     }
 }

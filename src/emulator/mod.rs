@@ -46,7 +46,6 @@
 // `Err`, once per refused request, where clarity matters more than moving 128 bytes.
 #![allow(clippy::result_large_err)]
 
-mod clock;
 mod control;
 mod delivery;
 mod entra;
@@ -60,7 +59,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use control::{Change, Fault};
 pub use delivery::{DeliveryPolicy, DeliveryRecord};
 pub use state::Subscription;

@@ -68,7 +68,7 @@ impl SubscriptionRequest {
         certificate_id: &str,
     ) -> Result<Self, SubscriptionError> {
         let limits = check_resource(resource)?;
-        check_url("notificationUrl", notification_url)?;
+        check_receiver_url("notificationUrl", notification_url)?;
         check_length(
             "encryptionCertificateId",
             certificate_id,
@@ -93,7 +93,7 @@ impl SubscriptionRequest {
     ///
     /// [`SubscriptionError::Url`] when it is not HTTPS.
     pub fn lifecycle_url(mut self, url: &str) -> Result<Self, SubscriptionError> {
-        check_url("lifecycleNotificationUrl", url)?;
+        check_receiver_url("lifecycleNotificationUrl", url)?;
         self.lifecycle_notification_url = Some(url.to_owned());
         Ok(self)
     }
@@ -331,6 +331,41 @@ pub(crate) fn presence_filter_ids(resource: &str) -> usize {
     quotes / 2
 }
 
+/// A receiver's URL as [`SubscriptionRequest`] takes it: HTTPS (see [`check_url`]), or plain HTTP
+/// to the loopback, which only a local emulator can reach (Graph refuses it, and could not reach
+/// it).
+fn check_receiver_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
+    if is_loopback_http(url) {
+        Ok(())
+    } else {
+        check_url(field, url)
+    }
+}
+
+/// Whether `url` is `http://` to 127.0.0.0/8, `localhost` or `[::1]` (any port and path).
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') || url.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(crate) fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
     let lower = url
         .get(..10)
@@ -370,6 +405,28 @@ pub(crate) fn check_length(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_the_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/notify",
+            "http://127.3.4.5/x",
+            "HTTP://localhost:1/",
+            "http://[::1]:9/n?a=b",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for refused in [
+            "http://127.0.0.1.evil.example/",
+            "http://user@127.0.0.1/",
+            "http://10.0.0.1/",
+            "https://127.0.0.1/",
+            "http://localhost.example/",
+            "http://",
+        ] {
+            assert!(!is_loopback_http(refused), "{refused}");
+        }
+    }
 
     #[test]
     fn presence_ids_and_select_are_counted_from_the_query() {
