@@ -264,3 +264,53 @@ async fn each_lifecycle_event_comes_out_of_serve_as_a_lifecycle_item() {
     drop(served);
     drop(emulator.process);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_standard_library_receiver_of_the_readme_gets_basic_notifications() {
+    let Some(python) = process::tool("PYTHON3", "python3", "python3", "apt-get install python3")
+    else {
+        return;
+    };
+    let fx = Fixture::new();
+    let emulator = Emulated::start(&fx);
+    let port = test_support::net::free_port();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/emulator_receiver.py"
+    );
+    let receiver = Captured::spawn(
+        std::process::Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .env("CLIENT_STATE", CLIENT_STATE),
+        "emulator_receiver.py",
+    );
+    test_support::net::wait_for_port(port, PATIENCE, "emulator_receiver.py", || {
+        format!("{:?}", receiver.stderr.snapshot())
+    });
+    let token = emulator.access_token().await;
+    let expiration = std::time::SystemTime::now() + Duration::from_secs(50 * 60);
+    let body = json!({
+        "changeType": "created,updated",
+        "notificationUrl": format!("http://127.0.0.1:{port}/notify"),
+        "resource": "/chats/c1/messages",
+        "expirationDateTime": msgraph_notify::subscription::format_date_time(expiration),
+        "clientState": CLIENT_STATE,
+    });
+    let (status, created) = emulator
+        .post("/v1.0/subscriptions", Some(&token), &body)
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["includeResourceData"], false);
+    let change = json!({"resource": "chats/c1/messages/7", "changeType": "created", "count": 2});
+    let (status, _) = emulator.post("/_emulator/changes", None, &change).await;
+    assert_eq!(status, 202);
+    let lines = receiver.wait_for("two items printed", PATIENCE, |l| l.len() >= 2);
+    for line in &lines {
+        assert_eq!(line["subscriptionId"], created["id"], "{line}");
+        assert_eq!(line["changeType"], "created");
+        assert_eq!(line["resource"], "chats/c1/messages/7");
+    }
+    drop(receiver);
+    drop(emulator.process);
+}
