@@ -35,6 +35,8 @@ mod secret;
 mod serve;
 mod signal;
 mod subscription;
+#[cfg(feature = "manage")]
+mod subscriptions;
 
 pub use secret::Secret;
 
@@ -65,6 +67,8 @@ enum Command {
     #[cfg(feature = "kafka")]
     Consume(consume::Args),
     Subscription(subscription::Args),
+    #[cfg(feature = "manage")]
+    Subscriptions(subscriptions::Args),
     #[cfg(feature = "emulator")]
     Emulator(emulator::Args),
 }
@@ -99,6 +103,8 @@ fn main() -> ExitCode {
         #[cfg(feature = "kafka")]
         Command::Consume(args) => consume::run(args),
         Command::Subscription(args) => subscription::run(args),
+        #[cfg(feature = "manage")]
+        Command::Subscriptions(args) => subscriptions::run(args),
         #[cfg(feature = "emulator")]
         Command::Emulator(args) => emulator::run(args),
     };

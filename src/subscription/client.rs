@@ -47,6 +47,9 @@ pub struct Subscription {
     /// Every other property Graph answered (`applicationId`, `creatorId`, …).
     #[serde(flatten, skip_serializing_if = "Map::is_empty")]
     pub other: Map<String, Value>,
+    /// `clientState`, read and dropped: a secret, never kept, printed or logged.
+    #[serde(rename = "clientState", default, skip_serializing)]
+    client_state: Option<serde::de::IgnoredAny>,
 }
 
 impl Subscription {

@@ -4,6 +4,8 @@
 //! [`ReceiverOpts`] gathers those of `decrypt` and `serve`, and builds their receiver.
 
 mod client_state;
+#[cfg(feature = "manage")]
+mod graph;
 mod keys;
 mod limits;
 mod replay;
@@ -16,6 +18,8 @@ use msgraph_notify::token::fetch::KeyFetcher;
 use msgraph_notify::{Decryptor, KeyRing};
 
 pub use client_state::{CLIENT_STATE_ENV, ClientStateOpts};
+#[cfg(feature = "manage")]
+pub use graph::GraphOpts;
 pub use keys::KeyOpts;
 pub use limits::{ItemLimit, Limits};
 pub use replay::{Replay, ReplayOpts};

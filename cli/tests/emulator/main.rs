@@ -5,6 +5,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[cfg(feature = "manage")]
+mod subscriptions;
 
 use std::time::Duration;
 
