@@ -95,6 +95,9 @@ pub use request::SubscriptionRequest;
 #[cfg(feature = "emulator")]
 pub(crate) use request::{check_change_types, check_length, check_resource, check_url};
 
+#[cfg(all(feature = "manage", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "manage", feature = "redis"))))]
+pub use keeper::{Coordination, RedisState};
 #[cfg(feature = "manage")]
 #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
 pub use {

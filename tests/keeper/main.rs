@@ -15,6 +15,9 @@ use msgraph_notify::{Certificate, Decryptor, KeyRing, PrivateKey};
 use serde_json::{Value, json};
 use test_support::emulator::Endpoint;
 
+#[cfg(feature = "redis")]
+mod replicas;
+
 const APP_ID: &str = "3c5ae9b2-7a0e-4f1d-9a43-5b8d2f6c1e07";
 const CERT_ID: &str = "keeper-cert";
 const CLIENT_STATE: &str = "keeper client state";

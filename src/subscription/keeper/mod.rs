@@ -18,26 +18,37 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
-use super::{GraphClient, Subscription, SubscriptionRequest};
+use super::GraphClient;
 use crate::clock::{Clock, SystemClock};
-use crate::error::{GraphError, KeeperError};
+use crate::error::GraphError;
 use crate::keys::Certificate;
 use crate::model::{ChangeNotification, LifecycleEvent};
 
+mod actions;
+
+use actions::renew_due;
 mod desired;
 mod event;
+#[cfg(feature = "redis")]
+mod redis;
 mod state;
 
 pub use desired::DesiredSubscription;
 pub use event::KeeperEvent;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{Coordination, RedisState};
 pub use state::{FileState, KeptSubscription, MemoryState, StateStore};
 
 /// Graph's rule: no reauthorize and PATCH of one subscription within this time of each other.
 const REAUTHORIZE_GAP: Duration = Duration::from_secs(10 * 60);
 /// After a failure, the entry is tried again this much later (Graph's own retries come first).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
-/// The longest the run loop sleeps between two passes.
-const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// The longest the run loop sleeps between two passes (a pass with nothing due sends nothing to
+/// Graph; with coordination it extends the lease, which must outlast this).
+const MAX_SLEEP: Duration = Duration::from_secs(10);
+/// How often a replica that is not the keeper looks whether the lease is free.
+const FOLLOWER_POLL: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Inner {
@@ -66,6 +77,10 @@ pub struct Keeper {
     certificates: RwLock<BTreeMap<String, Certificate>>,
     client_state: Option<Zeroizing<String>>,
     store: Box<dyn StateStore>,
+    #[cfg(feature = "redis")]
+    coordination: Option<Box<dyn Coordination>>,
+    /// Whether this replica held the lease at its last look (always, without coordination).
+    leader: std::sync::atomic::AtomicBool,
     inner: tokio::sync::Mutex<Inner>,
 }
 
@@ -83,8 +98,77 @@ impl Keeper {
             certificates: RwLock::new(BTreeMap::new()),
             client_state: None,
             store: Box::new(store),
+            #[cfg(feature = "redis")]
+            coordination: None,
+            leader: std::sync::atomic::AtomicBool::new(true),
             inner: tokio::sync::Mutex::new(Inner::default()),
         }
+    }
+
+    /// Replicas sharing one [`RedisState`]: only the holder of its lease keeps the subscriptions
+    /// (the others hand it their lifecycle notifications), so each desired subscription exists
+    /// once whatever the number of replicas. Give the same `RedisState` as the store.
+    ///
+    /// ```no_run
+    /// # fn build(graph: msgraph_notify::subscription::GraphClient) -> Result<(), msgraph_notify::KeeperError> {
+    /// use std::sync::Arc;
+    /// use msgraph_notify::subscription::{Keeper, RedisState};
+    /// let redis = Arc::new(RedisState::open("redis://redis.internal:6379/")?);
+    /// let keeper = Keeper::new(graph, Vec::new(), redis.clone()).coordination(redis);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn coordination(mut self, coordination: impl Coordination + 'static) -> Self {
+        self.coordination = Some(Box::new(coordination));
+        self.leader
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self
+    }
+
+    /// Whether this replica keeps the subscriptions now (always without coordination).
+    pub fn is_keeper(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Holds the lease when replicas coordinate: whether this replica is the keeper, with the
+    /// events of a takeover (adoption) and of the handed-over lifecycle notifications.
+    async fn lead(&self) -> (bool, Vec<KeeperEvent>) {
+        #[cfg(feature = "redis")]
+        if let Some(coordination) = &self.coordination {
+            use std::sync::atomic::Ordering::SeqCst;
+            let mut events = Vec::new();
+            let held = coordination.hold_lease();
+            let leading = matches!(held, Ok(true));
+            // Without the lease's word (Redis unreachable), act as a follower: never two keepers.
+            let was = self.leader.swap(leading, SeqCst);
+            if let Err(error) = held {
+                events.push(KeeperEvent::Failed {
+                    key: String::new(),
+                    action: "lease",
+                    error,
+                });
+            }
+            if leading {
+                if !was {
+                    events.extend(self.adopt().await);
+                }
+                match coordination.take_handed_over() {
+                    Ok(handed) => {
+                        for notification in &handed {
+                            events.extend(self.answer(notification).await);
+                        }
+                    }
+                    Err(error) => events.push(KeeperEvent::Failed {
+                        key: String::new(),
+                        action: "lease",
+                        error,
+                    }),
+                }
+            }
+            return (leading, events);
+        }
+        (true, Vec::new())
     }
 
     /// Another clock (a test's [`ManualClock`](crate::clock::ManualClock), shared with the
@@ -124,7 +208,17 @@ impl Keeper {
     /// Reads the state and adopts what it names: each kept subscription still desired is looked
     /// up (`GET`, one per subscription, never a list); one Graph no longer has is forgotten (the
     /// next pass creates it); one no longer desired is deleted.
+    ///
+    /// With [`coordination`](Self::coordination), only the replica that gets the lease adopts.
     pub async fn start(&self) -> Vec<KeeperEvent> {
+        #[cfg(feature = "redis")]
+        if self.coordination.is_some() {
+            return self.lead().await.1;
+        }
+        self.adopt().await
+    }
+
+    async fn adopt(&self) -> Vec<KeeperEvent> {
         let mut events = Vec::new();
         let loaded = match self.store.load() {
             Ok(loaded) => loaded,
@@ -138,6 +232,7 @@ impl Keeper {
             }
         };
         let mut inner = self.inner.lock().await;
+        inner.kept.clear();
         for kept in loaded {
             if !self.desired.iter().any(|d| d.key() == kept.key) {
                 match self.graph.delete(&kept.id).await {
@@ -177,8 +272,18 @@ impl Keeper {
         events
     }
 
-    /// One pass: creates what is missing, patches changed certificates, renews what is due.
+    /// One pass: creates what is missing, patches changed certificates, renews what is due (with
+    /// coordination: only on the replica holding the lease, which also answers the lifecycle
+    /// notifications handed over to it).
     pub async fn reconcile(&self) -> Vec<KeeperEvent> {
+        let (leading, mut events) = self.lead().await;
+        if leading {
+            events.extend(self.pass().await);
+        }
+        events
+    }
+
+    async fn pass(&self) -> Vec<KeeperEvent> {
         let mut events = Vec::new();
         let mut inner = self.inner.lock().await;
         let now = self.clock.now();
@@ -216,8 +321,24 @@ impl Keeper {
         events
     }
 
-    /// Answers a lifecycle notification about a kept subscription (others are ignored).
+    /// Answers a lifecycle notification about a kept subscription (others are ignored). With
+    /// coordination, it is handed over to the keeper replica, which answers it at its next pass.
     pub async fn on_lifecycle(&self, notification: &ChangeNotification) -> Vec<KeeperEvent> {
+        #[cfg(feature = "redis")]
+        if let Some(coordination) = &self.coordination {
+            return match coordination.hand_over(notification) {
+                Ok(()) => Vec::new(),
+                Err(error) => vec![KeeperEvent::Failed {
+                    key: String::new(),
+                    action: "hand over",
+                    error,
+                }],
+            };
+        }
+        self.answer(notification).await
+    }
+
+    async fn answer(&self, notification: &ChangeNotification) -> Vec<KeeperEvent> {
         let mut events = Vec::new();
         let Some(id) = notification.subscription_id.as_deref() else {
             return events;
@@ -302,7 +423,7 @@ impl Keeper {
     }
 
     /// Runs until `shutdown` completes: [`start`](Self::start), then a pass whenever one is due
-    /// (at least once a minute), and each lifecycle notification received on `lifecycle` answered
+    /// (at least every 10 s; a follower replica looks at the lease every 5 s), and each lifecycle notification received on `lifecycle` answered
     /// at once. Every event goes to `on_event`.
     pub async fn run(
         &self,
@@ -314,12 +435,15 @@ impl Keeper {
         tokio::pin!(shutdown);
         loop {
             self.reconcile().await.into_iter().for_each(&mut on_event);
-            let wait = self
-                .next_due()
-                .await
-                .duration_since(self.clock.now())
-                .unwrap_or_default()
-                .clamp(Duration::from_millis(100), MAX_SLEEP);
+            let wait = if self.is_keeper() {
+                self.next_due()
+                    .await
+                    .duration_since(self.clock.now())
+                    .unwrap_or_default()
+                    .clamp(Duration::from_millis(100), MAX_SLEEP)
+            } else {
+                FOLLOWER_POLL
+            };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 Some(notification) = lifecycle.recv() => {
@@ -327,159 +451,6 @@ impl Keeper {
                 }
                 () = &mut shutdown => return,
             }
-        }
-    }
-
-    fn request(&self, desired: &DesiredSubscription) -> Result<SubscriptionRequest, KeeperError> {
-        let certificate = self
-            .certificates
-            .read()
-            .ok()
-            .and_then(|c| c.get(&desired.encryption_certificate_id).cloned())
-            .ok_or_else(|| KeeperError::NoCertificate(desired.encryption_certificate_id.clone()))?;
-        let mut request = SubscriptionRequest::new(
-            &desired.resource,
-            &desired.notification_url,
-            &certificate,
-            &desired.encryption_certificate_id,
-        )?;
-        if let Some(url) = &desired.lifecycle_notification_url {
-            request = request.lifecycle_url(url)?;
-        }
-        if let Some(types) = &desired.change_type {
-            request = request.change_types(&types.split(',').collect::<Vec<_>>())?;
-        }
-        if let Some(secret) = &self.client_state {
-            request = request.client_state(secret)?;
-        }
-        if let Some(lifetime) = desired.lifetime() {
-            request = request.lifetime(lifetime);
-        }
-        Ok(request)
-    }
-
-    fn thumbprint(&self, desired: &DesiredSubscription) -> Option<String> {
-        self.certificates
-            .read()
-            .ok()?
-            .get(&desired.encryption_certificate_id)
-            .map(Certificate::thumbprint)
-    }
-
-    async fn create(
-        &self,
-        desired: &DesiredSubscription,
-        now: SystemTime,
-    ) -> Result<KeptSubscription, (&'static str, KeeperError)> {
-        let body = self
-            .request(desired)
-            .and_then(|r| r.create_body(now).map_err(KeeperError::from))
-            .map_err(|e| ("create", e))?;
-        let subscription = self
-            .graph
-            .create(&body)
-            .await
-            .map_err(|e| ("create", e.into()))?;
-        Ok(KeptSubscription {
-            key: desired.key(),
-            id: subscription.id.clone(),
-            resource: subscription.resource.clone(),
-            expiration_date_time: subscription.expiration_date_time.clone(),
-            lifetime_seconds: granted(&subscription, now),
-            last_patch: unix(now),
-            last_reauthorization: None,
-            certificate_thumbprint: self.thumbprint(desired).unwrap_or_default(),
-        })
-    }
-
-    async fn recreate(
-        &self,
-        desired: &DesiredSubscription,
-        old: &KeptSubscription,
-        reason: &'static str,
-        now: SystemTime,
-        events: &mut Vec<KeeperEvent>,
-    ) -> Result<Option<KeptSubscription>, (&'static str, KeeperError)> {
-        // Best effort: a removed subscription is usually gone already.
-        let _ = self.graph.delete(&old.id).await;
-        let kept = self.create(desired, now).await?;
-        events.push(KeeperEvent::Recreated {
-            key: kept.key.clone(),
-            old_id: old.id.clone(),
-            id: kept.id.clone(),
-            reason,
-        });
-        Ok(Some(kept))
-    }
-
-    /// A kept subscription: rotate its certificate if it changed, renew it if due.
-    async fn maintain(
-        &self,
-        desired: &DesiredSubscription,
-        kept: KeptSubscription,
-        now: SystemTime,
-        events: &mut Vec<KeeperEvent>,
-    ) -> Result<Option<KeptSubscription>, (&'static str, KeeperError)> {
-        if let Some(thumbprint) = self.thumbprint(desired)
-            && !thumbprint.eq_ignore_ascii_case(&kept.certificate_thumbprint)
-            && since(now, kept.last_reauthorization.unwrap_or(0)) >= REAUTHORIZE_GAP
-        {
-            let certificate = self
-                .certificates
-                .read()
-                .ok()
-                .and_then(|c| c.get(&desired.encryption_certificate_id).cloned());
-            if let Some(certificate) = certificate {
-                return match self
-                    .graph
-                    .rotate_certificate(&kept.id, &certificate, &desired.encryption_certificate_id)
-                    .await
-                {
-                    Ok(subscription) => {
-                        events.push(KeeperEvent::CertificateRotated {
-                            id: kept.id.clone(),
-                            certificate_id: desired.encryption_certificate_id.clone(),
-                        });
-                        Ok(Some(KeptSubscription {
-                            expiration_date_time: subscription.expiration_date_time,
-                            certificate_thumbprint: thumbprint,
-                            last_patch: unix(now),
-                            ..kept
-                        }))
-                    }
-                    Err(GraphError::Api { status: 404, .. }) => {
-                        self.recreate(desired, &kept, "not found", now, events)
-                            .await
-                    }
-                    Err(e) => Err(("rotate", e.into())),
-                };
-            }
-        }
-        if now < renew_due(&kept) {
-            return Ok(None);
-        }
-        let body = self
-            .request(desired)
-            .and_then(|r| r.renew_body(now).map_err(KeeperError::from))
-            .map_err(|e| ("renew", e))?;
-        match self.graph.patch(&kept.id, &body).await {
-            Ok(subscription) => {
-                events.push(KeeperEvent::Renewed {
-                    id: kept.id.clone(),
-                    expiration: subscription.expiration_date_time.clone(),
-                });
-                Ok(Some(KeptSubscription {
-                    lifetime_seconds: granted(&subscription, now),
-                    expiration_date_time: subscription.expiration_date_time,
-                    last_patch: unix(now),
-                    ..kept
-                }))
-            }
-            Err(GraphError::Api { status: 404, .. }) => {
-                self.recreate(desired, &kept, "not found", now, events)
-                    .await
-            }
-            Err(e) => Err(("renew", e.into())),
         }
     }
 
@@ -510,37 +481,6 @@ fn failed(key: &str, action: &'static str, error: GraphError) -> KeeperEvent {
         action,
         error: error.into(),
     }
-}
-
-/// When a quarter of the granted lifetime remains; no sooner than 10 minutes after a
-/// reauthorization unless the expiry would come first (then a minute before it).
-fn renew_due(kept: &KeptSubscription) -> SystemTime {
-    let expiry =
-        super::parse_date_time(&kept.expiration_date_time).unwrap_or(SystemTime::UNIX_EPOCH);
-    let due = expiry
-        - Duration::from_secs(kept.lifetime_seconds / 4).min(
-            expiry
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default(),
-        );
-    match kept.last_reauthorization {
-        Some(at) => {
-            let gap_end = SystemTime::UNIX_EPOCH + Duration::from_secs(at) + REAUTHORIZE_GAP;
-            let last_moment = expiry
-                .checked_sub(Duration::from_secs(60))
-                .unwrap_or(expiry);
-            due.max(gap_end.min(last_moment))
-        }
-        None => due,
-    }
-}
-
-/// The lifetime Graph granted: its expiry minus the time of the request.
-fn granted(subscription: &Subscription, now: SystemTime) -> u64 {
-    subscription
-        .expires_at()
-        .and_then(|e| e.duration_since(now).ok())
-        .map_or(0, |d| d.as_secs())
 }
 
 fn unix(time: SystemTime) -> u64 {
