@@ -56,6 +56,9 @@ impl SubscriptionRequest {
     /// the resource supports, for the resource's longest lifetime, with no lifecycle URL and no
     /// clientState.
     ///
+    /// The URL must be HTTPS, as Graph requires; plain `http://` is taken only to the loopback
+    /// (`127.0.0.1`, `localhost`, `[::1]`), which only a local emulator can reach.
+    ///
     /// # Errors
     ///
     /// [`SubscriptionError::UnsupportedResource`], [`SubscriptionError::SelectRequired`] and
