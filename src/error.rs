@@ -5,6 +5,12 @@
 
 use std::borrow::Cow;
 
+#[cfg(feature = "manage")]
+mod graph;
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub use graph::{GraphError, KeeperError};
+
 /// Everything that can go wrong while loading keys, checking tokens, or verifying and decrypting a
 /// notification.
 ///
@@ -135,6 +141,13 @@ pub enum Error {
     /// A random number generator or key generation failure.
     #[error("cryptographic backend failure: {0}")]
     Backend(String),
+
+    /// A request to Microsoft Graph's subscription API or to Entra ID's token endpoint failed
+    /// (feature `manage`).
+    #[cfg(feature = "manage")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+    #[error(transparent)]
+    Graph(#[from] GraphError),
 }
 
 impl Error {
@@ -154,13 +167,16 @@ impl Error {
             Error::ReplayStore(_) | Error::KeyUnavailable(_) => true,
             Error::Payload(e) => e.is_transient(),
             Error::Token(e) => matches!(e, TokenError::KeysUnavailable { .. }),
+            #[cfg(feature = "manage")]
+            Error::Graph(e) => e.is_transient(),
             _ => false,
         }
     }
 
     /// The error's reason in the small fixed set used as a metric label (Prometheus keeps one
     /// series per value, so the set never grows with the input): `token`, `client_state`,
-    /// `signature`, `duplicate`, `malformed`, `key`, `replay_store`, `payload` or `other`.
+    /// `signature`, `duplicate`, `malformed`, `key`, `replay_store`, `payload`, `graph` or
+    /// `other`.
     ///
     /// ```
     /// use msgraph_notify::Error;
@@ -183,6 +199,8 @@ impl Error {
             | Error::KeyRefused(_) => "key",
             Error::ReplayStore(_) => "replay_store",
             Error::Payload(_) => "payload",
+            #[cfg(feature = "manage")]
+            Error::Graph(_) => "graph",
             _ => "other",
         }
     }

@@ -136,6 +136,9 @@
 //!   storage (Event Hubs delivery, over 1 MB); any other store plugs in through
 //!   [`offload::PayloadStore`].
 //!
+//! - `emulator`: `emulator::Emulator`, Microsoft Graph's subscription API, Entra ID's token
+//!   endpoint and Graph's deliveries on 127.0.0.1, for tests of receivers and subscription clients.
+//!
 //! On docs.rs every feature is documented, each item marked with the feature it needs.
 
 #![forbid(unsafe_code)]
@@ -144,6 +147,7 @@
 
 mod open_enum;
 
+pub mod clock;
 pub mod crypto;
 pub mod decrypt;
 pub mod error;
@@ -160,8 +164,15 @@ pub mod token;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+#[cfg(feature = "emulator")]
+#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
+pub mod emulator;
+
 pub use decrypt::{Decrypted, Decryptor, Plaintext};
 pub use error::{Error, Result};
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub use error::{GraphError, KeeperError};
 pub use keys::{Certificate, KeyRing, PrivateKey};
 pub use model::{ChangeNotification, ChangeNotificationCollection, EncryptedContent};
 pub use resource::Resource;

@@ -23,6 +23,8 @@ macro_rules! errln {
 mod consume;
 mod decrypt;
 mod demo;
+#[cfg(feature = "emulator")]
+mod emulator;
 mod encrypt;
 mod keygen;
 mod log;
@@ -33,6 +35,8 @@ mod secret;
 mod serve;
 mod signal;
 mod subscription;
+#[cfg(feature = "manage")]
+mod subscriptions;
 
 pub use secret::Secret;
 
@@ -63,6 +67,10 @@ enum Command {
     #[cfg(feature = "kafka")]
     Consume(consume::Args),
     Subscription(subscription::Args),
+    #[cfg(feature = "manage")]
+    Subscriptions(subscriptions::Args),
+    #[cfg(feature = "emulator")]
+    Emulator(emulator::Args),
 }
 
 /// A failure that makes the input or the options unusable: printed on stderr, exit code 2.
@@ -104,6 +112,10 @@ fn main() -> ExitCode {
         #[cfg(feature = "kafka")]
         Command::Consume(args) => consume::run(args),
         Command::Subscription(args) => subscription::run(args),
+        #[cfg(feature = "manage")]
+        Command::Subscriptions(args) => subscriptions::run(args),
+        #[cfg(feature = "emulator")]
+        Command::Emulator(args) => emulator::run(args),
     };
     match result {
         Ok(code) => code,

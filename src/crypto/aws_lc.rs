@@ -41,6 +41,19 @@ impl RsaBackend for AwsLc {
         Ok(sig)
     }
 
+    fn sign_pss_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PSS_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            msg,
+            &mut sig,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(sig)
+    }
+
     fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
         let size = match bits {
             2048 => KeySize::Rsa2048,

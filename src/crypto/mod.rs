@@ -39,6 +39,9 @@ pub(crate) trait RsaBackend {
     fn oaep_sha1_unwrap(key: &Self::Key, wrapped: &[u8]) -> Option<Zeroizing<Vec<u8>>>;
     /// RSASSA-PKCS1-v1_5 with SHA-256 (for certificates and the test kit's tokens).
     fn sign_pkcs1_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String>;
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (JWS `PS256`, RFC 7518 §3.5): the
+    /// client assertion Entra ID accepts for the client-credentials grant.
+    fn sign_pss_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String>;
     /// A new RSA key of `bits` (2048, 3072 or 4096), as PKCS#8 DER.
     fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String>;
     /// Wraps `msg` for the public key `spki_der` (a SubjectPublicKeyInfo).
@@ -105,6 +108,22 @@ pub(crate) fn b64_decode(field: &'static str, text: &str) -> crate::Result<Vec<u
 /// Standard padded base64.
 pub(crate) fn b64_encode(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
+}
+
+/// base64url without padding (JWS, RFC 7515 §2).
+pub(crate) fn b64url_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// base64url, padded or not. `None` when it is not base64url.
+#[cfg(feature = "manage")]
+pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    ENGINE.decode(text).ok()
 }
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;

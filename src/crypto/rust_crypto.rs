@@ -33,6 +33,17 @@ impl RsaBackend for RustCrypto {
             .map_err(|e| e.to_string())
     }
 
+    /// Blinded (the `rsa` crate's PSS signer blinds), with a random salt as long as the digest.
+    fn sign_pss_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
+        use rsa::signature::{RandomizedSigner, SignatureEncoding};
+        let key = PrivateKey::from_pkcs8_der(pkcs8).map_err(|e| e.to_string())?;
+        let signer = rsa::pss::SigningKey::<sha2::Sha256>::new(key);
+        let signature = signer
+            .try_sign_with_rng(&mut getrandom::SysRng, msg)
+            .map_err(|e| e.to_string())?;
+        Ok(signature.to_vec())
+    }
+
     fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
         if !matches!(bits, 2048 | 3072 | 4096) {
             return Err(unsupported_bits(bits));

@@ -14,6 +14,7 @@ mod certificate;
 mod formats;
 mod private_key;
 mod ring;
+mod sign;
 
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
@@ -21,6 +22,7 @@ pub mod pkcs11;
 pub use certificate::Certificate;
 pub use private_key::PrivateKey;
 pub use ring::KeyRing;
+pub use sign::Sign;
 
 use formats::strip_zeros;
 #[cfg(feature = "pkcs11")]

@@ -334,4 +334,9 @@ impl PrivateKey {
     pub(crate) fn sign_pkcs1_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
         Backend::sign_pkcs1_sha256(&self.pkcs8, msg).map_err(Error::Backend)
     }
+
+    /// RSASSA-PSS SHA-256 signature (JWS `PS256`).
+    pub(crate) fn sign_pss_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        Backend::sign_pss_sha256(&self.pkcs8, msg).map_err(Error::Backend)
+    }
 }

@@ -204,6 +204,31 @@ impl KeyRing {
         before != self.entries.len()
     }
 
+    /// The certificate to subscribe with under `encryption_certificate_id`: of the keys under
+    /// the id that have a certificate, the one added last (a renewed certificate is added after
+    /// the one it replaces, whose key stays for items in flight).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::{Certificate, KeyRing, PrivateKey};
+    /// let (old, new) = (PrivateKey::generate(2048)?, PrivateKey::generate(2048)?);
+    /// let (old_cert, new_cert) =
+    ///     (Certificate::self_signed(&old, "r", 30)?, Certificate::self_signed(&new, "r", 30)?);
+    /// let mut ring = KeyRing::new();
+    /// ring.add("receiver", old, Some(old_cert))?;
+    /// ring.add("receiver", new, Some(new_cert.clone()))?;
+    /// assert_eq!(ring.certificate("receiver"), Some(&new_cert));
+    /// assert_eq!(ring.certificate("other"), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn certificate(&self, encryption_certificate_id: &str) -> Option<&Certificate> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|e| e.id.as_deref() == Some(encryption_certificate_id))
+            .find_map(|e| e.cert.as_ref())
+    }
+
     /// How many keys are registered.
     pub fn len(&self) -> usize {
         self.entries.len()

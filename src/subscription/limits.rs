@@ -7,6 +7,23 @@ use crate::resource::PathKind;
 
 /// Above this lifetime, Teams and Copilot resources require a `lifecycleNotificationUrl`.
 pub const LIFECYCLE_URL_REQUIRED_OVER: Duration = Duration::from_secs(60 * MINUTE);
+/// An `expirationDateTime` less than this far ahead is raised to it by Graph (source:
+/// learn.microsoft.com/graph/api/resources/subscription, "Subscription lifetime": "if the
+/// requested expirationDateTime is less than the minimum, it defaults to 45 minutes").
+pub const MIN_LIFETIME: Duration = Duration::from_secs(45 * MINUTE);
+/// How long Graph waits for the answer to a validation request (`?validationToken=…`) before
+/// failing the create or update with 400 (source:
+/// learn.microsoft.com/graph/change-notifications-delivery-webhooks, "Notification endpoint
+/// validation": "respond within 10 seconds").
+pub const VALIDATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// A delivery not answered 2xx within this is retried (source:
+/// learn.microsoft.com/graph/change-notifications-delivery-webhooks, "Processing the change
+/// notification": "respond … within 3 seconds").
+pub const DELIVERY_ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long Graph keeps retrying a delivery with exponential backoff before dropping it (source:
+/// learn.microsoft.com/graph/change-notifications-delivery-webhooks: "retries … for up to 4
+/// hours").
+pub const DELIVERY_RETRY_WINDOW: Duration = Duration::from_secs(4 * 60 * MINUTE);
 /// The longest `clientState` Graph accepts, in characters.
 pub const MAX_CLIENT_STATE_CHARS: usize = 128;
 /// The longest `encryptionCertificateId` Graph accepts, in characters.

@@ -71,13 +71,49 @@ mod date_time;
 mod limits;
 mod request;
 
+#[cfg(feature = "manage")]
+mod access_token;
+#[cfg(feature = "manage")]
+mod client;
+#[cfg(feature = "manage")]
+mod client_credentials;
+#[cfg(feature = "manage")]
+mod http;
+#[cfg(feature = "manage")]
+mod keeper;
+#[cfg(feature = "manage")]
+mod token_command;
+
 pub use crate::error::SubscriptionError;
 pub use date_time::{format_date_time, parse_date_time, renew_at};
 pub use limits::{
-    LIFECYCLE_URL_REQUIRED_OVER, MAX_CERTIFICATE_ID_CHARS, MAX_CLIENT_STATE_CHARS,
-    MAX_PRESENCE_IDS, ResourceLimits,
+    DELIVERY_ANSWER_TIMEOUT, DELIVERY_RETRY_WINDOW, LIFECYCLE_URL_REQUIRED_OVER,
+    MAX_CERTIFICATE_ID_CHARS, MAX_CLIENT_STATE_CHARS, MAX_PRESENCE_IDS, MIN_LIFETIME,
+    ResourceLimits, VALIDATION_TIMEOUT,
 };
 pub use request::SubscriptionRequest;
+#[cfg(feature = "emulator")]
+pub(crate) use request::{check_change_types, check_length, check_resource, check_url};
+
+#[cfg(all(feature = "manage", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "manage", feature = "redis"))))]
+pub use keeper::{Coordination, RedisState};
+#[cfg(feature = "manage")]
+#[cfg_attr(docsrs, doc(cfg(feature = "manage")))]
+pub use {
+    crate::error::{GraphError, KeeperError},
+    access_token::{
+        AccessToken, CachedToken, DEFAULT_AUTHORITY, GRAPH_SCOPE, TokenFuture, TokenSource,
+    },
+    client::{DEFAULT_GRAPH_URL, GraphClient, RetryPolicy, Subscription},
+    client_credentials::ClientCredentials,
+    http::MAX_RESPONSE_BYTES,
+    keeper::{
+        DesiredSubscription, FileState, Keeper, KeeperEvent, KeptSubscription, MemoryState,
+        StateStore,
+    },
+    token_command::TokenCommand,
+};
 
 const MINUTE: u64 = 60;
 

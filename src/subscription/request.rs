@@ -56,6 +56,9 @@ impl SubscriptionRequest {
     /// the resource supports, for the resource's longest lifetime, with no lifecycle URL and no
     /// clientState.
     ///
+    /// The URL must be HTTPS, as Graph requires; plain `http://` is taken only to the loopback
+    /// (`127.0.0.1`, `localhost`, `[::1]`), which only a local emulator can reach.
+    ///
     /// # Errors
     ///
     /// [`SubscriptionError::UnsupportedResource`], [`SubscriptionError::SelectRequired`] and
@@ -67,21 +70,8 @@ impl SubscriptionRequest {
         certificate: &Certificate,
         certificate_id: &str,
     ) -> Result<Self, SubscriptionError> {
-        let limits = ResourceLimits::of(resource)
-            .ok_or_else(|| SubscriptionError::UnsupportedResource(resource.to_owned()))?;
-        if limits.requires_select && !has_query_option(resource, "$select") {
-            return Err(SubscriptionError::SelectRequired(limits.kind.as_str()));
-        }
-        if limits.kind == PathKind::Presence {
-            let count = presence_filter_ids(resource);
-            if count > MAX_PRESENCE_IDS {
-                return Err(SubscriptionError::TooManyPresenceIds {
-                    count,
-                    max: MAX_PRESENCE_IDS,
-                });
-            }
-        }
-        check_url("notificationUrl", notification_url)?;
+        let limits = check_resource(resource)?;
+        check_receiver_url("notificationUrl", notification_url)?;
         check_length(
             "encryptionCertificateId",
             certificate_id,
@@ -106,7 +96,7 @@ impl SubscriptionRequest {
     ///
     /// [`SubscriptionError::Url`] when it is not HTTPS.
     pub fn lifecycle_url(mut self, url: &str) -> Result<Self, SubscriptionError> {
-        check_url("lifecycleNotificationUrl", url)?;
+        check_receiver_url("lifecycleNotificationUrl", url)?;
         self.lifecycle_notification_url = Some(url.to_owned());
         Ok(self)
     }
@@ -118,29 +108,7 @@ impl SubscriptionRequest {
     ///
     /// [`SubscriptionError::ChangeType`] for an empty list or a type the resource does not support.
     pub fn change_types<S: AsRef<str>>(mut self, types: &[S]) -> Result<Self, SubscriptionError> {
-        let supported = self.limits.change_types;
-        let refuse = |given: &str| SubscriptionError::ChangeType {
-            kind: self.limits.kind.as_str(),
-            given: given.to_owned(),
-            supported: supported.join(","),
-        };
-        if types.is_empty() {
-            return Err(refuse(""));
-        }
-        let mut chosen: Vec<&'static str> = Vec::new();
-        for given in types {
-            let given = given.as_ref().trim();
-            let known = supported
-                .iter()
-                .find(|s| s.eq_ignore_ascii_case(given))
-                .ok_or_else(|| refuse(given))?;
-            if !chosen.contains(known) {
-                chosen.push(known);
-            }
-        }
-        // Graph's order, whatever the order given.
-        chosen.sort_by_key(|c| supported.iter().position(|s| s == c));
-        self.change_types = chosen;
+        self.change_types = check_change_types(self.limits, types)?;
         Ok(self)
     }
 
@@ -290,6 +258,58 @@ impl SubscriptionRequest {
     }
 }
 
+/// The limits of `resource`, checked as Graph checks the path: a kind with resource data,
+/// `$select` on Outlook resources, at most [`MAX_PRESENCE_IDS`] presence ids. Shared by
+/// [`SubscriptionRequest::new`] and the emulator (one source for both).
+pub(crate) fn check_resource(resource: &str) -> Result<&'static ResourceLimits, SubscriptionError> {
+    let limits = ResourceLimits::of(resource)
+        .ok_or_else(|| SubscriptionError::UnsupportedResource(resource.to_owned()))?;
+    if limits.requires_select && !has_query_option(resource, "$select") {
+        return Err(SubscriptionError::SelectRequired(limits.kind.as_str()));
+    }
+    if limits.kind == PathKind::Presence {
+        let count = presence_filter_ids(resource);
+        if count > MAX_PRESENCE_IDS {
+            return Err(SubscriptionError::TooManyPresenceIds {
+                count,
+                max: MAX_PRESENCE_IDS,
+            });
+        }
+    }
+    Ok(limits)
+}
+
+/// The change types `types` (case-insensitive, duplicates merged) checked against what `limits`
+/// supports, in Graph's order. Shared by [`SubscriptionRequest::change_types`] and the emulator.
+pub(crate) fn check_change_types<S: AsRef<str>>(
+    limits: &ResourceLimits,
+    types: &[S],
+) -> Result<Vec<&'static str>, SubscriptionError> {
+    let supported = limits.change_types;
+    let refuse = |given: &str| SubscriptionError::ChangeType {
+        kind: limits.kind.as_str(),
+        given: given.to_owned(),
+        supported: supported.join(","),
+    };
+    if types.is_empty() {
+        return Err(refuse(""));
+    }
+    let mut chosen: Vec<&'static str> = Vec::new();
+    for given in types {
+        let given = given.as_ref().trim();
+        let known = supported
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(given))
+            .ok_or_else(|| refuse(given))?;
+        if !chosen.contains(known) {
+            chosen.push(known);
+        }
+    }
+    // Graph's order, whatever the order given.
+    chosen.sort_by_key(|c| supported.iter().position(|s| s == c));
+    Ok(chosen)
+}
+
 /// Whether the query of `resource` has the option `name` (case-insensitive).
 fn has_query_option(resource: &str, name: &str) -> bool {
     resource.split_once('?').is_some_and(|(_, query)| {
@@ -302,7 +322,7 @@ fn has_query_option(resource: &str, name: &str) -> bool {
 }
 
 /// How many quoted ids a presence `$filter=id in ('…','…')` names (0 without a filter).
-fn presence_filter_ids(resource: &str) -> usize {
+pub(crate) fn presence_filter_ids(resource: &str) -> usize {
     let Some((_, query)) = resource.split_once('?') else {
         return 0;
     };
@@ -314,7 +334,42 @@ fn presence_filter_ids(resource: &str) -> usize {
     quotes / 2
 }
 
-fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
+/// A receiver's URL as [`SubscriptionRequest`] takes it: HTTPS (see [`check_url`]), or plain HTTP
+/// to the loopback, which only a local emulator can reach (Graph refuses it, and could not reach
+/// it).
+fn check_receiver_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
+    if is_loopback_http(url) {
+        Ok(())
+    } else {
+        check_url(field, url)
+    }
+}
+
+/// Whether `url` is `http://` to 127.0.0.0/8, `localhost` or `[::1]` (any port and path).
+pub(crate) fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') || url.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+pub(crate) fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
     let lower = url
         .get(..10)
         .map(str::to_ascii_lowercase)
@@ -337,7 +392,11 @@ fn check_url(field: &'static str, url: &str) -> Result<(), SubscriptionError> {
     }
 }
 
-fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), SubscriptionError> {
+pub(crate) fn check_length(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), SubscriptionError> {
     let len = value.chars().count();
     if len == 0 || len > max {
         Err(SubscriptionError::Length { field, len, max })
@@ -349,6 +408,28 @@ fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), Subs
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_only_to_the_loopback() {
+        for ok in [
+            "http://127.0.0.1:8080/notify",
+            "http://127.3.4.5/x",
+            "HTTP://localhost:1/",
+            "http://[::1]:9/n?a=b",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for refused in [
+            "http://127.0.0.1.evil.example/",
+            "http://user@127.0.0.1/",
+            "http://10.0.0.1/",
+            "https://127.0.0.1/",
+            "http://localhost.example/",
+            "http://",
+        ] {
+            assert!(!is_loopback_http(refused), "{refused}");
+        }
+    }
 
     #[test]
     fn presence_ids_and_select_are_counted_from_the_query() {

@@ -245,6 +245,5 @@ impl TokenIssuer {
 }
 
 fn b64url(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    crate::crypto::b64url_encode(bytes)
 }

@@ -119,7 +119,7 @@ impl FetchConfig {
 }
 
 /// Classifies a request error by walking its chain of sources.
-fn http_failure(error: &reqwest::Error) -> HttpFailure {
+pub(crate) fn http_failure(error: &reqwest::Error) -> HttpFailure {
     if error.is_timeout() {
         return HttpFailure::Timeout;
     }
@@ -151,7 +151,7 @@ fn http_failure(error: &reqwest::Error) -> HttpFailure {
 }
 
 /// The innermost reasons of an error chain, joined: reqwest's own message names only the URL.
-fn reasons(error: &reqwest::Error) -> String {
+pub(crate) fn reasons(error: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(e) = source {

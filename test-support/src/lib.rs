@@ -7,6 +7,7 @@
 //! its absence fails the test ([`missing`]); `.ci/run` installs every one.
 
 pub mod azurite;
+pub mod emulator;
 pub mod fixtures;
 pub mod net;
 pub mod process;

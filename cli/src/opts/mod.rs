@@ -5,6 +5,8 @@
 
 mod address;
 mod client_state;
+#[cfg(feature = "manage")]
+mod graph;
 mod keys;
 mod limits;
 mod replay;
@@ -18,6 +20,8 @@ use msgraph_notify::{Decryptor, KeyRing};
 
 pub use address::socket_addr;
 pub use client_state::{CLIENT_STATE_ENV, ClientStateOpts};
+#[cfg(feature = "manage")]
+pub use graph::GraphOpts;
 pub use keys::{KeyOpts, warn_if_world_readable};
 pub use limits::{ItemLimit, Limits};
 pub use replay::{Replay, ReplayOpts};
