@@ -262,7 +262,7 @@ async fn every_subscription_rule_has_its_refusal_in_graphs_format() {
             ok("/chats/c1/messages", "created", 5000),
             400,
             "InvalidRequest",
-            "4230 minutes",
+            "4320 minutes",
         ),
         (
             ok("/chats/c1/messages", "created", 120),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{AttributeType, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -16,7 +16,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
-use super::super::{Certificate, Unwrap, strip_zeros};
+use super::super::{Certificate, Sign, Unwrap, strip_zeros};
 use super::*;
 use crate::error::{Error, Result};
 /// Lets go of a session of a lost connection without `C_CloseSession`: after the module was
@@ -322,12 +322,9 @@ impl Pkcs11Key {
         format!("PKCS#11 key ({})", self.inner.uri.describe())
     }
 
-    /// One attempt: `Ok(Ok(key))`, `Ok(Err(e))` a final error, `Err(generation)` a lost
+    /// One attempt of `op`: `Ok(Ok(out))`, `Ok(Err(e))` a final error, `Err(generation)` a lost
     /// connection to re-establish.
-    pub(super) fn attempt(
-        &self,
-        wrapped: &[u8],
-    ) -> std::result::Result<Result<Zeroizing<Vec<u8>>>, u64> {
+    fn attempt(&self, op: &Operation<'_>) -> std::result::Result<Result<Zeroizing<Vec<u8>>>, u64> {
         // Shared with every other call into the module; released before any reconnect.
         let _shared = self
             .inner
@@ -354,13 +351,7 @@ impl Pkcs11Key {
                 ))));
             }
         };
-        let params = PkcsOaepParams::new(
-            MechanismType::SHA1,
-            PkcsMgfType::MGF1_SHA1,
-            PkcsOaepSource::empty(),
-        );
-        self.inner.unwrap_calls.fetch_add(1, Ordering::Relaxed);
-        match session.decrypt(&Mechanism::RsaPkcsOaep(params), key, wrapped) {
+        match (op.run)(&session, key) {
             Ok(out) => {
                 self.give_back(generation, session);
                 Ok(Ok(Zeroizing::new(out)))
@@ -372,18 +363,60 @@ impl Pkcs11Key {
             Err(e) if is_key_fault(&e) => {
                 self.give_back(generation, session);
                 Ok(Err(Error::KeyUnavailable(format!(
-                    "{}: the token refused the unwrap: {e}",
-                    self.name()
+                    "{}: the token refused the {}: {e}",
+                    self.name(),
+                    op.what
                 ))))
             }
-            // Everything else may depend on the ciphertext: one uniform error, no detail. (A
-            // failed C_Decrypt ends the operation; the session is reusable.)
-            Err(_) => {
+            // A failed operation ends it; the session is reusable.
+            Err(e) => {
                 self.give_back(generation, session);
-                Ok(Err(Error::Verification))
+                Ok(Err((op.other)(&e)))
             }
         }
     }
+
+    /// `op` on a pooled session. A lost session or token is re-established and `op` retried
+    /// once; a token still missing is looked for again (the module finalised and re-initialised)
+    /// with a back-off, on later calls; a PIN the token refused is never tried again.
+    fn run(&self, op: &Operation<'_>) -> Result<Zeroizing<Vec<u8>>> {
+        let lost = {
+            let conn = self.conn();
+            if let Some(why) = &conn.pin_refused {
+                return Err(Error::KeyRefused(why.clone()));
+            }
+            conn.down.is_some().then_some(conn.generation)
+        };
+        // Still lost: find the token again first (or wait out the back-off).
+        if let Some(generation) = lost {
+            self.reconnect(generation)?;
+        }
+        match self.attempt(op) {
+            Ok(result) => result,
+            Err(generation) => {
+                self.reconnect(generation)?;
+                match self.attempt(op) {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::KeyUnavailable(format!(
+                        "{}: the session was lost again right after reconnecting",
+                        self.name()
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The call into the module: the session and the key, the output or the token's error.
+type RunOnKey<'a> = dyn Fn(&Session, ObjectHandle) -> std::result::Result<Vec<u8>, CkError> + 'a;
+
+/// One private-key operation on the token, and how its failures that are neither a lost
+/// session nor the token's own fault are told.
+struct Operation<'a> {
+    /// `unwrap` or `signature`, for messages.
+    what: &'static str,
+    run: &'a RunOnKey<'a>,
+    other: &'a dyn Fn(&CkError) -> Error,
 }
 
 impl Unwrap for Pkcs11Key {
@@ -396,34 +429,54 @@ impl Unwrap for Pkcs11Key {
     /// own failures (lost and not yet found again, mechanism not offered);
     /// [`Error::KeyRefused`] (permanent) once the token refused the PIN.
     fn unwrap_key(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let lost = {
-            let conn = self.conn();
-            if let Some(why) = &conn.pin_refused {
-                return Err(Error::KeyRefused(why.clone()));
-            }
-            conn.down.is_some().then_some(conn.generation)
-        };
-        // Still lost: find the token again first (or wait out the back-off).
-        if let Some(generation) = lost {
-            self.reconnect(generation)?;
-        }
-        match self.attempt(wrapped) {
-            Ok(result) => result,
-            Err(generation) => {
-                self.reconnect(generation)?;
-                match self.attempt(wrapped) {
-                    Ok(result) => result,
-                    Err(_) => Err(Error::KeyUnavailable(format!(
-                        "{}: the session was lost again right after reconnecting",
-                        self.name()
-                    ))),
-                }
-            }
-        }
+        let params = PkcsOaepParams::new(
+            MechanismType::SHA1,
+            PkcsMgfType::MGF1_SHA1,
+            PkcsOaepSource::empty(),
+        );
+        self.run(&Operation {
+            what: "unwrap",
+            run: &|session, key| {
+                self.inner.unwrap_calls.fetch_add(1, Ordering::Relaxed);
+                session.decrypt(&Mechanism::RsaPkcsOaep(params), key, wrapped)
+            },
+            // Anything else may depend on the ciphertext: one uniform error, no detail.
+            other: &|_| Error::Verification,
+        })
     }
 
     fn rsa_modulus(&self) -> Option<Vec<u8>> {
         Some(self.inner.modulus.clone())
+    }
+
+    fn describe(&self) -> String {
+        self.name()
+    }
+}
+
+impl Sign for Pkcs11Key {
+    /// `C_Sign` with `CKM_SHA256_RSA_PKCS_PSS` (SHA-256, MGF1-SHA-256, a 32-byte salt) on a
+    /// pooled session, recovering as [`Pkcs11Key::unwrap_key`](Unwrap::unwrap_key) does. The
+    /// key needs `CKA_SIGN` (keys made by `keygen --pkcs11` have it). Errors:
+    /// [`Error::KeyUnavailable`] (transient) while the token is away; [`Error::Key`] when the
+    /// token refuses to sign with the key or does not offer the mechanism.
+    fn sign_pss_sha256(&self, message: &[u8]) -> Result<Vec<u8>> {
+        let params = PkcsPssParams {
+            hash_alg: MechanismType::SHA256,
+            mgf: PkcsMgfType::MGF1_SHA256,
+            s_len: 32u64.into(),
+        };
+        self.run(&Operation {
+            what: "signature",
+            run: &|session, key| session.sign(&Mechanism::Sha256RsaPkcsPss(params), key, message),
+            other: &|e| {
+                Error::Key(format!(
+                    "{}: the token cannot sign with this key (CKM_SHA256_RSA_PKCS_PSS): {e}",
+                    self.name()
+                ))
+            },
+        })
+        .map(|signature| signature.to_vec())
     }
 
     fn describe(&self) -> String {
