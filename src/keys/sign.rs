@@ -58,3 +58,13 @@ impl<T: Sign + ?Sized> Sign for Arc<T> {
         (**self).describe()
     }
 }
+
+impl<T: Sign + ?Sized> Sign for Box<T> {
+    fn sign_pss_sha256(&self, message: &[u8]) -> Result<Vec<u8>> {
+        (**self).sign_pss_sha256(message)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

@@ -3,10 +3,11 @@
 //! secret (`--client-secret-file`), or a command that prints a delegated token
 //! (`--graph-token-command`). No secret is taken on the command line.
 
-use msgraph_notify::PrivateKey;
+use msgraph_notify::keys::Sign;
 use msgraph_notify::subscription::{
     ClientCredentials, DEFAULT_AUTHORITY, DEFAULT_GRAPH_URL, GraphClient, TokenCommand, TokenSource,
 };
+use msgraph_notify::{Certificate, PrivateKey};
 
 use crate::{Fail, fail};
 
@@ -34,11 +35,21 @@ pub struct GraphOpts {
     #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_CLIENT_ID")]
     pub client_id: Option<String>,
 
-    /// A file holding the application's private key and the certificate registered for it in
-    /// Entra ID (PEM with both, or PKCS#12): tokens come from the client-credentials grant with
-    /// a PS256 certificate assertion.
-    #[arg(long, value_name = "FILE", env = "MSGRAPH_NOTIFY_CLIENT_CREDENTIAL")]
+    /// The application's private key: a file holding it and the certificate registered for it
+    /// in Entra ID (PEM with both, or PKCS#12), or pkcs11:URI of a key in a token (signing with
+    /// CKM_SHA256_RSA_PKCS_PSS; the certificate from the token or --client-certificate). Tokens
+    /// come from the client-credentials grant with a PS256 certificate assertion.
+    #[arg(
+        long,
+        value_name = "FILE|pkcs11:URI",
+        env = "MSGRAPH_NOTIFY_CLIENT_CREDENTIAL"
+    )]
     pub client_credential: Option<String>,
+
+    /// The certificate registered in Entra ID, when --client-credential does not hold it (a
+    /// PKCS#11 key whose certificate is not in the token, or a key file alone).
+    #[arg(long, value_name = "FILE")]
+    pub client_certificate: Option<String>,
 
     /// The password of an encrypted --client-credential file, read from this file's first line.
     #[arg(long, value_name = "FILE")]
@@ -92,34 +103,8 @@ impl GraphOpts {
                 ));
             }
         };
-        if let Some(path) = &self.client_credential {
-            let password = match &self.client_credential_password_file {
-                Some(file) => Some(crate::secret::first_line(
-                    "--client-credential-password-file",
-                    file,
-                )?),
-                None => None,
-            };
-            let bytes = zeroize::Zeroizing::new(
-                std::fs::read(path).map_err(|e| fail!("cannot read {path}: {e}"))?,
-            );
-            let (key, certificate) =
-                PrivateKey::load(&bytes, password.as_ref().map(crate::Secret::expose))
-                    .map_err(|e| fail!("--client-credential {path} does not load: {e}"))?;
-            let certificate = certificate.ok_or_else(|| {
-                fail!(
-                    "--client-credential {path} holds no certificate: put the certificate \
-                     registered in Entra ID in the same file (PEM after the key, or PKCS#12)"
-                )
-            })?;
-            let source = ClientCredentials::with_certificate(
-                &self.authority,
-                tenant,
-                client_id,
-                key,
-                &certificate,
-            )
-            .map_err(|e| fail!("{e}"))?;
+        if let Some(credential) = &self.client_credential {
+            let source = self.certificate_credentials(credential, tenant, client_id)?;
             return Ok(Box::new(source));
         }
         let secret = match (&self.client_secret_file, secret_env) {
@@ -132,5 +117,98 @@ impl GraphOpts {
         ClientCredentials::with_secret(&self.authority, tenant, client_id, secret)
             .map(|s| Box::new(s) as Box<dyn TokenSource>)
             .map_err(|e| fail!("{e}"))
+    }
+
+    /// The client credentials of `--client-credential`: a key file, or a PKCS#11 key.
+    fn certificate_credentials(
+        &self,
+        credential: &str,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<ClientCredentials, Fail> {
+        let given = match &self.client_certificate {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| fail!("cannot read --client-certificate {path}: {e}"))
+                    .and_then(|b| {
+                        Certificate::load(&b)
+                            .map_err(|e| fail!("--client-certificate {path} does not load: {e}"))
+                    })?,
+            ),
+            None => None,
+        };
+        let missing = |what: &str| {
+            fail!(
+                "--client-credential {what} holds no certificate: give --client-certificate FILE, \
+                 the certificate registered for the application in Entra ID"
+            )
+        };
+        let make = |key: Box<dyn Sign>, certificate: &Certificate| {
+            ClientCredentials::with_certificate(
+                &self.authority,
+                tenant,
+                client_id,
+                key,
+                certificate,
+            )
+            .map_err(|e| fail!("{e}"))
+        };
+        if credential.starts_with("pkcs11:") {
+            let key = pkcs11_key(credential)?;
+            let certificate = given
+                .or_else(|| key.certificate().cloned())
+                .ok_or_else(|| missing("(the token)"))?;
+            return make(key, &certificate);
+        }
+        let password = match &self.client_credential_password_file {
+            Some(file) => Some(crate::secret::first_line(
+                "--client-credential-password-file",
+                file,
+            )?),
+            None => None,
+        };
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(credential).map_err(|e| fail!("cannot read {credential}: {e}"))?,
+        );
+        let (key, own) = PrivateKey::load(&bytes, password.as_ref().map(crate::Secret::expose))
+            .map_err(|e| fail!("--client-credential {credential} does not load: {e}"))?;
+        let certificate = given.or(own).ok_or_else(|| missing(credential))?;
+        make(Box::new(key), &certificate)
+    }
+}
+
+/// A key in a PKCS#11 token that signs client assertions.
+#[cfg(feature = "pkcs11")]
+fn pkcs11_key(uri: &str) -> Result<Box<Pkcs11Signer>, Fail> {
+    msgraph_notify::keys::pkcs11::Pkcs11Key::open(uri)
+        .map(Box::new)
+        .map_err(|e| fail!("--client-credential pkcs11: {e}"))
+}
+
+#[cfg(feature = "pkcs11")]
+type Pkcs11Signer = msgraph_notify::keys::pkcs11::Pkcs11Key;
+
+#[cfg(not(feature = "pkcs11"))]
+fn pkcs11_key(_: &str) -> Result<Box<NoPkcs11>, Fail> {
+    Err(fail!(
+        "--client-credential pkcs11:...: this msgraph-notify was built without the `pkcs11` feature"
+    ))
+}
+
+/// Never made: the build has no PKCS#11.
+#[cfg(not(feature = "pkcs11"))]
+enum NoPkcs11 {}
+
+#[cfg(not(feature = "pkcs11"))]
+impl NoPkcs11 {
+    fn certificate(&self) -> Option<&Certificate> {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "pkcs11"))]
+impl Sign for NoPkcs11 {
+    fn sign_pss_sha256(&self, _: &[u8]) -> msgraph_notify::Result<Vec<u8>> {
+        match *self {}
     }
 }

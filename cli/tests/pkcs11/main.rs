@@ -14,6 +14,8 @@ use serde_json::Value;
 use test_support::process;
 use test_support::softhsm::{Hsm, PIN};
 
+#[cfg(all(feature = "manage", feature = "emulator"))]
+mod client_credential;
 mod token_away;
 
 /// The binary, run with `args` and `stdin`, in `hsm`'s environment.
