@@ -25,12 +25,34 @@ pub struct Args {
     action: Action,
 }
 
+/// The application whose subscriptions these are.
+#[derive(clap::Args, Debug)]
+struct App {
+    /// The tenant (directory) id or domain, for --client-credential and --client-secret-file.
+    #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_TENANT")]
+    tenant: Option<String>,
+
+    /// The application (client) id, for --client-credential and --client-secret-file.
+    #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_CLIENT_ID")]
+    client_id: Option<String>,
+
+    #[command(flatten)]
+    graph: GraphOpts,
+}
+
+impl App {
+    fn client(&self) -> Result<GraphClient, Fail> {
+        self.graph
+            .client(self.tenant.as_deref(), self.client_id.as_deref())
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum Action {
     /// Print every subscription of the application (GET /subscriptions), one JSON line each.
     List {
         #[command(flatten)]
-        graph: GraphOpts,
+        app: App,
     },
     /// One pass of the keeper: adopt the subscriptions the state file names, create the desired
     /// ones that are missing, renew those with a quarter of their lifetime left, patch a changed
@@ -50,7 +72,7 @@ enum Action {
         #[command(flatten)]
         client_state: ClientStateOpts,
         #[command(flatten)]
-        graph: GraphOpts,
+        app: App,
     },
     /// Renew one subscription (PATCH expirationDateTime) and print Graph's answer.
     Renew {
@@ -61,7 +83,7 @@ enum Action {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         minutes: Option<u64>,
         #[command(flatten)]
-        graph: GraphOpts,
+        app: App,
     },
     /// Delete subscriptions (DELETE /subscriptions/{id}).
     Delete {
@@ -69,7 +91,7 @@ enum Action {
         #[arg(long = "id", value_name = "ID", required = true)]
         ids: Vec<String>,
         #[command(flatten)]
-        graph: GraphOpts,
+        app: App,
     },
 }
 
@@ -80,26 +102,26 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         .map_err(|e| fail!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
         match args.action {
-            Action::List { graph } => list(&graph.client()?).await,
+            Action::List { app } => list(&app.client()?).await,
             Action::Ensure {
                 subscriptions,
                 subscription_state,
                 keys,
                 client_state,
-                graph,
+                app,
             } => {
                 ensure(
                     &subscriptions,
                     &subscription_state,
                     &keys,
                     &client_state,
-                    &graph,
+                    &app,
                 )
                 .await
             }
-            Action::Renew { id, minutes, graph } => renew(&graph.client()?, &id, minutes).await,
-            Action::Delete { ids, graph } => {
-                let client = graph.client()?;
+            Action::Renew { id, minutes, app } => renew(&app.client()?, &id, minutes).await,
+            Action::Delete { ids, app } => {
+                let client = app.client()?;
                 for id in &ids {
                     client.delete(id).await.map_err(|e| fail!("{id}: {e}"))?;
                     print_json(serde_json::to_string(&serde_json::json!({"deleted": id})));
@@ -153,14 +175,14 @@ async fn ensure(
     state_path: &str,
     keys: &KeyOpts,
     client_state: &ClientStateOpts,
-    graph: &GraphOpts,
+    app: &App,
 ) -> Result<ExitCode, Fail> {
     let text = std::fs::read_to_string(desired_path)
         .map_err(|e| fail!("cannot read --subscriptions {desired_path}: {e}"))?;
     let desired =
         DesiredSubscription::from_json(&text).map_err(|e| fail!("{desired_path}: {e}"))?;
     let ring = keys.key_ring()?;
-    let mut keeper = Keeper::new(graph.client()?, desired.clone(), FileState::new(state_path));
+    let mut keeper = Keeper::new(app.client()?, desired.clone(), FileState::new(state_path));
     for entry in &desired {
         let id = &entry.encryption_certificate_id;
         let certificate = ring.certificate(id).ok_or_else(|| {

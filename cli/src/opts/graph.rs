@@ -27,14 +27,6 @@ pub struct GraphOpts {
     #[arg(long, value_name = "URL", default_value = DEFAULT_AUTHORITY, env = "MSGRAPH_NOTIFY_AUTHORITY")]
     pub authority: String,
 
-    /// The tenant (directory) id or domain, for --client-credential and --client-secret-file.
-    #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_TENANT")]
-    pub tenant: Option<String>,
-
-    /// The application (client) id, for --client-credential and --client-secret-file.
-    #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_CLIENT_ID")]
-    pub client_id: Option<String>,
-
     /// The application's private key: a file holding it and the certificate registered for it
     /// in Entra ID (PEM with both, or PKCS#12), or pkcs11:URI of a key in a token (signing with
     /// CKM_SHA256_RSA_PKCS_PSS; the certificate from the token or --client-certificate). Tokens
@@ -68,13 +60,22 @@ pub struct GraphOpts {
 }
 
 impl GraphOpts {
-    /// A Graph client with the one credential given.
-    pub fn client(&self) -> Result<GraphClient, Fail> {
-        let source = self.token_source()?;
+    /// A Graph client with the one credential given, for the application `client_id` of
+    /// `tenant` (both needed by the client-credentials grant, not by a token command).
+    pub fn client(
+        &self,
+        tenant: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<GraphClient, Fail> {
+        let source = self.token_source(tenant, client_id)?;
         GraphClient::new(self.graph_url.as_str(), source).map_err(|e| fail!("{e}"))
     }
 
-    fn token_source(&self) -> Result<Box<dyn TokenSource>, Fail> {
+    fn token_source(
+        &self,
+        tenant: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Box<dyn TokenSource>, Fail> {
         let secret_env = crate::secret::env(CLIENT_SECRET_ENV);
         let given = [
             self.client_credential.is_some(),
@@ -94,8 +95,8 @@ impl GraphOpts {
         if let Some(command) = &self.graph_token_command {
             return Ok(Box::new(TokenCommand::new(command.as_str())));
         }
-        let (tenant, client_id) = match (&self.tenant, &self.client_id) {
-            (Some(t), Some(c)) => (t.as_str(), c.as_str()),
+        let (tenant, client_id) = match (tenant, client_id) {
+            (Some(t), Some(c)) => (t, c),
             _ => {
                 return Err(fail!(
                     "--tenant and --client-id are needed with --client-credential and \

@@ -108,6 +108,12 @@ impl Metrics {
 
     /// Exports the count of items a fail-open replay store let through unchecked
     /// (`--replay-unavailable open`).
+    /// The registry, for a room's own metrics (the subscription keeper's).
+    #[cfg(feature = "manage")]
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     pub fn with_replay_unchecked(mut self, counter: Counter) -> Self {
         self.registry.register(
             "replay_unchecked_items",
@@ -174,6 +180,9 @@ pub struct Readiness {
     pub draining: AtomicBool,
     /// What POSTs need: ready only while nothing is missing.
     health: Arc<Health>,
+    /// The kept subscriptions (`--subscriptions`): ready while one is alive.
+    #[cfg(feature = "manage")]
+    subscriptions: Option<Arc<super::keeper::Kept>>,
 }
 
 impl Readiness {
@@ -182,7 +191,28 @@ impl Readiness {
             started: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             health,
+            #[cfg(feature = "manage")]
+            subscriptions: None,
         }
+    }
+
+    /// Ready only while one of the kept subscriptions is alive; `ready` names those that are not.
+    #[cfg(feature = "manage")]
+    pub fn with_subscriptions(mut self, kept: Arc<super::keeper::Kept>) -> Self {
+        self.subscriptions = Some(kept);
+        self
+    }
+
+    /// The subscriptions' word on readiness: `Err(why)` when none is alive, else the lines
+    /// naming those that are not.
+    fn subscriptions(&self) -> Result<String, String> {
+        #[cfg(feature = "manage")]
+        if let Some(kept) = &self.subscriptions {
+            return kept
+                .readiness()
+                .map(|dead| dead.iter().map(|k| format!("not alive: {k}\n")).collect());
+        }
+        Ok(String::new())
     }
 }
 
@@ -275,7 +305,14 @@ fn admin_answer<B>(
             } else if !readiness.started.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n".into(), PLAIN)
             } else {
-                text(StatusCode::OK, "ready\n".into(), PLAIN)
+                match readiness.subscriptions() {
+                    Ok(dead) => text(StatusCode::OK, format!("ready\n{dead}"), PLAIN),
+                    Err(why) => text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("unavailable: subscriptions ({why})\n"),
+                        PLAIN,
+                    ),
+                }
             }
         }
         "/metrics" => text(

@@ -35,6 +35,8 @@ mod admin;
 pub mod forward;
 mod health;
 mod http;
+#[cfg(feature = "manage")]
+mod keeper;
 mod spool;
 mod tls;
 mod worker;
@@ -95,6 +97,10 @@ pub struct Args {
 
     #[command(flatten)]
     replay: ReplayOpts,
+
+    #[cfg(feature = "manage")]
+    #[command(flatten)]
+    keeper: keeper::KeeperArgs,
 
     /// The largest body accepted, in bytes; larger ones are answered 413.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, env = "MSGRAPH_NOTIFY_MAX_BODY")]
@@ -320,8 +326,31 @@ async fn serve(
     if let Some(counter) = replay.unchecked {
         metrics = metrics.with_replay_unchecked(counter);
     }
+    // The keeper starts once the listener is bound: Graph's handshake for what it creates
+    // reaches this process.
+    #[cfg(feature = "manage")]
+    let stop_keeper = Arc::new(tokio::sync::Notify::new());
+    #[cfg(feature = "manage")]
+    let kept = {
+        let redis_url = Some(args.replay.replay.as_str())
+            .filter(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
+        keeper::start(
+            &args.keeper,
+            &args.receiver,
+            redis_url,
+            metrics.registry_mut(),
+            Arc::clone(&stop_keeper),
+        )?
+        .map(Arc::new)
+    };
     let metrics = Arc::new(metrics);
-    let readiness = Arc::new(Readiness::new(Arc::clone(&health)));
+    #[cfg_attr(not(feature = "manage"), allow(unused_mut))]
+    let mut readiness = Readiness::new(Arc::clone(&health));
+    #[cfg(feature = "manage")]
+    if let Some(kept) = &kept {
+        readiness = readiness.with_subscriptions(Arc::clone(kept));
+    }
+    let readiness = Arc::new(readiness);
     if let Some(admin) = args.admin_listen {
         admin::start(admin, [local, args.listen], &metrics, &readiness).await?;
     }
@@ -348,6 +377,8 @@ async fn serve(
         spool: spool.clone(),
         stop: Arc::clone(&stop),
         output: std::sync::Mutex::new(()),
+        #[cfg(feature = "manage")]
+        kept: kept.clone(),
     };
     let threads = pool.start(workers, rx)?;
     if crate::stderr_is_terminal() {
@@ -407,6 +438,8 @@ async fn serve(
     // Items waiting for a dependency stop waiting (a spooled body keeps what is left of it).
     readiness.draining.store(true, Ordering::Release);
     stop.store(true, Ordering::Release);
+    #[cfg(feature = "manage")]
+    stop_keeper.notify_one();
     open.close(SHUTDOWN_GRACE).await;
     // Every sender of the queue is gone: the workers drain what is queued, then stop.
     drop(shared);

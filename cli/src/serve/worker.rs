@@ -40,6 +40,9 @@ pub struct Pool {
     /// Held while a body's lines are written and its spool entry goes: one body at a time is
     /// between the two, so a kill repeats at most one body's lines.
     pub output: Mutex<()>,
+    /// The subscription keeper (`--subscriptions`): lifecycle notifications go to it.
+    #[cfg(feature = "manage")]
+    pub kept: Option<Arc<super::keeper::Kept>>,
 }
 
 impl Pool {
@@ -113,6 +116,17 @@ impl Pool {
                     self.settle(job, &left);
                 }
                 self.metrics.items(&done, job.arrived.elapsed());
+                #[cfg(feature = "manage")]
+                if let Some(kept) = &self.kept {
+                    if !done.is_empty() {
+                        kept.notified();
+                    }
+                    for item in &done {
+                        if let Outcome::Lifecycle(notice) = &item.outcome {
+                            kept.lifecycle(&notice.notification);
+                        }
+                    }
+                }
                 log_rejections(&done, job.id, warn_rejected);
             }
             Ok(_) => self.settle(job, &[]),

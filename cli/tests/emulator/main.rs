@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(feature = "manage")]
+mod serve_keeper;
+#[cfg(feature = "manage")]
 mod subscriptions;
 
 use std::time::Duration;
@@ -24,19 +26,26 @@ struct Emulated {
 
 impl Emulated {
     fn start(fx: &Fixture) -> Emulated {
+        Self::start_with(fx, &[])
+    }
+
+    /// With further options (`--max-lifetime 20`).
+    fn start_with(fx: &Fixture, extra: &[&str]) -> Emulated {
         let app_cert = fx.path("app-cert.pem");
         std::fs::write(&app_cert, test_support::other_keypair().1.to_pem()).unwrap();
         let process = Captured::spawn(
-            bin().args([
-                "emulator",
-                "--listen",
-                "127.0.0.1:0",
-                "--app",
-                &format!("{APP_ID}={}", app_cert.display()),
-                "--allow-http",
-                "--tenant",
-                TENANT,
-            ]),
+            bin()
+                .args([
+                    "emulator",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--app",
+                    &format!("{APP_ID}={}", app_cert.display()),
+                    "--allow-http",
+                    "--tenant",
+                    TENANT,
+                ])
+                .args(extra),
             "emulator",
         );
         let base = process.wait_stderr("emulator listening", PATIENCE, |line| {

@@ -12,7 +12,7 @@ use super::*;
 const PRESENCE: &str = "/communications/presences/4f3e8b2a-9c1d-4e5f-8a6b-7c8d9e0f1a2b";
 
 /// The app's credential: its key and the certificate registered with the emulator, one PEM file.
-fn credential_file(fx: &Fixture) -> String {
+pub(crate) fn credential_file(fx: &Fixture) -> String {
     let (key, cert) = test_support::other_keypair();
     let path = fx.path("app-credential.pem");
     std::fs::write(

@@ -90,6 +90,7 @@ impl super::Keeper {
             old_id: old.id.clone(),
             id: kept.id.clone(),
             reason,
+            expiration: kept.expiration_date_time.clone(),
         });
         Ok(Some(kept))
     }
@@ -121,6 +122,7 @@ impl super::Keeper {
                         events.push(KeeperEvent::CertificateRotated {
                             id: kept.id.clone(),
                             certificate_id: desired.encryption_certificate_id.clone(),
+                            expiration: subscription.expiration_date_time.clone(),
                         });
                         Ok(Some(KeptSubscription {
                             expiration_date_time: subscription.expiration_date_time,

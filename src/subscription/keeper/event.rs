@@ -49,6 +49,8 @@ pub enum KeeperEvent {
         id: String,
         /// Why: `subscriptionRemoved` or `not found`.
         reason: &'static str,
+        /// The new one's expiry.
+        expiration: String,
     },
     /// A new encryption certificate was patched onto a subscription.
     CertificateRotated {
@@ -56,6 +58,8 @@ pub enum KeeperEvent {
         id: String,
         /// The certificate id.
         certificate_id: String,
+        /// Its expiry, as Graph answered the PATCH.
+        expiration: String,
     },
     /// Graph missed notifications (`missed`): run the resource's delta query.
     Resync {
@@ -112,11 +116,16 @@ impl KeeperEvent {
                 old_id,
                 id,
                 reason,
+                expiration,
             } => {
-                json!({"keeper": "recreated", "key": key, "oldSubscriptionId": old_id, "subscriptionId": id, "reason": reason})
+                json!({"keeper": "recreated", "key": key, "oldSubscriptionId": old_id, "subscriptionId": id, "reason": reason, "expirationDateTime": expiration})
             }
-            KeeperEvent::CertificateRotated { id, certificate_id } => {
-                json!({"keeper": "certificateRotated", "subscriptionId": id, "encryptionCertificateId": certificate_id})
+            KeeperEvent::CertificateRotated {
+                id,
+                certificate_id,
+                expiration,
+            } => {
+                json!({"keeper": "certificateRotated", "subscriptionId": id, "encryptionCertificateId": certificate_id, "expirationDateTime": expiration})
             }
             KeeperEvent::Resync {
                 subscription_id,

@@ -96,8 +96,25 @@ impl RedisState {
     /// # Ok::<(), msgraph_notify::KeeperError>(())
     /// ```
     pub fn open(url: &str) -> Result<Self, KeeperError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| KeeperError::State(format!("in Redis: the URL does not parse: {e}")))?;
+        Self::open_with_password(url, None)
+    }
+
+    /// [`RedisState::open`] with a password kept out of the URL (from a secret store or the
+    /// environment).
+    pub fn open_with_password(url: &str, password: Option<&str>) -> Result<Self, KeeperError> {
+        use redis::IntoConnectionInfo;
+        let refuse = |e: redis::RedisError| {
+            KeeperError::State(format!(
+                "in Redis: the URL does not parse: {}",
+                e.category()
+            ))
+        };
+        let mut info = url.into_connection_info().map_err(refuse)?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(refuse)?;
         let mut id = [0u8; 8];
         let _ = getrandom::fill(&mut id);
         Ok(RedisState {
