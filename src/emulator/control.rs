@@ -257,7 +257,16 @@ async fn faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     if !(400..600).contains(&fault.status) || fault.count == 0 {
         return control_error("status must be 400 to 599 and count at least 1");
     }
-    shared.with_state(|s| s.faults.push(fault));
+    let kept = shared.with_state(|s| {
+        let room = s.faults.len() < super::state::MAX_FAULTS;
+        if room {
+            s.faults.push(fault);
+        }
+        room
+    });
+    if !kept {
+        return control_error("too many pending faults (1,000): let some happen first");
+    }
     StatusCode::ACCEPTED.into_response()
 }
 

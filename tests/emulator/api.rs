@@ -601,3 +601,73 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
     let _ = Duration::ZERO;
     emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_lifetime_grants_less_than_the_floor_and_a_moved_url_is_handshaken_again() {
+    let emulator = builder()
+        .max_lifetime(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    let token = access_token(&emulator).await;
+    let first = Endpoint::echoing();
+    let body = create_body(
+        &emulator,
+        "/chats/c1/messages",
+        "created",
+        &first.url("/a"),
+        None,
+        50,
+    );
+    // Under /beta too.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/beta/subscriptions", emulator.base_url()))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    let created: Value = answer.json().await.unwrap();
+    let left = seconds_until(created["expirationDateTime"].as_str().unwrap());
+    assert!((0..=2).contains(&left), "{left}");
+    let id = created["id"].as_str().unwrap();
+
+    // Moving it: the new URL is handshaken; a silent one is refused and the old URL stays.
+    let second = Endpoint::echoing();
+    let silent = Endpoint::start(|_| (200, "text/plain", String::new()));
+    let to = |u: String| json!({"notificationUrl": u});
+    let (status, refused) = graph(
+        &emulator,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &token,
+        Some(&to(silent.url("/s"))),
+    )
+    .await;
+    assert_graph_error(status, &refused, 400, "ValidationError", "exactly match");
+    let (status, moved) = graph(
+        &emulator,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &token,
+        Some(&to(second.url("/b"))),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["notificationUrl"], second.url("/b"));
+    assert_eq!(second.requests().len(), 1);
+    // Two seconds later (real time: the granted lifetime) it is gone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(emulator.subscriptions().is_empty());
+    let (status, _) = graph(
+        &emulator,
+        "GET",
+        &format!("/subscriptions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    emulator.shutdown().await;
+}
