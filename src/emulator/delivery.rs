@@ -274,13 +274,13 @@ pub(crate) async fn deliver(
             return;
         }
         let elapsed = shared.clock.now().duration_since(first).unwrap_or_default();
-        if elapsed + delay > policy.retry_window {
+        if elapsed.saturating_add(delay) > policy.retry_window {
             return;
         }
         tokio::select! {
             () = shared.stopped() => return,
             () = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(policy.max_retry_delay);
+        delay = delay.saturating_mul(2).min(policy.max_retry_delay);
     }
 }

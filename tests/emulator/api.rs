@@ -501,6 +501,12 @@ async fn the_token_endpoint_refuses_each_bad_credential_with_entras_codes() {
             "invalid_client",
             700027,
         ),
+        (
+            base(&ps256(&claims(&url, APP_ID, u64::MAX, "f"), key)),
+            401,
+            "invalid_client",
+            700024,
+        ),
         (base("not-a-jwt"), 400, "invalid_request", 50027),
         (base(&replayed), 200, "", 0),
         (base(&replayed), 401, "invalid_client", 700027),
@@ -573,6 +579,18 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"]["code"], "TooManyRequests");
     }
+    let (status, _) = graph(&emulator, "GET", "/subscriptions", &token, None).await;
+    assert_eq!(status, 200);
+    // The clock moves at most 100 years, whatever is asked, and the emulator goes on answering.
+    let answer = client
+        .post(format!("{}/_emulator/clock", emulator.base_url()))
+        .json(&json!({"advanceSeconds": u64::MAX}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let now: Value = answer.json().await.unwrap();
+    assert!(now["now"].as_str().unwrap().starts_with("21"), "{now}");
     let (status, _) = graph(&emulator, "GET", "/subscriptions", &token, None).await;
     assert_eq!(status, 200);
     // The control API is never faulted, and the OpenID metadata names the emulator's keys.
