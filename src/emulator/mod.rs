@@ -323,6 +323,15 @@ impl Emulator {
         lifecycle::send_event(&self.shared, id, event)
     }
 
+    /// Makes the next matching requests fail, as `POST /_emulator/faults` does.
+    ///
+    /// # Errors
+    ///
+    /// A message for a status outside 400-599, or when 1,000 faults are pending.
+    pub fn inject(&self, fault: Fault) -> Result<(), String> {
+        control::inject(&self.shared, fault)
+    }
+
     /// Stops serving (pending deliveries and retries end too) and waits for the server to
     /// finish.
     pub async fn shutdown(mut self) {

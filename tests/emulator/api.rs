@@ -581,6 +581,20 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
     }
     let (status, _) = graph(&emulator, "GET", "/subscriptions", &token, None).await;
     assert_eq!(status, 200);
+    // In-process, the same: a 503 on the token endpoint, once.
+    emulator
+        .inject(msgraph_notify::emulator::Fault::new(503).path("/"))
+        .unwrap();
+    let (status, body) = token_request(&emulator, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("ServiceNotAvailable"))
+    );
+    assert!(
+        emulator
+            .inject(msgraph_notify::emulator::Fault::new(200))
+            .is_err()
+    );
     // The clock moves at most 100 years, whatever is asked, and the emulator goes on answering.
     let answer = client
         .post(format!("{}/_emulator/clock", emulator.base_url()))
