@@ -32,8 +32,8 @@ impl Clock for SystemClock {
 }
 
 /// The system clock plus an offset that only grows: [`Clock::advance`] (or the control API's
-/// `POST /_emulator/clock`) moves it ahead. Clones share the offset, so a test gives one clone to
-/// the emulator and one to the code under test.
+/// `POST /_emulator/clock`) moves it ahead, by at most [`ManualClock::MAX_OFFSET`] in all. Clones
+/// share the offset, so a test gives one clone to the emulator and one to the code under test.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,6 +50,9 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// The furthest the clock goes ahead of the system's: 100 years (so no date overflows).
+    pub const MAX_OFFSET: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
     /// A clock at the system's time, not yet advanced.
     pub fn new() -> Self {
         Self::default()
@@ -68,7 +71,7 @@ impl Clock for ManualClock {
 
     fn advance(&self, by: Duration) -> bool {
         let mut offset = self.offset.lock().unwrap_or_else(|e| e.into_inner());
-        *offset = offset.saturating_add(by);
+        *offset = offset.saturating_add(by).min(Self::MAX_OFFSET);
         true
     }
 }

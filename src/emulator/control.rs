@@ -88,6 +88,61 @@ fn one() -> u32 {
     1
 }
 
+impl Fault {
+    /// The next request (of any path but `/_emulator/`) answered `status`.
+    ///
+    /// ```
+    /// use msgraph_notify::emulator::Fault;
+    /// let fault = Fault::new(429).retry_after(2).count(3).path("/subscriptions");
+    /// assert_eq!((fault.status, fault.retry_after_seconds, fault.count), (429, Some(2), 3));
+    /// ```
+    pub fn new(status: u16) -> Self {
+        Fault {
+            status,
+            retry_after_seconds: None,
+            count: 1,
+            path: String::new(),
+        }
+    }
+
+    /// Sends `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    /// Fails this many requests (at least 1).
+    pub fn count(mut self, count: u32) -> Self {
+        self.count = count.max(1);
+        self
+    }
+
+    /// Only requests whose path (after `/v1.0` or `/beta`) starts with `prefix`.
+    pub fn path(mut self, prefix: &str) -> Self {
+        self.path = prefix.to_owned();
+        self
+    }
+}
+
+/// Keeps `fault`, or says why not.
+pub(crate) fn inject(shared: &Shared, fault: Fault) -> Result<(), String> {
+    if !(400..600).contains(&fault.status) || fault.count == 0 {
+        return Err("status must be 400 to 599 and count at least 1".into());
+    }
+    let kept = shared.with_state(|s| {
+        let room = s.faults.len() < super::state::MAX_FAULTS;
+        if room {
+            s.faults.push(fault);
+        }
+        room
+    });
+    if kept {
+        Ok(())
+    } else {
+        Err("too many pending faults (1,000): let some happen first".into())
+    }
+}
+
 /// The whole router.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let graph = Router::new()
@@ -254,11 +309,10 @@ async fn faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if !(400..600).contains(&fault.status) || fault.count == 0 {
-        return control_error("status must be 400 to 599 and count at least 1");
+    match inject(&shared, fault) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => control_error(e),
     }
-    shared.with_state(|s| s.faults.push(fault));
-    StatusCode::ACCEPTED.into_response()
 }
 
 async fn deliveries(State(shared): State<Arc<Shared>>) -> Response {

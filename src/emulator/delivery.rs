@@ -19,6 +19,17 @@ use super::{Change, items};
 use crate::subscription::{DELIVERY_ANSWER_TIMEOUT, DELIVERY_RETRY_WINDOW, format_date_time};
 
 /// How deliveries are batched and retried.
+///
+/// ```
+/// use std::time::Duration;
+/// use msgraph_notify::emulator::DeliveryPolicy;
+/// // A test that wants retries in milliseconds rather than Graph-like seconds:
+/// let policy = DeliveryPolicy::default()
+///     .batch_size(10)
+///     .retry_delays(Duration::from_millis(100), Duration::from_secs(1));
+/// assert_eq!(policy.batch_size, 10);
+/// assert_eq!(DeliveryPolicy::default().answer_timeout, Duration::from_secs(3));
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeliveryPolicy {
@@ -263,10 +274,13 @@ pub(crate) async fn deliver(
             return;
         }
         let elapsed = shared.clock.now().duration_since(first).unwrap_or_default();
-        if elapsed + delay > policy.retry_window {
+        if elapsed.saturating_add(delay) > policy.retry_window {
             return;
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(policy.max_retry_delay);
+        tokio::select! {
+            () = shared.stopped() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = delay.saturating_mul(2).min(policy.max_retry_delay);
     }
 }

@@ -278,7 +278,7 @@ fn check_assertion(
     let now = unix(SystemTime::now());
     let exp = claims.exp.unwrap_or(0);
     let nbf = claims.nbf.unwrap_or(now);
-    if exp + SKEW_SECS < now
+    if exp.saturating_add(SKEW_SECS) < now
         || nbf > now + SKEW_SECS
         || exp.saturating_sub(nbf) > MAX_ASSERTION_LIFETIME_SECS
         || exp > now + MAX_ASSERTION_LIFETIME_SECS + SKEW_SECS
@@ -293,7 +293,8 @@ fn check_assertion(
         .filter(|j| !j.is_empty())
         .ok_or_else(|| malformed("no jti"))?;
     let fresh = shared.with_state(|s| {
-        s.jtis.retain(|_, until| *until + SKEW_SECS >= now);
+        s.jtis
+            .retain(|_, until| until.saturating_add(SKEW_SECS) >= now);
         s.jtis.insert(jti, exp).is_none()
     });
     if !fresh {

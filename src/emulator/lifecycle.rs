@@ -19,10 +19,10 @@ const TICK: Duration = Duration::from_millis(100);
 pub(crate) const EVENTS: [&str; 3] = ["reauthorizationRequired", "subscriptionRemoved", "missed"];
 
 /// Until `stop`: deletes expired subscriptions, sends due `reauthorizationRequired`s.
-pub(crate) async fn tick(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn tick(shared: Arc<Shared>) {
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = shared.stopped() => return,
             () = tokio::time::sleep(TICK) => {}
         }
         let now = shared.clock.now();

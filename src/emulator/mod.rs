@@ -207,32 +207,32 @@ impl EmulatorBuilder {
         let listener = tokio::net::TcpListener::bind(self.listen).await?;
         let addr = listener.local_addr()?;
         let shared = state::Shared::new(self, addr).map_err(std::io::Error::other)?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let router = control::router(shared.clone());
-        let mut shutdown = stopped.clone();
+        let until_stopped = shared.clone();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|s| *s).await;
-                })
+                .with_graceful_shutdown(async move { until_stopped.stopped().await })
                 .await;
         });
-        let ticker = tokio::spawn(lifecycle::tick(shared.clone(), stopped));
+        let ticker = tokio::spawn(lifecycle::tick(shared.clone()));
         Ok(Emulator {
             shared,
             addr,
-            stop,
             tasks: vec![server, ticker],
         })
     }
 }
 
 /// A running emulator. Dropping it stops it; [`Emulator::shutdown`] also waits for the server.
+///
+/// Memory is bounded: at most 100,000 live subscriptions (Graph's per-kind quotas come first),
+/// 1,000 pending faults, [`DeliveryPolicy::record_limit`] delivery records, 10,000 generated
+/// items per change, request bodies of 2 MB (axum's default limit), and `jti`s kept only until
+/// their assertion expires.
 #[derive(Debug)]
 pub struct Emulator {
     shared: Arc<state::Shared>,
     addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -322,9 +322,19 @@ impl Emulator {
         lifecycle::send_event(&self.shared, id, event)
     }
 
-    /// Stops serving and waits for the server to finish.
+    /// Makes the next matching requests fail, as `POST /_emulator/faults` does.
+    ///
+    /// # Errors
+    ///
+    /// A message for a status outside 400-599, or when 1,000 faults are pending.
+    pub fn inject(&self, fault: Fault) -> Result<(), String> {
+        control::inject(&self.shared, fault)
+    }
+
+    /// Stops serving (pending deliveries and retries end too) and waits for the server to
+    /// finish.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.shared.stop.send_replace(true);
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
@@ -333,6 +343,6 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.shared.stop.send_replace(true);
     }
 }

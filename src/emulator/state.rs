@@ -106,6 +106,12 @@ impl Subscription {
     }
 }
 
+/// The most live subscriptions the emulator holds (chosen; bounds its memory). Graph's own
+/// quotas (per kind) are checked before this.
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 100_000;
+/// The most pending injected faults (chosen; bounds memory).
+pub(crate) const MAX_FAULTS: usize = 1_000;
+
 /// What changes while the emulator runs.
 #[derive(Default)]
 pub(crate) struct State {
@@ -124,6 +130,8 @@ pub(crate) struct Shared {
     pub(crate) kid: String,
     pub(crate) base_url: String,
     pub(crate) http: reqwest::Client,
+    /// Set once when the emulator stops: the server, the ticker and pending retries end.
+    pub(crate) stop: tokio::sync::watch::Sender<bool>,
     state: Mutex<State>,
 }
 
@@ -162,6 +170,7 @@ impl Shared {
             kid,
             base_url: format!("http://{addr}"),
             http,
+            stop: tokio::sync::watch::channel(false).0,
             state: Mutex::new(State::default()),
         }))
     }
@@ -170,6 +179,11 @@ impl Shared {
     pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut state)
+    }
+
+    /// Resolves when the emulator stops.
+    pub(crate) async fn stopped(&self) {
+        let _ = self.stop.subscribe().wait_for(|s| *s).await;
     }
 
     pub(crate) fn token_url(&self) -> String {

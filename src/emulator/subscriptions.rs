@@ -207,6 +207,9 @@ fn check_quotas(
         if teams && same_kind().filter(|x| x.application_id == app_id).any(|x| normalise(&x.resource) == normal) {
             return Err(quota(format!("Operation: Create; Exception: [Status Code: Forbidden; Reason: The app already has a subscription to '{resource}' (one per app per chat or channel).]")));
         }
+        if s.subscriptions.len() >= super::state::MAX_SUBSCRIPTIONS {
+            return Err(quota(format!("Operation: Create; Exception: [Status Code: Forbidden; Reason: the emulator holds at most {} subscriptions.]", super::state::MAX_SUBSCRIPTIONS)));
+        }
         let teams_total = s.subscriptions.iter().filter(|x| ResourceLimits::of(&x.resource).is_some_and(|l| l.lifecycle_url_required_over_one_hour && l.kind != PathKind::Presence)).count();
         if teams && teams_total >= TEAMS_PER_ORGANISATION {
             return Err(quota(format!("Operation: Create; Exception: [Status Code: Forbidden; Reason: the organisation has reached {TEAMS_PER_ORGANISATION} Teams subscriptions.]")));

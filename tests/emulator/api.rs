@@ -501,6 +501,12 @@ async fn the_token_endpoint_refuses_each_bad_credential_with_entras_codes() {
             "invalid_client",
             700027,
         ),
+        (
+            base(&ps256(&claims(&url, APP_ID, u64::MAX, "f"), key)),
+            401,
+            "invalid_client",
+            700024,
+        ),
         (base("not-a-jwt"), 400, "invalid_request", 50027),
         (base(&replayed), 200, "", 0),
         (base(&replayed), 401, "invalid_client", 700027),
@@ -575,6 +581,32 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
     }
     let (status, _) = graph(&emulator, "GET", "/subscriptions", &token, None).await;
     assert_eq!(status, 200);
+    // In-process, the same: a 503 on the token endpoint, once.
+    emulator
+        .inject(msgraph_notify::emulator::Fault::new(503).path("/"))
+        .unwrap();
+    let (status, body) = token_request(&emulator, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("ServiceNotAvailable"))
+    );
+    assert!(
+        emulator
+            .inject(msgraph_notify::emulator::Fault::new(200))
+            .is_err()
+    );
+    // The clock moves at most 100 years, whatever is asked, and the emulator goes on answering.
+    let answer = client
+        .post(format!("{}/_emulator/clock", emulator.base_url()))
+        .json(&json!({"advanceSeconds": u64::MAX}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let now: Value = answer.json().await.unwrap();
+    assert!(now["now"].as_str().unwrap().starts_with("21"), "{now}");
+    let (status, _) = graph(&emulator, "GET", "/subscriptions", &token, None).await;
+    assert_eq!(status, 200);
     // The control API is never faulted, and the OpenID metadata names the emulator's keys.
     let meta: Value = client
         .get(format!(
@@ -599,5 +631,75 @@ async fn faults_fail_the_next_matching_requests_then_stop() {
         .unwrap();
     assert_eq!(keys["keys"][0]["kty"], "RSA");
     let _ = Duration::ZERO;
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_lifetime_grants_less_than_the_floor_and_a_moved_url_is_handshaken_again() {
+    let emulator = builder()
+        .max_lifetime(Duration::from_secs(2))
+        .start()
+        .await
+        .unwrap();
+    let token = access_token(&emulator).await;
+    let first = Endpoint::echoing();
+    let body = create_body(
+        &emulator,
+        "/chats/c1/messages",
+        "created",
+        &first.url("/a"),
+        None,
+        50,
+    );
+    // Under /beta too.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/beta/subscriptions", emulator.base_url()))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 201);
+    let created: Value = answer.json().await.unwrap();
+    let left = seconds_until(created["expirationDateTime"].as_str().unwrap());
+    assert!((0..=2).contains(&left), "{left}");
+    let id = created["id"].as_str().unwrap();
+
+    // Moving it: the new URL is handshaken; a silent one is refused and the old URL stays.
+    let second = Endpoint::echoing();
+    let silent = Endpoint::start(|_| (200, "text/plain", String::new()));
+    let to = |u: String| json!({"notificationUrl": u});
+    let (status, refused) = graph(
+        &emulator,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &token,
+        Some(&to(silent.url("/s"))),
+    )
+    .await;
+    assert_graph_error(status, &refused, 400, "ValidationError", "exactly match");
+    let (status, moved) = graph(
+        &emulator,
+        "PATCH",
+        &format!("/subscriptions/{id}"),
+        &token,
+        Some(&to(second.url("/b"))),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["notificationUrl"], second.url("/b"));
+    assert_eq!(second.requests().len(), 1);
+    // Two seconds later (real time: the granted lifetime) it is gone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(emulator.subscriptions().is_empty());
+    let (status, _) = graph(
+        &emulator,
+        "GET",
+        &format!("/subscriptions/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
     emulator.shutdown().await;
 }

@@ -325,3 +325,49 @@ async fn the_python_standard_library_receiver_of_the_readme_gets_basic_notificat
     drop(receiver);
     drop(emulator.process);
 }
+
+#[test]
+fn unusable_options_are_refused_with_what_to_do() {
+    let fx = Fixture::new();
+    let empty = fx.path("empty.txt");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = fx.path("missing.pem");
+    let cases = [
+        (
+            vec!["--app".to_owned(), "no-separator".to_owned()],
+            "APP_ID=CERT_FILE or APP_ID:SECRET_FILE",
+        ),
+        (
+            vec!["--app".to_owned(), format!("{APP_ID}:{}", empty.display())],
+            "holds no secret",
+        ),
+        (
+            vec![
+                "--app".to_owned(),
+                format!("{APP_ID}={}", missing.display()),
+            ],
+            "cannot read",
+        ),
+        (
+            vec![
+                "--app".to_owned(),
+                format!("{APP_ID}={}", fx.key_path.display()),
+            ],
+            APP_ID,
+        ),
+        (
+            vec!["--max-lifetime".to_owned(), "0".to_owned()],
+            "at least 1 second",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec![
+            "emulator".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        all.extend(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        assert_refused(&run(&all, b""), needle);
+    }
+}
