@@ -103,3 +103,21 @@ impl RsaBackend for AwsLc {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PS256 signature verifies under the public key with aws-lc-rs's own PSS verifier, and
+    /// not for another message.
+    #[test]
+    fn pss_sha256_signatures_verify() {
+        use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
+        let key = crate::PrivateKey::generate(2048).unwrap();
+        let pkcs8 = key.to_pkcs8_der();
+        let signature = AwsLc::sign_pss_sha256(&pkcs8, b"header.claims").unwrap();
+        let public = UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, key.public_key_pkcs1_der());
+        assert!(public.verify(b"header.claims", &signature).is_ok());
+        assert!(public.verify(b"header.claimz", &signature).is_err());
+    }
+}

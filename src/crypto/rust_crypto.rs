@@ -219,3 +219,22 @@ mod jwt {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PS256 signature verifies under the public key with the `rsa` crate's PSS verifier, and
+    /// not for another message.
+    #[test]
+    fn pss_sha256_signatures_verify() {
+        use rsa::signature::Verifier;
+        let pkcs8 = RustCrypto::generate_pkcs8(2048).unwrap();
+        let signature = RustCrypto::sign_pss_sha256(&pkcs8, b"header.claims").unwrap();
+        let key = PrivateKey::from_pkcs8_der(&pkcs8).unwrap();
+        let verifier = rsa::pss::VerifyingKey::<sha2::Sha256>::new(key.to_public_key());
+        let signature = rsa::pss::Signature::try_from(signature.as_slice()).unwrap();
+        assert!(verifier.verify(b"header.claims", &signature).is_ok());
+        assert!(verifier.verify(b"header.claimz", &signature).is_err());
+    }
+}
