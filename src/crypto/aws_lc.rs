@@ -112,11 +112,11 @@ mod tests {
     /// not for another message.
     #[test]
     fn pss_sha256_signatures_verify() {
-        use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
-        let key = crate::PrivateKey::generate(2048).unwrap();
-        let pkcs8 = key.to_pkcs8_der();
+        use aws_lc_rs::signature::{KeyPair, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
+        let pkcs8 = AwsLc::generate_pkcs8(2048).unwrap();
         let signature = AwsLc::sign_pss_sha256(&pkcs8, b"header.claims").unwrap();
-        let public = UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, key.public_key_pkcs1_der());
+        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pkcs8).unwrap();
+        let public = UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, pair.public_key().as_ref());
         assert!(public.verify(b"header.claims", &signature).is_ok());
         assert!(public.verify(b"header.claimz", &signature).is_err());
     }

@@ -24,9 +24,14 @@ pub(super) struct Verdicts {
 impl Receiver {
     /// What a webhook body's tokens prove: `None` when token checks are skipped (offline use);
     /// nothing at all for a receiver built for trusted transports without token rules.
-    pub(super) fn webhook_verdicts(&self, tokens: Option<&Value>) -> Option<Verdicts> {
+    /// `at`: judge the tokens' lifetimes as of the body's acceptance (a spooled body), not now.
+    pub(super) fn webhook_verdicts(
+        &self,
+        tokens: Option<&Value>,
+        at: Option<std::time::SystemTime>,
+    ) -> Option<Verdicts> {
         match &self.tokens {
-            Some(v) => Some(self.judge_tokens(v, tokens)),
+            Some(v) => Some(self.judge_tokens(v, tokens, at)),
             None if self.no_token_rules => Some(Verdicts::default()),
             None => None,
         }
@@ -63,6 +68,7 @@ impl Receiver {
         &self,
         validator: &TokenValidator,
         tokens: Option<&Value>,
+        at: Option<std::time::SystemTime>,
     ) -> Verdicts {
         let tokens_value = tokens;
         let mut tokens = token_strings(tokens);
@@ -76,11 +82,16 @@ impl Receiver {
         tokens.dedup();
         let leeway = validator.validation().leeway.as_secs();
         for token in &tokens {
-            let result = match self.cache.get(token, leeway) {
-                Some(hit) => Ok(hit),
-                None => validator.validate(token).inspect(|valid: &ValidatedToken| {
-                    self.cache.insert(token, valid.clone());
-                }),
+            let result = match at {
+                // The cache judges lifetimes as of now: a body judged as of its acceptance
+                // validates its tokens itself.
+                Some(at) => validator.validate_at(token, at),
+                None => match self.cache.get(token, leeway) {
+                    Some(hit) => Ok(hit),
+                    None => validator.validate(token).inspect(|valid: &ValidatedToken| {
+                        self.cache.insert(token, valid.clone());
+                    }),
+                },
             };
             match result {
                 Ok(valid) => {

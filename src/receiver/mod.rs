@@ -221,6 +221,48 @@ impl Receiver {
             .map(Reply::Notifications)
     }
 
+    /// Handles a webhook body that was **accepted earlier** (answered 202) and kept durably since,
+    /// a spool's: as [`Receiver::receive`] for a notification body, except that the validation
+    /// tokens' lifetimes are judged as of `accepted_at`, when Graph sent them, so a body kept
+    /// through an outage longer than a token's hour is not lost to its expiry. Every other check
+    /// is made now (signature, keys, clientState, the replay store). `accepted_at` must be the
+    /// receiver's own clock at arrival, stored with the body; never a time from the request.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::{Duration, SystemTime};
+    /// use msgraph_notify::receiver::{Outcome, Receiver, Reply};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     .build()?;
+    /// let item = GraphEncryptor::new(&cert, "cert-1")
+    ///     .notification(&serde_json::json!({}), &NotificationSpec::new("tenant-1", "communications/presences/u1"))?;
+    /// // Accepted three hours ago, when its token (valid for one hour) was fresh.
+    /// let accepted_at = SystemTime::now() - Duration::from_secs(3 * 3600);
+    /// let token = issuer.token_at(TokenVersion::V2, "my-app", "tenant-1", accepted_at);
+    /// let body = serde_json::json!({"value": [item], "validationTokens": [token]}).to_string();
+    /// let items = receiver.receive_accepted_at(body.as_bytes(), accepted_at)?;
+    /// assert!(matches!(items[0].outcome, Outcome::Decrypted(_)));
+    /// // Judged as of now, the same body's token has expired.
+    /// let Reply::Notifications(now) = receiver.receive(None, body.as_bytes())? else { unreachable!() };
+    /// assert!(now[0].outcome.is_rejected());
+    /// # Ok(()) }
+    /// ```
+    pub fn receive_accepted_at(
+        &self,
+        body: &[u8],
+        accepted_at: std::time::SystemTime,
+    ) -> Result<Vec<Item>> {
+        self.receive_as(body, Transport::WebhookAcceptedAt(accepted_at))
+    }
+
     /// Handles one message read from a transport that authenticated its sender: an Azure Event
     /// Hubs record (Graph's Event Hubs delivery), or a record of a topic only a checking ingress
     /// writes to (`msgraph-notify serve --forward`). Graph sends **no validation tokens** on
@@ -325,7 +367,7 @@ impl Receiver {
         } = self.sort_items(body, Transport::Webhook)?;
         let mut passed = vec![false; outcomes.len()];
         let verdicts = if !pending.is_empty() || has_offloaded(&outcomes) {
-            self.webhook_verdicts(tokens.as_ref())
+            self.webhook_verdicts(tokens.as_ref(), None)
         } else {
             None
         };

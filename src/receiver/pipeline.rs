@@ -20,6 +20,9 @@ use crate::replay::Fingerprint;
 pub(super) enum Transport {
     /// A webhook POST: tokens required (unless skipped for offline use).
     Webhook,
+    /// A webhook POST accepted at this time and kept durably since: its tokens' lifetimes are
+    /// judged as of then.
+    WebhookAcceptedAt(std::time::SystemTime),
     /// An authenticated transport (Event Hubs, the ingress topic): no tokens.
     Trusted,
 }
@@ -161,7 +164,10 @@ impl Receiver {
         let mut pending = pending;
         let verdicts = match transport {
             Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
-                self.webhook_verdicts(tokens.as_ref())
+                self.webhook_verdicts(tokens.as_ref(), None)
+            }
+            Transport::WebhookAcceptedAt(at) if !pending.is_empty() || has_offloaded(&outcomes) => {
+                self.webhook_verdicts(tokens.as_ref(), Some(at))
             }
             _ => None,
         };

@@ -163,6 +163,25 @@ impl TokenIssuer {
         self.sign(&self.claims(version, app_id, tenant_id))
     }
 
+    /// A valid token issued at `issued` (valid from a minute before it for an hour): a token as
+    /// Graph sent it with a body received at that time.
+    pub fn token_at(
+        &self,
+        version: crate::token::TokenVersion,
+        app_id: &str,
+        tenant_id: &str,
+        issued: std::time::SystemTime,
+    ) -> String {
+        let at = issued
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut claims = self.claims(version, app_id, tenant_id);
+        claims["iat"] = at.saturating_sub(60).into();
+        claims["nbf"] = at.saturating_sub(60).into();
+        claims["exp"] = (at + 3600).into();
+        self.sign(&claims)
+    }
+
     /// A token that is wrong in exactly one way.
     pub fn flawed_token(
         &self,

@@ -151,6 +151,7 @@ struct Claims {
     appid: Option<String>,
     azp: Option<String>,
     exp: Option<u64>,
+    nbf: Option<u64>,
 }
 
 /// Checks validation tokens against a [`Validation`] and a set of [`SigningKeys`].
@@ -193,8 +194,34 @@ impl TokenValidator {
         claims.tid
     }
 
-    /// Runs every check on one token.
+    /// Runs every check on one token, its lifetime against the clock now.
     pub fn validate(&self, token: &str) -> Result<ValidatedToken, TokenError> {
+        self.validate_at(token, std::time::SystemTime::now())
+    }
+
+    /// Runs every check on one token, its lifetime (`exp`, `nbf`, with the leeway) as of `at`:
+    /// the time a body was *accepted*, for a body kept durably since (a spool) and judged later.
+    /// `at` must come from the receiver's own clock when the body arrived, never from the
+    /// request.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::{Duration, SystemTime};
+    /// use msgraph_notify::testing::TokenIssuer;
+    /// use msgraph_notify::token::{TokenError, TokenValidator, TokenVersion, Validation};
+    /// let issuer = TokenIssuer::new()?;
+    /// let validator = TokenValidator::new(Validation::new(["app"]), issuer.signing_keys());
+    /// let token = issuer.token(TokenVersion::V1, "app", "tenant"); // valid for an hour
+    /// let two_hours_on = SystemTime::now() + Duration::from_secs(2 * 3600);
+    /// assert_eq!(validator.validate_at(&token, two_hours_on), Err(TokenError::Expired));
+    /// assert!(validator.validate_at(&token, SystemTime::now()).is_ok());
+    /// # Ok(()) }
+    /// ```
+    pub fn validate_at(
+        &self,
+        token: &str,
+        at: std::time::SystemTime,
+    ) -> Result<ValidatedToken, TokenError> {
         let header = parse_header(token)?;
         match header.alg.as_deref() {
             Some("RS256") => {}
@@ -216,8 +243,9 @@ impl TokenValidator {
 
         let mut rules = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         rules.leeway = self.validation.leeway.as_secs();
-        rules.validate_exp = true;
-        rules.validate_nbf = true;
+        // The lifetime is checked below, as of `at`.
+        rules.validate_exp = false;
+        rules.validate_nbf = false;
         rules.validate_aud = false; // checked below, with a precise error
         rules.required_spec_claims = ["exp".to_owned()].into_iter().collect();
         let data = jsonwebtoken::decode::<Claims>(token, &key, &rules).map_err(|e| {
@@ -231,6 +259,25 @@ impl TokenValidator {
             }
         })?;
         let claims = data.claims;
+        // jsonwebtoken's rules, at `at`: expired when `exp < at - leeway`, not yet valid when
+        // `nbf > at + leeway`.
+        let at = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let leeway = self.validation.leeway.as_secs();
+        let exp = claims
+            .exp
+            .ok_or_else(|| TokenError::Malformed("no exp claim".into()))?;
+        if exp < at.saturating_sub(leeway) {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > at.saturating_add(leeway))
+        {
+            return Err(TokenError::NotYetValid);
+        }
 
         let version = match claims.ver.as_deref() {
             Some("1.0") => TokenVersion::V1,

@@ -28,6 +28,9 @@ pub struct Job {
     /// The POST's number since start (`request_id` in the logs).
     pub id: u64,
     pub arrived: Instant,
+    /// When the body was accepted (answered 202), by this process's clock, or read back from the
+    /// spool: its tokens' lifetimes are judged as of then when it is processed late.
+    pub accepted_at: std::time::SystemTime,
     pub path: String,
     pub body: Arc<[u8]>,
     /// The body's id in `--spool`, when spooled.
@@ -37,10 +40,17 @@ pub struct Job {
 
 impl Job {
     /// A body read back from the spool at start.
-    pub fn spooled(id: u64, request: u64, body: Vec<u8>, budget: OwnedSemaphorePermit) -> Job {
+    pub fn spooled(
+        id: u64,
+        request: u64,
+        body: Vec<u8>,
+        accepted_at: std::time::SystemTime,
+        budget: OwnedSemaphorePermit,
+    ) -> Job {
         Job {
             id: request,
             arrived: Instant::now(),
+            accepted_at,
             path: "(spool)".to_owned(),
             body: body.into(),
             spool_id: Some(id),
@@ -185,6 +195,7 @@ pub async fn handle_request(shared: &Shared, request: Request<Incoming>) -> Answ
     place.send(Job {
         id: shared.next_request.fetch_add(1, Ordering::Relaxed),
         arrived,
+        accepted_at: std::time::SystemTime::now(),
         path,
         body,
         spool_id,

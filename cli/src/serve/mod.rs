@@ -493,10 +493,15 @@ fn spool_feed(
             }
             let read = {
                 let spool = Arc::clone(&spool);
-                tokio::task::spawn_blocking(move || spool.read(id)).await
+                tokio::task::spawn_blocking(move || {
+                    spool
+                        .read(id)
+                        .map(|b| b.map(|b| (b, spool.accepted_at(id))))
+                })
+                .await
             };
-            let body = match read {
-                Ok(Ok(Some(body))) => body,
+            let (body, accepted_at) = match read {
+                Ok(Ok(Some((body, at)))) => (body, at.unwrap_or_else(std::time::SystemTime::now)),
                 Ok(Ok(None)) => continue,
                 Ok(Err(e)) => {
                     crate::log::warn(&format!("cannot read body {id} from the spool: {e}"));
@@ -511,7 +516,7 @@ fn spool_feed(
             let request = next_request.fetch_add(1, Ordering::Relaxed);
             metrics.queue_depth.inc();
             if queue
-                .send(http::Job::spooled(id, request, body, permit))
+                .send(http::Job::spooled(id, request, body, accepted_at, permit))
                 .await
                 .is_err()
             {

@@ -21,6 +21,9 @@ use crate::{Fail, fail};
 
 /// Body id → the POST body.
 const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
+/// When each body was accepted (Unix milliseconds): its validation tokens are judged as of then,
+/// so a body kept through an outage longer than a token's hour is not lost to its expiry.
+const ACCEPTED: TableDefinition<u64, u64> = TableDefinition::new("accepted");
 
 /// redb's page cache (its default is 1 GiB): bodies are written once and read once, at start.
 const CACHE_BYTES: usize = 16 << 20;
@@ -47,8 +50,8 @@ impl std::fmt::Display for SpoolError {
 }
 
 enum Op {
-    /// Keep `body` under `id`.
-    Put(u64, std::sync::Arc<[u8]>),
+    /// Keep `body` under `id`, accepted at this time (Unix ms; `None`: keep the time held).
+    Put(u64, std::sync::Arc<[u8]>, Option<u64>),
     /// Forget `id`.
     Remove(u64),
 }
@@ -89,6 +92,8 @@ impl Spool {
         let table_error = |e: redb::Error| fail!("--spool: cannot read {}: {e}", path.display());
         let txn = db.begin_write().map_err(|e| table_error(e.into()))?;
         txn.open_table(BODIES).map_err(|e| table_error(e.into()))?;
+        txn.open_table(ACCEPTED)
+            .map_err(|e| table_error(e.into()))?;
         txn.commit().map_err(|e| table_error(e.into()))?;
         let mut at_start = Vec::new();
         {
@@ -131,6 +136,15 @@ impl Spool {
         Ok(body.map(|b| b.value().to_vec()))
     }
 
+    /// When a body held at start was accepted (`None` for a spool written before the time was
+    /// kept).
+    pub fn accepted_at(&self, id: u64) -> Option<std::time::SystemTime> {
+        let read = self.db.begin_read().ok()?;
+        let table = read.open_table(ACCEPTED).ok()?;
+        let ms = table.get(id).ok()??.value();
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+    }
+
     /// Writes `body` and waits until it is synced; its id.
     pub async fn append(&self, body: &std::sync::Arc<[u8]>) -> Result<u64, SpoolError> {
         let len = body.len() as u64;
@@ -140,7 +154,13 @@ impl Spool {
             return Err(SpoolError::Full);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        match self.send(Op::Put(id, std::sync::Arc::clone(body))).await {
+        let accepted = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        match self
+            .send(Op::Put(id, std::sync::Arc::clone(body), Some(accepted)))
+            .await
+        {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.held.fetch_sub(len, Ordering::AcqRel);
@@ -155,7 +175,7 @@ impl Spool {
         let len = body.len() as u64;
         let (tx, rx) = oneshot::channel();
         self.ops
-            .send((Op::Put(id, body.into()), tx))
+            .send((Op::Put(id, body.into(), None), tx))
             .map_err(|_| "the spool thread stopped".to_owned())?;
         let done = rx
             .blocking_recv()
@@ -234,17 +254,57 @@ fn commit<'a>(db: &Database, ops: impl Iterator<Item = &'a Op>) -> Result<(), re
     let txn = db.begin_write()?;
     {
         let mut table = txn.open_table(BODIES)?;
+        let mut accepted = txn.open_table(ACCEPTED)?;
         for op in ops {
             match op {
-                Op::Put(id, body) => {
+                Op::Put(id, body, at) => {
                     table.insert(*id, &body[..])?;
+                    if let Some(at) = at {
+                        accepted.insert(*id, *at)?;
+                    }
                 }
                 Op::Remove(id) => {
                     table.remove(*id)?;
+                    accepted.remove(*id)?;
                 }
             }
         }
     }
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body's acceptance time is kept with it across a restart, kept when the body is
+    /// rewritten, and goes with it.
+    #[test]
+    fn the_acceptance_time_is_kept_with_the_body() {
+        let dir = std::env::temp_dir().join(format!("spool-accepted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let before = std::time::SystemTime::now();
+        let spool = Spool::open(&dir, 1 << 20).unwrap();
+        let body: std::sync::Arc<[u8]> = b"{\"value\":[]}".to_vec().into();
+        let id = runtime.block_on(spool.append(&body)).unwrap();
+        drop(spool);
+        // The commit thread lets go of the file when its channel closes.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let spool = Spool::open(&dir, 1 << 20).unwrap();
+        let at = spool.accepted_at(id).unwrap();
+        let after = std::time::SystemTime::now();
+        assert!(at + std::time::Duration::from_millis(1) >= before && at <= after);
+        spool
+            .replace_blocking(id, body.len() as u64, b"{}".to_vec())
+            .unwrap();
+        assert_eq!(spool.accepted_at(id), Some(at));
+        spool.remove_blocking(id, 2).unwrap();
+        assert_eq!(spool.accepted_at(id), None);
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use msgraph_notify::Error;
 use msgraph_notify::receiver::{Item, Outcome, Receiver, Reply};
@@ -93,9 +93,9 @@ impl Pool {
     ) {
         let (receiver, stats) = (&*self.receiver, &*self.stats);
         self.fetch_unknown_kids(&job.body, handle);
-        match receiver.receive(None, &job.body) {
+        match receive(receiver, &job.body, job.accepted_at) {
             Ok(Reply::Notifications(mut items)) => {
-                let left = self.wait_for_transient(&job.body, &mut items, handle);
+                let left = self.wait_for_transient(&job.body, job.accepted_at, &mut items, handle);
                 let (mut done, mut waiting) = (Vec::new(), Vec::new());
                 for (at, item) in items.into_iter().enumerate() {
                     if left.contains(&at) {
@@ -197,6 +197,7 @@ impl Pool {
     fn wait_for_transient(
         &self,
         body: &[u8],
+        accepted_at: SystemTime,
         items: &mut [Item],
         handle: &tokio::runtime::Handle,
     ) -> Vec<usize> {
@@ -222,7 +223,10 @@ impl Pool {
                 return Vec::new();
             };
             self.fetch_unknown_kids(retry.as_bytes(), handle);
-            let Ok(Reply::Notifications(outcomes)) = self.receiver.receive(None, retry.as_bytes())
+            // Judged as of the acceptance: a wait longer than a token's hour loses nothing.
+            let Ok(outcomes) = self
+                .receiver
+                .receive_accepted_at(retry.as_bytes(), accepted_at)
             else {
                 // The items were read once; a body of them cannot be refused now. If it were,
                 // keep waiting rather than drop them.
@@ -349,5 +353,28 @@ fn log_rejections(items: &[Item], request_id: u64, limit: &crate::log::RateLimit
             "item rejected: {}",
             r.error
         );
+    }
+}
+
+/// How long after its acceptance a body is judged as of then rather than now: past the tokens'
+/// clock-skew leeway, the token cache (which judges as of now) no longer serves it.
+const LATE: Duration = Duration::from_secs(60);
+
+/// A body's items: as of now, or, for a body processed late (read back from the spool, or
+/// queued behind an outage), with its tokens' lifetimes judged as of its acceptance.
+fn receive(
+    receiver: &Receiver,
+    body: &[u8],
+    accepted_at: SystemTime,
+) -> msgraph_notify::Result<Reply> {
+    let late = SystemTime::now()
+        .duration_since(accepted_at)
+        .is_ok_and(|waited| waited > LATE);
+    if late {
+        receiver
+            .receive_accepted_at(body, accepted_at)
+            .map(Reply::Notifications)
+    } else {
+        receiver.receive(None, body)
     }
 }
