@@ -29,29 +29,11 @@ impl RsaBackend for AwsLc {
     }
 
     fn sign_pkcs1_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
-        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
-        let mut sig = vec![0u8; pair.public_modulus_len()];
-        pair.sign(
-            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-            &aws_lc_rs::rand::SystemRandom::new(),
-            msg,
-            &mut sig,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(sig)
+        sign(pkcs8, &aws_lc_rs::signature::RSA_PKCS1_SHA256, msg)
     }
 
     fn sign_pss_sha256(pkcs8: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
-        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
-        let mut sig = vec![0u8; pair.public_modulus_len()];
-        pair.sign(
-            &aws_lc_rs::signature::RSA_PSS_SHA256,
-            &aws_lc_rs::rand::SystemRandom::new(),
-            msg,
-            &mut sig,
-        )
-        .map_err(|e| e.to_string())?;
-        Ok(sig)
+        sign(pkcs8, &aws_lc_rs::signature::RSA_PSS_SHA256, msg)
     }
 
     fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, String> {
@@ -102,6 +84,24 @@ impl RsaBackend for AwsLc {
     fn install_jwt_provider() {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     }
+}
+
+/// A signature with the PKCS#8 key `pkcs8` under `encoding` (PKCS#1 v1.5 or PSS, SHA-256).
+fn sign(
+    pkcs8: &[u8],
+    encoding: &'static dyn aws_lc_rs::signature::RsaEncoding,
+    msg: &[u8],
+) -> Result<Vec<u8>, String> {
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(pkcs8).map_err(|e| e.to_string())?;
+    let mut sig = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        encoding,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        msg,
+        &mut sig,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(sig)
 }
 
 #[cfg(test)]

@@ -111,6 +111,7 @@ pub(crate) fn b64_encode(bytes: &[u8]) -> String {
 }
 
 /// base64url without padding (JWS, RFC 7515 §2).
+#[cfg(any(feature = "testing", feature = "manage"))]
 pub(crate) fn b64url_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
