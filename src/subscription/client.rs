@@ -181,9 +181,14 @@ impl GraphClient {
     /// `POST /subscriptions` with `body` (see
     /// [`SubscriptionRequest::create_body`](super::SubscriptionRequest::create_body)). Graph
     /// answers 201 only after the receiver echoed its validation token.
+    ///
+    /// A create is retried only when Graph says it did not process it (429, 503, or no
+    /// connection at all): after a timeout or another server error Graph may have made the
+    /// subscription, and a second POST would make a duplicate. The error says so
+    /// ([`GraphError::is_transient`] stays true); look before creating again.
     pub async fn create(&self, body: &Value) -> Result<Subscription, GraphError> {
         let answer = self
-            .request(reqwest::Method::POST, "/subscriptions", Some(body))
+            .send(reqwest::Method::POST, "/subscriptions", Some(body), false)
             .await?;
         self.parse(answer, "/subscriptions")
     }
@@ -295,12 +300,32 @@ impl GraphClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, GraphError> {
+        self.send(method, path, body, true).await
+    }
+
+    /// `idempotent`: the request may be sent again after any passing failure; otherwise only
+    /// after one that proves it was not processed.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<Answer, GraphError> {
         let url = format!("{}{path}", self.base);
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let token = self.tokens.get().await?;
+            let token = match self.tokens.get().await {
+                Ok(token) => token,
+                // Entra ID unreachable or throttling: retried as Graph's own failures are.
+                Err(error) if error.is_transient() && attempt < self.retry.attempts => {
+                    tokio::time::sleep(self.retry.delay(attempt, retry_after(&error))).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let mut request = self
                 .http
                 .inner()
@@ -323,14 +348,22 @@ impl GraphClient {
                 Ok(answer) => service_error("Microsoft Graph", &url, &answer),
                 Err(e) => e,
             };
-            if !error.is_transient() || attempt >= self.retry.attempts {
+            let unprocessed = match &error {
+                GraphError::Api { status, .. } => matches!(status, 429 | 503),
+                GraphError::Http { cause, .. } => matches!(
+                    cause,
+                    crate::error::HttpFailure::ConnectionRefused
+                        | crate::error::HttpFailure::NameResolution
+                ),
+                _ => false,
+            };
+            if !error.is_transient()
+                || attempt >= self.retry.attempts
+                || !(idempotent || unprocessed)
+            {
                 return Err(error);
             }
-            let retry_after = match &error {
-                GraphError::Api { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            tokio::time::sleep(self.retry.delay(attempt, retry_after)).await;
+            tokio::time::sleep(self.retry.delay(attempt, retry_after(&error))).await;
         }
     }
 }
@@ -342,6 +375,14 @@ impl std::fmt::Debug for GraphClient {
             .field("tokens", &self.tokens.describe())
             .field("retry", &self.retry)
             .finish()
+    }
+}
+
+/// The `Retry-After` a failure carries.
+fn retry_after(error: &GraphError) -> Option<u64> {
+    match error {
+        GraphError::Api { retry_after, .. } => *retry_after,
+        _ => None,
     }
 }
 

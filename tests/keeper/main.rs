@@ -481,3 +481,52 @@ async fn a_rotated_certificate_is_patched_and_no_item_is_undecryptable() {
     assert!(thumbprints.contains(&json!(new_cert.thumbprint())));
     w.emulator.shutdown().await;
 }
+
+/// A state the keeper cannot read the first time (a Redis timeout, an unreadable file).
+#[derive(Default)]
+struct Flaky {
+    reads: std::sync::atomic::AtomicUsize,
+    saved: std::sync::Mutex<Vec<msgraph_notify::subscription::KeptSubscription>>,
+}
+
+impl StateStore for Flaky {
+    fn load(
+        &self,
+    ) -> Result<Vec<msgraph_notify::subscription::KeptSubscription>, msgraph_notify::KeeperError>
+    {
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(msgraph_notify::KeeperError::State("read timed out".into()));
+        }
+        Ok(self.saved.lock().unwrap().clone())
+    }
+
+    fn save(
+        &self,
+        kept: &[msgraph_notify::subscription::KeptSubscription],
+    ) -> Result<(), msgraph_notify::KeeperError> {
+        *self.saved.lock().unwrap() = kept.to_vec();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_cannot_be_read_is_not_taken_for_an_empty_one() {
+    let w = world().await;
+    let keeper = w.keeper(Flaky::default());
+    let events = keeper.start().await;
+    assert!(
+        matches!(
+            events.as_slice(),
+            [KeeperEvent::Failed {
+                action: "adopt",
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+    // The next pass reads the state first (now it can), then creates what is missing.
+    let events = keeper.reconcile().await;
+    assert_eq!(names(&events), ["created", "created"], "{events:?}");
+    assert_eq!(w.emulator.subscriptions().len(), 2);
+    w.emulator.shutdown().await;
+}

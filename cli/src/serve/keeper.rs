@@ -50,10 +50,12 @@ pub struct KeeperArgs {
 pub struct Kept {
     lifecycle: mpsc::Sender<ChangeNotification>,
     status: Arc<Status>,
+    keeper: Arc<Keeper>,
 }
 
 impl Kept {
-    /// Hands a lifecycle notification to the keeper (dropped with a warning when 1,024 wait).
+    /// Hands a lifecycle notification to the keeper. Called from a worker thread: when 1,024
+    /// wait, the worker waits too (its queue fills and POSTs get 503), so none is dropped.
     pub fn lifecycle(&self, notification: &ChangeNotification) {
         let event = notification
             .lifecycle_event
@@ -63,8 +65,10 @@ impl Kept {
             .lifecycle
             .get_or_create(&vec![("event".to_owned(), event.to_owned())])
             .inc();
-        if self.lifecycle.try_send(notification.clone()).is_err() {
-            crate::log::warn("the subscription keeper is behind: a lifecycle notification dropped");
+        if self.lifecycle.blocking_send(notification.clone()).is_err() {
+            crate::log::warn(
+                "the subscription keeper has stopped: a lifecycle notification was not answered",
+            );
         }
     }
 
@@ -75,8 +79,12 @@ impl Kept {
     }
 
     /// `/readyz`: `Err(why)` when no desired subscription is alive, else `Ok(the ones not
-    /// alive)`.
+    /// alive)`. A replica that is not the keeper (another holds the lease) is ready: it receives,
+    /// and the keeper keeps.
     pub fn readiness(&self) -> Result<Vec<String>, String> {
+        if !self.keeper.is_keeper() {
+            return Ok(Vec::new());
+        }
         self.status.readiness()
     }
 }
@@ -158,17 +166,18 @@ impl Status {
                 id,
                 expiration,
                 ..
-            } => set(&mut alive, key, id, expiration),
-            KeeperEvent::Renewed { id, expiration }
-            | KeeperEvent::CertificateRotated { id, expiration, .. } => {
-                let key = alive
-                    .iter()
-                    .find(|(_, (kept, _))| kept == id)
-                    .map(|(key, _)| key.clone());
-                if let Some(key) = key {
-                    set(&mut alive, &key, id, expiration);
-                }
             }
+            | KeeperEvent::Renewed {
+                key,
+                id,
+                expiration,
+            }
+            | KeeperEvent::CertificateRotated {
+                key,
+                id,
+                expiration,
+                ..
+            } => set(&mut alive, key, id, expiration),
             KeeperEvent::Failed { error, .. } => {
                 let code = match error {
                     KeeperError::Graph(e) => e.code().unwrap_or("no_answer"),
@@ -276,17 +285,30 @@ pub fn start(
     status.register(registry);
     let (tx, rx) = mpsc::channel(1024);
     let recorder = Arc::clone(&status);
-    tokio::spawn(async move {
-        keeper
+    let keeper = Arc::new(keeper);
+    let running = Arc::clone(&keeper);
+    let task = tokio::spawn(async move {
+        running
             .run(rx, async move { stop.notified().await }, |event| {
                 recorder.record(&event);
                 report(&event);
             })
             .await;
     });
+    // A keeper that stopped on a bug must not go unnoticed while subscriptions expire.
+    tokio::spawn(async move {
+        if let Err(e) = task.await
+            && e.is_panic()
+        {
+            tracing::error!(
+                "subscription keeper: stopped by a bug ({e}); subscriptions are no longer kept: restart serve"
+            );
+        }
+    });
     Ok(Some(Kept {
         lifecycle: tx,
         status,
+        keeper,
     }))
 }
 

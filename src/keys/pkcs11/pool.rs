@@ -360,7 +360,9 @@ impl Pkcs11Key {
                 forget_lost(session);
                 Err(generation)
             }
-            Err(e) if is_key_fault(&e) => {
+            // For a signature the key's own refusals (no CKA_SIGN, no PSS mechanism) are
+            // permanent: `op.other` names them.
+            Err(e) if is_key_fault(&e) && op.what == "unwrap" => {
                 self.give_back(generation, session);
                 Ok(Err(Error::KeyUnavailable(format!(
                     "{}: the token refused the {}: {e}",

@@ -48,6 +48,56 @@ impl super::Keeper {
             .map(Certificate::thumbprint)
     }
 
+    /// Creates the subscription, or, after a create that got no answer, first looks for the one
+    /// Graph may have made then (one list, only in that case) and adopts it.
+    pub(super) async fn create_or_find(
+        &self,
+        desired: &DesiredSubscription,
+        uncertain: bool,
+        now: SystemTime,
+        events: &mut Vec<KeeperEvent>,
+    ) -> Result<KeptSubscription, (&'static str, KeeperError)> {
+        if uncertain {
+            let found = self
+                .graph
+                .list()
+                .await
+                .map_err(|e| ("create", e.into()))?
+                .into_iter()
+                .find(|s| {
+                    s.resource == desired.resource
+                        && s.notification_url == desired.notification_url
+                        && s.lifecycle_notification_url == desired.lifecycle_notification_url
+                });
+            if let Some(subscription) = found {
+                let kept = KeptSubscription {
+                    key: desired.key(),
+                    id: subscription.id.clone(),
+                    resource: subscription.resource.clone(),
+                    lifetime_seconds: granted(&subscription, now),
+                    expiration_date_time: subscription.expiration_date_time.clone(),
+                    last_patch: unix(now),
+                    last_reauthorization: None,
+                    certificate_thumbprint: self.thumbprint(desired).unwrap_or_default(),
+                    reauthorize_pending: false,
+                };
+                events.push(KeeperEvent::Adopted {
+                    key: kept.key.clone(),
+                    id: kept.id.clone(),
+                    expiration: kept.expiration_date_time.clone(),
+                });
+                return Ok(kept);
+            }
+        }
+        let kept = self.create(desired, now).await?;
+        events.push(KeeperEvent::Created {
+            key: kept.key.clone(),
+            id: kept.id.clone(),
+            expiration: kept.expiration_date_time.clone(),
+        });
+        Ok(kept)
+    }
+
     pub(super) async fn create(
         &self,
         desired: &DesiredSubscription,
@@ -71,6 +121,7 @@ impl super::Keeper {
             last_patch: unix(now),
             last_reauthorization: None,
             certificate_thumbprint: self.thumbprint(desired).unwrap_or_default(),
+            reauthorize_pending: false,
         })
     }
 
@@ -84,7 +135,10 @@ impl super::Keeper {
     ) -> Result<Option<KeptSubscription>, (&'static str, KeeperError)> {
         // Best effort: a removed subscription is usually gone already.
         let _ = self.graph.delete(&old.id).await;
-        let kept = self.create(desired, now).await?;
+        let kept = self
+            .create(desired, now)
+            .await
+            .map_err(|(_, e)| ("recreate", e))?;
         events.push(KeeperEvent::Recreated {
             key: kept.key.clone(),
             old_id: old.id.clone(),
@@ -120,6 +174,7 @@ impl super::Keeper {
                 {
                     Ok(subscription) => {
                         events.push(KeeperEvent::CertificateRotated {
+                            key: kept.key.clone(),
                             id: kept.id.clone(),
                             certificate_id: desired.encryption_certificate_id.clone(),
                             expiration: subscription.expiration_date_time.clone(),
@@ -139,7 +194,7 @@ impl super::Keeper {
                 };
             }
         }
-        if now < renew_due(&kept) {
+        if now < renew_due(&kept) && !kept.reauthorize_pending {
             return Ok(None);
         }
         let body = self
@@ -149,6 +204,7 @@ impl super::Keeper {
         match self.graph.patch(&kept.id, &body).await {
             Ok(subscription) => {
                 events.push(KeeperEvent::Renewed {
+                    key: kept.key.clone(),
                     id: kept.id.clone(),
                     expiration: subscription.expiration_date_time.clone(),
                 });
@@ -156,6 +212,7 @@ impl super::Keeper {
                     lifetime_seconds: granted(&subscription, now),
                     expiration_date_time: subscription.expiration_date_time,
                     last_patch: unix(now),
+                    reauthorize_pending: false,
                     ..kept
                 }))
             }
@@ -181,7 +238,10 @@ pub(super) fn renew_due(kept: &KeptSubscription) -> SystemTime {
         );
     match kept.last_reauthorization {
         Some(at) => {
-            let gap_end = SystemTime::UNIX_EPOCH + Duration::from_secs(at) + REAUTHORIZE_GAP;
+            let gap_end = SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(at))
+                .and_then(|t| t.checked_add(REAUTHORIZE_GAP))
+                .unwrap_or(expiry);
             let last_moment = expiry
                 .checked_sub(Duration::from_secs(60))
                 .unwrap_or(expiry);

@@ -107,14 +107,21 @@ impl DesiredSubscription {
         Ok(list)
     }
 
-    /// What names the entry in the keeper's state: `changeType resource -> notificationUrl`.
+    /// What names the entry in the keeper's state: `changeType resource -> notificationUrl`,
+    /// and `(lifecycle URL)` when there is one. A change of any of these is another
+    /// subscription (Graph cannot add a lifecycle URL by PATCH): the old one is released and a
+    /// new one created.
     pub fn key(&self) -> String {
-        format!(
+        let mut key = format!(
             "{} {} -> {}",
             self.change_type.as_deref().unwrap_or("*"),
             self.resource,
             self.notification_url
-        )
+        );
+        if let Some(lifecycle) = &self.lifecycle_notification_url {
+            key.push_str(&format!(" (lifecycle {lifecycle})"));
+        }
+        key
     }
 
     /// The lifetime asked for, if set.

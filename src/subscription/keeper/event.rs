@@ -29,6 +29,8 @@ pub enum KeeperEvent {
     },
     /// A subscription was renewed.
     Renewed {
+        /// The desired entry's key.
+        key: String,
         /// The subscription.
         id: String,
         /// The new expiry Graph granted.
@@ -54,6 +56,8 @@ pub enum KeeperEvent {
     },
     /// A new encryption certificate was patched onto a subscription.
     CertificateRotated {
+        /// The desired entry's key.
+        key: String,
         /// The subscription.
         id: String,
         /// The certificate id.
@@ -68,8 +72,9 @@ pub enum KeeperEvent {
         /// Its resource.
         resource: String,
     },
-    /// A subscription no longer desired was deleted.
-    Deleted {
+    /// A kept subscription that is no longer desired was let go: forgotten, not deleted (during
+    /// a rolling deploy another replica's file may still want it); Graph ends it at its expiry.
+    Released {
         /// The old entry's key.
         key: String,
         /// The subscription.
@@ -105,8 +110,12 @@ impl KeeperEvent {
             } => {
                 json!({"keeper": "adopted", "key": key, "subscriptionId": id, "expirationDateTime": expiration})
             }
-            KeeperEvent::Renewed { id, expiration } => {
-                json!({"keeper": "renewed", "subscriptionId": id, "expirationDateTime": expiration})
+            KeeperEvent::Renewed {
+                key,
+                id,
+                expiration,
+            } => {
+                json!({"keeper": "renewed", "key": key, "subscriptionId": id, "expirationDateTime": expiration})
             }
             KeeperEvent::Reauthorized { id } => {
                 json!({"keeper": "reauthorized", "subscriptionId": id})
@@ -121,11 +130,12 @@ impl KeeperEvent {
                 json!({"keeper": "recreated", "key": key, "oldSubscriptionId": old_id, "subscriptionId": id, "reason": reason, "expirationDateTime": expiration})
             }
             KeeperEvent::CertificateRotated {
+                key,
                 id,
                 certificate_id,
                 expiration,
             } => {
-                json!({"keeper": "certificateRotated", "subscriptionId": id, "encryptionCertificateId": certificate_id, "expirationDateTime": expiration})
+                json!({"keeper": "certificateRotated", "key": key, "subscriptionId": id, "encryptionCertificateId": certificate_id, "expirationDateTime": expiration})
             }
             KeeperEvent::Resync {
                 subscription_id,
@@ -133,8 +143,8 @@ impl KeeperEvent {
             } => {
                 json!({"status": "resync", "subscriptionId": subscription_id, "resource": resource})
             }
-            KeeperEvent::Deleted { key, id } => {
-                json!({"keeper": "deleted", "key": key, "subscriptionId": id})
+            KeeperEvent::Released { key, id } => {
+                json!({"keeper": "released", "key": key, "subscriptionId": id})
             }
             KeeperEvent::Failed { key, action, error } => json!({
                 "keeper": "failed", "key": key, "action": action, "error": error.to_string(),

@@ -6,6 +6,9 @@
 //! changes, and remembers the ids it keeps ([`StateStore`]) so a restart adopts them instead of
 //! creating duplicates.
 //!
+//! A kept subscription that is no longer desired is released (forgotten, left to expire), never
+//! deleted by the keeper: during a rolling deploy, another replica's file may still want it.
+//!
 //! Renewals are scheduled from the `expirationDateTime` Graph answered, never from the documented
 //! limits (Graph may grant less than asked). Graph's rule that a subscription is not both
 //! reauthorized and patched within 10 minutes is kept: a renewal due within 10 minutes of a
@@ -20,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::GraphClient;
 use crate::clock::{Clock, SystemClock};
-use crate::error::GraphError;
+use crate::error::{GraphError, KeeperError};
 use crate::keys::Certificate;
 use crate::model::{ChangeNotification, LifecycleEvent};
 
@@ -54,6 +57,12 @@ const FOLLOWER_POLL: Duration = Duration::from_secs(5);
 struct Inner {
     kept: BTreeMap<String, KeptSubscription>,
     retry_at: BTreeMap<String, SystemTime>,
+    /// The state was read: until it is, nothing is created (a state that could not be read is
+    /// not an empty one, and creating then would duplicate every subscription).
+    loaded: bool,
+    /// Keys whose create failed with no answer to tell whether Graph made it: the next create
+    /// looks for it first.
+    uncertain: std::collections::BTreeSet<String>,
 }
 
 /// Keeps the desired subscriptions alive. See the [module](self) for what it does.
@@ -150,7 +159,7 @@ impl Keeper {
                 });
             }
             if leading {
-                if !was {
+                if !was || !self.inner.lock().await.loaded {
                     events.extend(self.adopt().await);
                 }
                 match coordination.take_handed_over() {
@@ -207,7 +216,8 @@ impl Keeper {
 
     /// Reads the state and adopts what it names: each kept subscription still desired is looked
     /// up (`GET`, one per subscription, never a list); one Graph no longer has is forgotten (the
-    /// next pass creates it); one no longer desired is deleted.
+    /// next pass creates it); one no longer desired is released. Until the state is read, no
+    /// pass creates anything.
     ///
     /// With [`coordination`](Self::coordination), only the replica that gets the lease adopts.
     pub async fn start(&self) -> Vec<KeeperEvent> {
@@ -223,6 +233,8 @@ impl Keeper {
         let loaded = match self.store.load() {
             Ok(loaded) => loaded,
             Err(error) => {
+                // Not read is not empty: nothing is created until it is (the next pass retries).
+                self.inner.lock().await.loaded = false;
                 events.push(KeeperEvent::Failed {
                     key: String::new(),
                     action: "adopt",
@@ -235,18 +247,12 @@ impl Keeper {
         inner.kept.clear();
         for kept in loaded {
             if !self.desired.iter().any(|d| d.key() == kept.key) {
-                match self.graph.delete(&kept.id).await {
-                    Ok(()) | Err(GraphError::Api { status: 404, .. }) => {
-                        events.push(KeeperEvent::Deleted {
-                            key: kept.key.clone(),
-                            id: kept.id.clone(),
-                        })
-                    }
-                    Err(e) => {
-                        events.push(failed(&kept.key, "delete", e));
-                        inner.kept.insert(kept.key.clone(), kept);
-                    }
-                }
+                // No longer desired (or desired by another version of the file during a rolling
+                // deploy): let go, never deleted here; Graph ends it at its expiry.
+                events.push(KeeperEvent::Released {
+                    key: kept.key.clone(),
+                    id: kept.id.clone(),
+                });
                 continue;
             }
             match self.graph.get(&kept.id).await {
@@ -268,6 +274,7 @@ impl Keeper {
                 }
             }
         }
+        inner.loaded = true;
         self.save(&inner, &mut events);
         events
     }
@@ -285,40 +292,84 @@ impl Keeper {
 
     async fn pass(&self) -> Vec<KeeperEvent> {
         let mut events = Vec::new();
+        if !self.inner.lock().await.loaded {
+            events.extend(self.adopt().await);
+        }
         let mut inner = self.inner.lock().await;
+        if !inner.loaded {
+            return events;
+        }
         let now = self.clock.now();
         for desired in &self.desired {
             let key = desired.key();
             if inner.retry_at.get(&key).is_some_and(|at| *at > now) {
                 continue;
             }
+            // The lease is extended before each entry's requests: a pass may outlast it.
+            if !self.still_keeper() {
+                break;
+            }
             let result = match inner.kept.get(&key).cloned() {
-                None => self.create(desired, now).await.map(|kept| {
-                    events.push(KeeperEvent::Created {
-                        key: key.clone(),
-                        id: kept.id.clone(),
-                        expiration: kept.expiration_date_time.clone(),
-                    });
-                    Some(kept)
-                }),
+                None => {
+                    let uncertain = inner.uncertain.contains(&key);
+                    self.create_or_find(desired, uncertain, now, &mut events)
+                        .await
+                        .map(Some)
+                }
                 Some(kept) => self.maintain(desired, kept, now, &mut events).await,
             };
-            match result {
-                Ok(Some(kept)) => {
-                    inner.retry_at.remove(&key);
-                    inner.kept.insert(key, kept);
-                }
-                Ok(None) => {}
-                Err((action, error)) => {
-                    inner
-                        .retry_at
-                        .insert(key.clone(), now + RETRY_AFTER_FAILURE);
-                    events.push(KeeperEvent::Failed { key, action, error });
-                }
-            }
+            self.settle(&mut inner, &key, now, result, &mut events);
         }
         self.save(&inner, &mut events);
         events
+    }
+
+    /// Records an entry's result: the subscription kept, or the failure (tried again later; a
+    /// recreate that failed forgets the removed subscription, so the next try creates it; a
+    /// create with no answer is looked for before it is made again).
+    fn settle(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+        now: SystemTime,
+        result: Result<Option<KeptSubscription>, (&'static str, KeeperError)>,
+        events: &mut Vec<KeeperEvent>,
+    ) {
+        match result {
+            Ok(Some(kept)) => {
+                inner.retry_at.remove(key);
+                inner.uncertain.remove(key);
+                inner.kept.insert(key.to_owned(), kept);
+            }
+            Ok(None) => {}
+            Err((action, error)) => {
+                if matches!(action, "create" | "recreate") {
+                    inner.kept.remove(key);
+                    if ambiguous(&error) {
+                        inner.uncertain.insert(key.to_owned());
+                    }
+                }
+                inner
+                    .retry_at
+                    .insert(key.to_owned(), now + RETRY_AFTER_FAILURE);
+                events.push(KeeperEvent::Failed {
+                    key: key.to_owned(),
+                    action,
+                    error,
+                });
+            }
+        }
+    }
+
+    /// Whether this replica still holds the lease (extending it); always without coordination.
+    fn still_keeper(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(coordination) = &self.coordination {
+            let held = matches!(coordination.hold_lease(), Ok(true));
+            self.leader.store(held, std::sync::atomic::Ordering::SeqCst);
+            return held;
+        }
+        true
     }
 
     /// Answers a lifecycle notification about a kept subscription (others are ignored). With
@@ -328,6 +379,8 @@ impl Keeper {
         if let Some(coordination) = &self.coordination {
             return match coordination.hand_over(notification) {
                 Ok(()) => Vec::new(),
+                // Redis is down: the keeper answers what reached it itself.
+                Err(_) if self.is_keeper() => self.answer(notification).await,
                 Err(error) => vec![KeeperEvent::Failed {
                     key: String::new(),
                     action: "hand over",
@@ -369,7 +422,14 @@ impl Keeper {
                             self.recreate(desired, &kept, "not found", now, &mut events)
                                 .await
                         }
-                        Err(e) => Err(("reauthorize", e.into())),
+                        Err(e) => {
+                            // Answered by a renewal at the next pass instead (a PATCH also
+                            // reauthorizes): a failed answer must not let it be removed.
+                            let mut pending = kept.clone();
+                            pending.reauthorize_pending = true;
+                            inner.kept.insert(pending.key.clone(), pending);
+                            Err(("reauthorize", e.into()))
+                        }
                     }
                 }
             }
@@ -386,22 +446,9 @@ impl Keeper {
             }
             _ => Ok(None),
         };
-        match result {
-            Ok(Some(updated)) => {
-                inner.kept.insert(updated.key.clone(), updated);
-            }
-            Ok(None) => {}
-            Err((action, error)) => {
-                inner
-                    .retry_at
-                    .insert(kept.key.clone(), now + RETRY_AFTER_FAILURE);
-                events.push(KeeperEvent::Failed {
-                    key: kept.key.clone(),
-                    action,
-                    error,
-                });
-            }
-        }
+        let key = kept.key.clone();
+        // A failed reauthorization is retried as a renewal after the failure wait (`settle`).
+        self.settle(&mut inner, &key, now, result, &mut events);
         self.save(&inner, &mut events);
         events
     }
@@ -490,6 +537,18 @@ fn unix(time: SystemTime) -> u64 {
 }
 
 fn since(now: SystemTime, unix_seconds: u64) -> Duration {
-    now.duration_since(SystemTime::UNIX_EPOCH + Duration::from_secs(unix_seconds))
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(unix_seconds))
+        .and_then(|then| now.duration_since(then).ok())
         .unwrap_or_default()
+}
+
+/// Whether a failed create may have been made by Graph all the same: no answer, or a server
+/// error (the request may have been processed before it failed).
+fn ambiguous(error: &KeeperError) -> bool {
+    match error {
+        KeeperError::Graph(GraphError::Http { .. }) => true,
+        KeeperError::Graph(GraphError::Api { status, .. }) => matches!(status, 500 | 502 | 504),
+        _ => false,
+    }
 }

@@ -60,7 +60,8 @@ end
 return 0";
 
 /// The keeper's state (`{prefix}state`), its lease (`{prefix}lease`) and the hand-over list
-/// (`{prefix}lifecycle`) in Redis. Default prefix `msgraph-notify:keeper:`, lease 30 s.
+/// (`{prefix}lifecycle`) in Redis. Default prefix `msgraph-notify:keeper:`, lease 5 minutes
+/// (extended before each subscription's requests, and at least every 10 s by the run loop).
 ///
 /// Run Redis with persistence (AOF), as SECURITY.md requires for the replay memory: a Redis that
 /// forgot the state makes the keeper create its subscriptions again, once, and the old ones
@@ -121,7 +122,7 @@ impl RedisState {
             client,
             prefix: "msgraph-notify:keeper:".to_owned(),
             holder: id.iter().map(|b| format!("{b:02x}")).collect(),
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(300),
             timeout: Duration::from_secs(2),
         })
     }
@@ -133,8 +134,10 @@ impl RedisState {
     }
 
     /// How long the lease lasts without being extended: a keeper that dies is replaced this
-    /// much later. [`Keeper::run`](super::Keeper::run) extends it at least every 10 s, so keep
-    /// it over 20 s, and under the shortest renewal margin (15 minutes for presence).
+    /// much later (default 5 minutes). The keeper extends it before each subscription's
+    /// requests and [`Keeper::run`](super::Keeper::run) at least every 10 s; keep it longer than
+    /// one subscription's requests can take (Graph's retries included, about 3 minutes at
+    /// worst) and under the shortest renewal margin (15 minutes for presence).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl;
         self
@@ -180,7 +183,7 @@ impl StateStore for RedisState {
     fn save(&self, kept: &[KeptSubscription]) -> Result<(), KeeperError> {
         let json = serde_json::to_string(kept)
             .map_err(|e| KeeperError::State(format!("cannot serialise: {e}")))?;
-        let _: i64 = self.run("write the state", |c| {
+        let written: i64 = self.run("write the state", |c| {
             redis::cmd("EVAL")
                 .arg(FENCED_SET)
                 .arg(2)
@@ -190,7 +193,15 @@ impl StateStore for RedisState {
                 .arg(json)
                 .query(c)
         })?;
-        Ok(())
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(KeeperError::State(format!(
+                "in Redis ({}state) was not written: this replica no longer holds the keeper \
+                 lease (another replica keeps the subscriptions now)",
+                self.prefix
+            )))
+        }
     }
 }
 
@@ -210,7 +221,11 @@ impl Coordination for RedisState {
     }
 
     fn hand_over(&self, notification: &ChangeNotification) -> Result<(), KeeperError> {
-        let json = serde_json::to_string(notification)
+        // What the keeper needs, not the secret: the notification was checked where it arrived.
+        let mut notification = notification.clone();
+        notification.client_state = None;
+        notification.encrypted_content = None;
+        let json = serde_json::to_string(&notification)
             .map_err(|e| KeeperError::State(format!("cannot serialise: {e}")))?;
         let _: i64 = self.run("hand over a lifecycle notification", |c| {
             redis::cmd("RPUSH")

@@ -35,6 +35,10 @@ pub struct KeptSubscription {
     pub last_reauthorization: Option<u64>,
     /// The SHA-1 thumbprint of the encryption certificate it was created or patched with.
     pub certificate_thumbprint: String,
+    /// A `reauthorizationRequired` whose answer failed: renewed (a PATCH also reauthorizes) at
+    /// the next pass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reauthorize_pending: bool,
 }
 
 /// Where the keeper's state lives.
@@ -124,8 +128,15 @@ impl StateStore for FileState {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // A name of this write's own: two writers (serve and a cron job) never share a temp file.
+        let mut nonce = [0u8; 6];
+        let _ = getrandom::fill(&mut nonce);
         let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".tmp");
+        tmp.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ));
         let tmp = PathBuf::from(tmp);
         let mut file = std::fs::File::create(&tmp).map_err(|e| self.fail("write it", e))?;
         file.write_all(&json)
