@@ -212,6 +212,20 @@ impl Served {
 pub fn static_server(body: String) -> (SocketAddr, Arc<Mutex<usize>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    (addr, serve_static(listener, body))
+}
+
+/// Serves `body` to every GET on `addr` (a port the test reserved) from now on: a key endpoint
+/// that comes up late.
+pub fn serve_jwks_on(addr: SocketAddr, body: String) {
+    serve_static(
+        TcpListener::bind(addr).expect("bind the JWKS port again"),
+        body,
+    );
+}
+
+/// Answers every request on `listener` with `body`; counts them.
+fn serve_static(listener: TcpListener, body: String) -> Arc<Mutex<usize>> {
     let hits = Arc::new(Mutex::new(0));
     let counter = Arc::clone(&hits);
     std::thread::spawn(move || {
@@ -234,7 +248,7 @@ pub fn static_server(body: String) -> (SocketAddr, Arc<Mutex<usize>>) {
             );
         }
     });
-    (addr, hits)
+    hits
 }
 
 /// An HTTPS client connection (rustls on aws-lc-rs) to 127.0.0.1, kept alive across requests.

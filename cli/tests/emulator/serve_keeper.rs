@@ -11,39 +11,49 @@ use super::*;
 
 const PRESENCE: &str = "/communications/presences/4f3e8b2a-9c1d-4e5f-8a6b-7c8d9e0f1a2b";
 
-fn serve_keeping(fx: &Fixture, emulator: &Emulated, port: u16, admin: u16) -> Captured {
+/// `serve` on `port` keeping `subscriptions.json` through the emulator, with `extra` options
+/// (where it keeps its state, an admin listener).
+fn serve_keeping(fx: &Fixture, emulator: &Emulated, port: u16, extra: &[String]) -> Captured {
     Captured::spawn(
-        bin().args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-            "--key",
-            &format!("{CERT_ID}={}", fx.key_path.display()),
-            "--cert",
-            &s(&fx.cert_path),
-            "--jwks-url",
-            &format!("{}/common/discovery/keys", emulator.base),
-            "--app-id",
-            APP_ID,
-            "--tenant",
-            TENANT,
-            "--client-state",
-            CLIENT_STATE,
-            "--subscriptions",
-            &s(&fx.path("subscriptions.json")),
-            "--subscription-state",
-            &s(&fx.path("state.json")),
-            "--graph-url",
-            &format!("{}/v1.0", emulator.base),
-            "--authority",
-            &emulator.base,
-            "--client-credential",
-            &credential_file(fx),
-        ]),
+        bin()
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--key",
+                &format!("{CERT_ID}={}", fx.key_path.display()),
+                "--cert",
+                &s(&fx.cert_path),
+                "--jwks-url",
+                &format!("{}/common/discovery/keys", emulator.base),
+                "--app-id",
+                APP_ID,
+                "--tenant",
+                TENANT,
+                "--client-state",
+                CLIENT_STATE,
+                "--subscriptions",
+                &s(&fx.path("subscriptions.json")),
+                "--graph-url",
+                &format!("{}/v1.0", emulator.base),
+                "--authority",
+                &emulator.base,
+                "--client-credential",
+                &credential_file(fx),
+            ])
+            .args(extra),
         "serve",
     )
+}
+
+/// `--admin-listen 127.0.0.1:ADMIN --subscription-state FILE`.
+fn with_state(fx: &Fixture, admin: u16) -> Vec<String> {
+    vec![
+        "--admin-listen".into(),
+        format!("127.0.0.1:{admin}"),
+        "--subscription-state".into(),
+        s(&fx.path("state.json")),
+    ]
 }
 
 /// The emulator's subscriptions (id, resource, expirationDateTime), by the app's own token.
@@ -104,7 +114,7 @@ async fn serve_keeps_its_subscriptions_alive_answers_lifecycle_and_adopts_after_
         .to_string(),
     )
     .unwrap();
-    let mut served = serve_keeping(&fx, &emulator, port, admin);
+    let mut served = serve_keeping(&fx, &emulator, port, &with_state(&fx, admin));
     let token = emulator.access_token().await;
     let first = wait_live(&emulator, &token, 2).await;
     assert_eq!(first.len(), 2, "{first:?}");
@@ -191,7 +201,7 @@ async fn serve_keeps_its_subscriptions_alive_answers_lifecycle_and_adopts_after_
 
     // kill -9, restart: the state file's ids are adopted, nothing created twice.
     served.stop_with("-KILL", Duration::from_secs(20));
-    let restarted = serve_keeping(&fx, &emulator, port, admin);
+    let restarted = serve_keeping(&fx, &emulator, port, &with_state(&fx, admin));
     restarted.wait_stderr("adopted", Duration::from_secs(30), |line| {
         line.contains("adopted").then_some(())
     });
@@ -229,38 +239,8 @@ async fn two_serve_replicas_sharing_redis_create_each_subscription_once() {
         .to_string(),
     )
     .unwrap();
-    let replica = |port: u16| {
-        Captured::spawn(
-            bin().args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--replay",
-                &redis.url(),
-                "--key",
-                &format!("{CERT_ID}={}", fx.key_path.display()),
-                "--cert",
-                &s(&fx.cert_path),
-                "--jwks-url",
-                &format!("{}/common/discovery/keys", emulator.base),
-                "--app-id",
-                APP_ID,
-                "--tenant",
-                TENANT,
-                "--client-state",
-                CLIENT_STATE,
-                "--subscriptions",
-                &s(&fx.path("subscriptions.json")),
-                "--graph-url",
-                &format!("{}/v1.0", emulator.base),
-                "--authority",
-                &emulator.base,
-                "--client-credential",
-                &credential_file(&fx),
-            ]),
-            "serve",
-        )
-    };
+    let shared = ["--replay".to_owned(), redis.url()];
+    let replica = |port: u16| serve_keeping(&fx, &emulator, port, &shared);
     let replicas = [replica(ports[0]), replica(ports[1])];
     let token = emulator.access_token().await;
     let created = wait_live(&emulator, &token, 2).await;

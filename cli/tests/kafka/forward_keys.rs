@@ -2,35 +2,11 @@
 //! that the test starts only after 10 s): every POST is answered 503, none 202 and nothing is
 //! produced; once the keys arrive POSTs are forwarded and `consume` decrypts every one of them.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use super::common::*;
 use super::{Consumer, broker_with, tag};
-
-/// Serves `body` to every GET on `addr` (a port the test reserved) from now on.
-fn serve_jwks_on(addr: SocketAddr, body: String) {
-    let listener = TcpListener::bind(addr).expect("bind the JWKS port again");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if line == "\r\n" {
-                    break;
-                }
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-}
 
 #[test]
 fn forward_answers_503_until_the_signing_keys_arrive_and_loses_nothing() {

@@ -4,35 +4,11 @@
 //! keys out of reach at start (a JWKS endpoint on 127.0.0.1 the test starts after 20 s) and
 //! Redis stopped for 90 s.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use test_support::redis::RedisServer;
-
-/// Serves `body` to every GET on `addr` (a port the test reserved) from now on.
-fn serve_jwks_on(addr: SocketAddr, body: String) {
-    let listener = TcpListener::bind(addr).expect("bind the JWKS port again");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if line == "\r\n" {
-                    break;
-                }
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-}
 
 /// The value of one series in a Prometheus text exposition (0 when absent).
 fn sample(metrics: &str, series: &str) -> f64 {
