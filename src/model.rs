@@ -251,6 +251,127 @@ const ITEM_KEYS: [&str; 7] = [
     "clientState",
 ];
 
+/// A JSON document's [`BodyShape`], found in one pass over its bytes without building a tree:
+/// the top-level keys are read, every value is skipped.
+struct ShapeScan(BodyShape);
+
+impl<'de> Deserialize<'de> for ShapeScan {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        de.deserialize_any(ShapeVisitor).map(ShapeScan)
+    }
+}
+
+struct ShapeVisitor;
+
+/// Whether a value is an array (its content skipped).
+struct IsArray(bool);
+
+impl<'de> Deserialize<'de> for IsArray {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = bool;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(true)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+                serde::de::IgnoredAny.visit_map(map).map(|_| false)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_unit<E>(self) -> Result<bool, E> {
+                Ok(false)
+            }
+        }
+        de.deserialize_any(Visit).map(IsArray)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
+    type Value = BodyShape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<BodyShape, A::Error> {
+        // Every key, sorted (as a parsed object's keys are); only the top level is read.
+        let mut keys = std::collections::BTreeSet::new();
+        let mut keys_array = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "keys" {
+                keys_array = map.next_value::<IsArray>()?.0;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            keys.insert(key.into_owned());
+        }
+        let has = |k: &str| keys.contains(k);
+        Ok(if has("value") {
+            BodyShape::Collection
+        } else if keys_array {
+            BodyShape::Jwks
+        } else if ITEM_KEYS.iter().any(|k| has(k)) {
+            BodyShape::Item
+        } else if ["data", "dataKey", "dataSignature"].iter().any(|k| has(k)) {
+            BodyShape::EncryptedContent
+        } else {
+            BodyShape::OtherObject {
+                keys: keys.into_iter().take(5).collect(),
+            }
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<BodyShape, A::Error> {
+        let mut len = 0;
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+            len += 1;
+        }
+        Ok(BodyShape::Array { len })
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("string"))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("number"))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("number"))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("number"))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("boolean"))
+    }
+
+    fn visit_unit<E>(self) -> Result<BodyShape, E> {
+        Ok(BodyShape::Scalar("null"))
+    }
+}
+
 /// The UTF-8 byte-order mark some editors and PowerShell put before text.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -261,8 +382,9 @@ impl BodyShape {
         if body.iter().all(u8::is_ascii_whitespace) {
             return BodyShape::Empty;
         }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(value) => Self::of_value(&value),
+        // Scanned, not parsed into a tree: a capture can hold thousands of items.
+        match serde_json::from_slice::<ShapeScan>(body) {
+            Ok(ShapeScan(shape)) => shape,
             Err(e) => {
                 let documents = body
                     .split(|&b| b == b'\n')

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use msgraph_notify::model::{BodyShape, strip_bom};
 use msgraph_notify::receiver::{Item, Reply};
+use rayon::prelude::*;
 
 use crate::opts::{Built, ReceiverOpts};
+use crate::output::Lines;
 use crate::{Fail, fail};
 
 /// Verify and decrypt one notification collection (a captured POST body), a single captured
@@ -80,7 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         ),
         None => None,
     };
-    let decrypt = |body: &[u8]| -> Result<Vec<Item>, String> {
+    let receive_body = |body: &[u8]| -> Result<Vec<Item>, String> {
         match receive(&built, runtime.as_ref(), body) {
             Ok(Reply::Notifications(items)) => Ok(items),
             Ok(_) => Err("not a notification collection".to_owned()),
@@ -90,46 +92,48 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             Err(e) => Err(e.to_string()),
         }
     };
+    // A single captured item is decrypted as a collection of one. Its shape is looked at only
+    // when the body is refused: a large collection is not scanned once more before its parse.
+    let decrypt = |body: &[u8]| -> Result<Vec<Item>, String> {
+        receive_body(body).or_else(|e| match as_collection(body) {
+            Some(wrapped) => receive_body(&wrapped),
+            None => Err(e),
+        })
+    };
     let mut tally = Tally::default();
-    let mut out = std::io::stdout().lock();
     let written = if is_json_lines(body) {
-        let mut written = Ok(());
-        for (number, line) in body.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let line_number = number + 1;
-            tally.lines += 1;
-            match decrypt(&as_collection(strip_bom(line))) {
-                Ok(items) => {
-                    written = crate::output::write_counted(
-                        &mut out,
-                        &items,
-                        [("line", line_number.into())],
-                        &mut tally.counts,
-                    )
-                    .map(|rejected| tally.rejected |= rejected);
-                    if written.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    errln!("msgraph-notify: {} line {line_number}: {e}", args.input);
-                    tally.unusable_lines.push(line_number);
-                }
-            }
-        }
-        written
+        let lines: Vec<(usize, &[u8])> = body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(number, line)| (number + 1, line))
+            .collect();
+        tally.lines = lines.len();
+        pipeline(&lines, &decrypt, &args.input, &mut tally)
     } else {
-        let items = decrypt(&as_collection(body)).map_err(|e| {
+        let items = decrypt(body).map_err(|e| {
             let hint = match BodyShape::of(body) {
                 BodyShape::Jwks => "; a key set is given with --jwks FILE",
                 _ => "",
             };
             fail!("{}: {e}{hint}", args.input)
         })?;
-        crate::output::write_counted(&mut out, &items, [], &mut tally.counts)
-            .map(|rejected| tally.rejected |= rejected)
+        // The lines made in parallel, in slices of the items, written in order; the items are
+        // dropped (their plaintexts wiped) where their lines were made, not one by one after.
+        let rendered: Vec<Lines> = items
+            .into_par_iter()
+            .chunks(ITEMS_PER_SLICE)
+            .map(|slice| Lines::of(&slice, &[]))
+            .collect();
+        let mut out = std::io::stdout().lock();
+        rendered
+            .iter()
+            .try_for_each(|lines| {
+                tally.rejected |= lines.rejected;
+                tally.counts.merge(&lines.counts);
+                out.write_all(&lines.bytes)
+            })
+            .and_then(|()| out.flush())
     };
     if let (Some(fetcher), Some(runtime)) = (&built.fetcher, &runtime)
         && let Some(e) = runtime.block_on(fetcher.last_error())
@@ -139,7 +143,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
              give the signing keys as a file: --jwks FILE"
         );
     }
-    match written.and_then(|()| out.flush()) {
+    match written {
         Ok(()) => {}
         // `decrypt … | head -1`: the reader has what it wanted; end quietly, as Unix tools do.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
@@ -162,22 +166,78 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     })
 }
 
-/// Whether the input is JSON Lines, one body per line: several JSON documents on their lines,
-/// or an input that is not one JSON document whose first non-blank line is one by itself and
-/// that has more lines (a capture whose last line was cut short, say). A pretty-printed
-/// document starts with a line (`{`) that is no JSON alone, so it stays one document and its
-/// parse error is reported as such.
+/// How many bodies of a JSON Lines input are decrypted (in parallel) before their lines are
+/// handed to the writer: large enough that the threads rarely wait for one another at the end
+/// of a slice, small enough to bound what waits in memory (two slices' lines at most).
+const LINES_PER_SLICE: usize = 128;
+
+/// How many items' lines are made by one task of a collection's output.
+const ITEMS_PER_SLICE: usize = 64;
+
+/// The ordered pipeline of a JSON Lines input: slices of the bodies decrypted in parallel (and
+/// their lines made where they were decrypted), handed in order to one writer thread that prints
+/// them and reports the unusable lines, while the next slice is decrypted. Returns how writing
+/// ended; stops early when the writer cannot write.
+fn pipeline(
+    lines: &[(usize, &[u8])],
+    decrypt: &(dyn Fn(&[u8]) -> Result<Vec<Item>, String> + Sync),
+    input: &str,
+    tally: &mut Tally,
+) -> std::io::Result<()> {
+    type Done = Vec<(usize, Result<Lines, String>)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Done>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut out = std::io::stdout().lock();
+            for slice in rx {
+                for (line_number, done) in slice {
+                    match done {
+                        Ok(lines) => {
+                            tally.rejected |= lines.rejected;
+                            tally.counts.merge(&lines.counts);
+                            out.write_all(&lines.bytes)?;
+                        }
+                        Err(e) => {
+                            errln!("msgraph-notify: {input} line {line_number}: {e}");
+                            tally.unusable_lines.push(line_number);
+                        }
+                    }
+                }
+            }
+            out.flush()
+        });
+        for slice in lines.chunks(LINES_PER_SLICE) {
+            let done: Done = slice
+                .par_iter()
+                .map(|&(line_number, line)| {
+                    let fields = [("line", &serde_json::Value::from(line_number))];
+                    let done = decrypt(strip_bom(line)).map(|items| Lines::of(&items, &fields));
+                    (line_number, done)
+                })
+                .collect();
+            if tx.send(done).is_err() {
+                break; // the writer stopped: it says why
+            }
+        }
+        drop(tx);
+        writer
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
+    })
+}
+
+/// Whether the input is JSON Lines, one body per line: its first non-blank line is a JSON
+/// document by itself and more non-blank lines follow (several documents on their lines, or a
+/// capture whose last line was cut short, say). A pretty-printed document starts with a line
+/// (`{`) that is no JSON alone, so it stays one document and its parse error is reported as
+/// such; a one-line document has no second line. Only the first line is parsed.
 fn is_json_lines(body: &[u8]) -> bool {
-    match BodyShape::of(body) {
-        BodyShape::JsonLines { .. } => true,
-        BodyShape::NotJson(_) => {
-            let mut lines = body
-                .split(|&b| b == b'\n')
-                .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
-            let first_parses = lines.next().is_some_and(|first| {
-                serde_json::from_slice::<serde_json::Value>(strip_bom(first)).is_ok()
-            });
-            first_parses && lines.next().is_some()
+    let mut lines = body
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+    match (lines.next(), lines.next()) {
+        (Some(first), Some(_)) => {
+            serde_json::from_slice::<serde_json::Value>(strip_bom(first)).is_ok()
         }
         _ => false,
     }
@@ -228,16 +288,15 @@ fn receive(
     }
 }
 
-/// The body as a collection: a single captured item is wrapped as `{"value":[item]}`; anything
-/// else is passed on as it is (the receiver says what is wrong with it).
-fn as_collection(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if BodyShape::of(body) == BodyShape::Item
-        && let Ok(item) = serde_json::from_slice::<serde_json::Value>(body)
-    {
-        return serde_json::json!({ "value": [item] })
-            .to_string()
-            .into_bytes()
-            .into();
+/// A single captured item as a collection, `{"value":[item]}`; `None` for any other body (the
+/// receiver's refusal of it stands).
+fn as_collection(body: &[u8]) -> Option<Vec<u8>> {
+    if BodyShape::of(body) != BodyShape::Item {
+        return None;
     }
-    body.into()
+    let mut wrapped = Vec::with_capacity(body.len() + 12);
+    wrapped.extend_from_slice(b"{\"value\":[");
+    wrapped.extend_from_slice(body);
+    wrapped.extend_from_slice(b"]}");
+    Some(wrapped)
 }

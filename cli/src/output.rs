@@ -1,7 +1,10 @@
 //! The JSON lines on standard output: one object per item, as `decrypt`, `serve` and `consume`
-//! print them (the item's own fields from the library's `Item::to_json`, plus where it came
+//! print them (the item's own fields from the library's `Item::write_json`, plus where it came
 //! from: a JSON Lines input's `line`, a Kafka record's `partition` and `offset`), and the line of
 //! a record refused whole.
+//!
+//! Lines are rendered into a buffer where the items were decrypted (on the worker threads, in
+//! parallel) and written whole by one writer, in order.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,6 +13,7 @@ use msgraph_notify::receiver::Item;
 use serde_json::{Value, json};
 
 /// Adds `fields` to the object `line` (anything else is left as it is).
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn with_fields<const N: usize>(mut line: Value, fields: [(&str, Value); N]) -> Value {
     if let Some(object) = line.as_object_mut() {
         for (name, value) in fields {
@@ -20,6 +24,7 @@ pub fn with_fields<const N: usize>(mut line: Value, fields: [(&str, Value); N]) 
 }
 
 /// The line of an item.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn item(item: &Item) -> Value {
     item.to_json()
 }
@@ -30,44 +35,57 @@ pub fn refused(reason: &str) -> Value {
     json!({"status": "refused", "error": reason})
 }
 
-/// Writes one line per item to `out`, each with `fields`; returns whether any item was
-/// rejected.
-pub fn write_lines<const N: usize>(
-    out: &mut impl Write,
-    items: &[Item],
-    fields: [(&str, Value); N],
-) -> std::io::Result<bool> {
-    write_counted(out, items, fields, &mut Counts::default())
+/// A body's lines, rendered and ready to be written whole: one line per item, each with the
+/// same `fields`, and what they were.
+#[derive(Default)]
+pub struct Lines {
+    /// The lines, each ending in `\n`.
+    pub bytes: Vec<u8>,
+    /// Whether any item was rejected.
+    pub rejected: bool,
+    /// The items by `status`.
+    pub counts: Counts,
 }
 
-/// [`write_lines`], counting the items written by `status` into `counts`.
-pub fn write_counted<const N: usize>(
-    out: &mut impl Write,
-    items: &[Item],
-    fields: [(&str, Value); N],
-    counts: &mut Counts,
-) -> std::io::Result<bool> {
-    let mut rejected = false;
-    for it in items {
-        rejected |= it.outcome.is_rejected();
-        let line = with_fields(item(it), fields.clone());
-        writeln!(out, "{line}")?;
-        counts.add(
-            line.get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("other"),
-        );
+impl Lines {
+    /// Renders one line per item of `items`, each with `fields`.
+    pub fn of(items: &[Item], fields: &[(&str, &Value)]) -> Lines {
+        let mut lines = Lines {
+            // About what a 1 KiB resource's line takes; grown when more is needed.
+            bytes: Vec::with_capacity(items.len() * 1536),
+            ..Lines::default()
+        };
+        for item in items {
+            lines.rejected |= item.outcome.is_rejected();
+            item.write_json(&mut lines.bytes, fields);
+            lines.bytes.push(b'\n');
+            lines.counts.add(item.outcome.status());
+        }
+        lines
     }
-    Ok(rejected)
+
+    /// Writes the lines whole on standard output, and flushes.
+    pub fn write_to_stdout(&self) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&self.bytes)?;
+        out.flush()
+    }
 }
 
 /// How many items were written, by `status` (the words of the output lines).
 #[derive(Debug, Default)]
-pub struct Counts(BTreeMap<String, u64>);
+pub struct Counts(BTreeMap<&'static str, u64>);
 
 impl Counts {
-    fn add(&mut self, status: &str) {
-        *self.0.entry(status.to_owned()).or_default() += 1;
+    fn add(&mut self, status: &'static str) {
+        *self.0.entry(status).or_default() += 1;
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &Counts) {
+        for (status, n) in &other.0 {
+            *self.0.entry(status).or_default() += n;
+        }
     }
 
     /// Every item counted.
@@ -94,8 +112,7 @@ impl std::fmt::Display for Counts {
 
 /// Prints one JSON line per item on stdout and flushes; returns whether any item was rejected.
 pub fn write_items(items: &[Item]) -> std::io::Result<bool> {
-    let mut out = std::io::stdout().lock();
-    let rejected = write_lines(&mut out, items, [])?;
-    out.flush()?;
-    Ok(rejected)
+    let lines = Lines::of(items, &[]);
+    lines.write_to_stdout()?;
+    Ok(lines.rejected)
 }

@@ -5,13 +5,15 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 
 /// The two members of a collection the receiver reads, parsed with the item and token limits
-/// applied while parsing.
-pub(super) struct RawCollection {
-    pub(super) value: Option<Vec<Value>>,
+/// applied while parsing. The items are the body's own bytes, checked to be JSON but not parsed
+/// into a tree: each is typed later, on its own (in parallel for a large body).
+pub(super) struct RawCollection<'a> {
+    pub(super) value: Option<Vec<&'a RawValue>>,
     pub(super) validation_tokens: Option<Value>,
 }
 
@@ -21,7 +23,7 @@ pub(super) fn parse_collection(
     body: &[u8],
     max_items: usize,
     max_tokens: usize,
-) -> Result<RawCollection> {
+) -> Result<RawCollection<'_>> {
     let exceeded = std::cell::Cell::new(None);
     let seed = CollectionSeed {
         max_items,
@@ -48,21 +50,21 @@ pub(super) struct CollectionSeed<'a> {
 }
 
 impl<'de> DeserializeSeed<'de> for CollectionSeed<'_> {
-    type Value = RawCollection;
+    type Value = RawCollection<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<RawCollection, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<RawCollection<'de>, D::Error> {
         de.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for CollectionSeed<'_> {
-    type Value = RawCollection;
+    type Value = RawCollection<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object with `value` (a changeNotificationCollection)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCollection, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawCollection<'de>, A::Error> {
         let mut out = RawCollection {
             value: None,
             validation_tokens: None,
@@ -78,7 +80,8 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
                         what: "items",
                         limit: self.max_items,
                         exceeded: self.exceeded,
-                        lenient: false,
+                        lenient: None,
+                        element: std::marker::PhantomData,
                     })?;
                 }
                 "validationTokens" => {
@@ -92,7 +95,8 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
                             what: "validation tokens",
                             limit: self.max_tokens,
                             exceeded: self.exceeded,
-                            lenient: true,
+                            lenient: Some(|value| value),
+                            element: std::marker::PhantomData,
                         })?
                         .map_or(Value::Null, Value::Array),
                     );
@@ -106,38 +110,38 @@ impl<'de> Visitor<'de> for CollectionSeed<'_> {
     }
 }
 
-/// `null` or an array of at most `limit` JSON values. Anything else is an error, or, when
-/// `lenient`, a list of that one value (a `validationTokens` that is not an array counts as one
-/// malformed token, which fails validation like any other).
-pub(super) struct Counted<'a> {
+/// `null` or an array of at most `limit` JSON values, each a `T`. Anything else is an error,
+/// or, when `lenient`, a list of that one value (a `validationTokens` that is not an array counts
+/// as one malformed token, which fails validation like any other).
+pub(super) struct Counted<'a, T> {
     what: &'static str,
     limit: usize,
     exceeded: &'a std::cell::Cell<Option<(&'static str, usize)>>,
-    lenient: bool,
+    lenient: Option<fn(Value) -> T>,
+    element: std::marker::PhantomData<T>,
 }
 
-impl Counted<'_> {
-    fn other<E: de::Error>(self, value: Value) -> Result<Option<Vec<Value>>, E> {
-        if self.lenient {
-            Ok(Some(vec![value]))
-        } else {
-            Err(E::custom(NOT_AN_ARRAY))
+impl<T> Counted<'_, T> {
+    fn other<E: de::Error>(self, value: Value) -> Result<Option<Vec<T>>, E> {
+        match self.lenient {
+            Some(element) => Ok(Some(vec![element(value)])),
+            None => Err(E::custom(NOT_AN_ARRAY)),
         }
     }
 }
 
 pub(super) const NOT_AN_ARRAY: &str = "value: not an array";
 
-impl<'de> DeserializeSeed<'de> for Counted<'_> {
-    type Value = Option<Vec<Value>>;
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Counted<'_, T> {
+    type Value = Option<Vec<T>>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Counted<'_> {
-    type Value = Option<Vec<Value>>;
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Counted<'_, T> {
+    type Value = Option<Vec<T>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "an array of {}", self.what)
@@ -153,7 +157,7 @@ impl<'de> Visitor<'de> for Counted<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(value) = seq.next_element::<Value>()? {
+        while let Some(value) = seq.next_element::<T>()? {
             if out.len() >= self.limit {
                 self.exceeded.set(Some((self.what, self.limit)));
                 return Err(de::Error::custom("too many elements"));

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::decrypt::Decryptor;
@@ -28,6 +27,7 @@ use pipeline::{Sorted, Transport};
 mod body;
 mod builder;
 mod coverage;
+mod line;
 mod offloaded;
 mod outcome;
 mod pipeline;
@@ -399,18 +399,18 @@ impl Receiver {
         } else if keep.is_empty() {
             None
         } else {
-            // Parsed once more only in this rare case: the original values, byte for byte as
-            // JSON values (numbers and strings as sent), of the items kept.
+            // Parsed once more only in this rare case: the items kept, byte for byte as sent.
             let raw = parse_collection(body, self.max_items, self.max_tokens)?;
-            let mut values = raw.value.unwrap_or_default();
-            let kept: Vec<Value> = keep
-                .iter()
-                .filter_map(|&at| values.get_mut(at).map(Value::take))
-                .collect();
-            Some(
-                serde_json::to_vec(&json!({ "value": kept }))
-                    .map_err(|e| Error::malformed("value", e.to_string()))?,
-            )
+            let values = raw.value.unwrap_or_default();
+            let mut kept = b"{\"value\":[".to_vec();
+            for (n, item) in keep.iter().filter_map(|&at| values.get(at)).enumerate() {
+                if n > 0 {
+                    kept.push(b',');
+                }
+                kept.extend_from_slice(item.get().as_bytes());
+            }
+            kept.extend_from_slice(b"]}");
+            Some(kept)
         };
         Ok(Screened {
             body,

@@ -1,8 +1,9 @@
 //! What a receiver hands back: one outcome per item.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::offloaded::ADDITIONAL_PAYLOAD;
+
 use crate::decrypt::Plaintext;
 use crate::error::Error;
 use crate::model::{ChangeNotification, LifecycleEvent};
@@ -167,54 +168,79 @@ impl Item {
     /// # Ok(()) }
     /// ```
     pub fn to_json(&self) -> Value {
-        let mut out = json!({"index": self.index, "status": self.outcome.status()});
-        let meta = |out: &mut Value, n: &ChangeNotification| {
-            for (key, value) in [
-                ("subscriptionId", n.subscription_id.as_deref()),
-                ("tenantId", n.tenant_id.as_deref()),
-                ("changeType", n.change_type.as_ref().map(|c| c.as_str())),
-                ("resource", n.resource.as_deref()),
-            ] {
-                if let Some(v) = value {
-                    out[key] = Value::String(v.to_owned());
-                }
-            }
-        };
+        let mut line = Vec::new();
+        self.write_json(&mut line, &[]);
+        // What `write_json` writes is JSON by construction.
+        serde_json::from_slice(&line).unwrap_or(Value::Null)
+    }
+
+    /// Appends the object of [`Item::to_json`] to `out` as one line of JSON (no line break),
+    /// followed by `extra`'s fields (whose names must differ from the item's), without building
+    /// a `Value`: the decrypted resource is copied as its verified bytes (on one line). This is
+    /// how the command prints its lines, several times cheaper than `to_json` and printing.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use msgraph_notify::receiver::{Receiver, Reply, dangerous};
+    /// use msgraph_notify::{Decryptor, PrivateKey};
+    ///
+    /// let receiver = dangerous::skip_token_validation(Receiver::builder(Decryptor::with_key(
+    ///     PrivateKey::generate(2048)?,
+    ///     None,
+    /// )?))
+    /// .build()?;
+    /// let body = br#"{"value":[{"subscriptionId":"s1","lifecycleEvent":"missed"}]}"#;
+    /// let Reply::Notifications(items) = receiver.receive(None, body)? else { unreachable!() };
+    /// let mut out = Vec::new();
+    /// items[0].write_json(&mut out, &[("line", &serde_json::json!(3))]);
+    /// assert_eq!(
+    ///     String::from_utf8(out)?,
+    ///     r#"{"index":0,"status":"lifecycle","subscriptionId":"s1","lifecycleEvent":"missed","line":3}"#
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn write_json(&self, out: &mut Vec<u8>, extra: &[(&str, &Value)]) {
+        use super::line::{field, meta, one_line};
+        // Writing into a `Vec` cannot fail.
+        let _ = std::io::Write::write_fmt(out, format_args!("{{\"index\":{}", self.index));
+        field(out, "status", self.outcome.status());
         match &self.outcome {
             Outcome::Decrypted(d) => {
-                meta(&mut out, &d.notification);
+                meta(out, &d.notification);
                 if let Some(id) = &d.storage_id {
-                    out[ADDITIONAL_PAYLOAD] = id.as_str().into();
+                    field(out, ADDITIONAL_PAYLOAD, id);
                 }
-                out["resourceKind"] = d.resource.kind().into();
-                out["data"] = serde_json::from_slice(d.plaintext.as_bytes()).unwrap_or(Value::Null);
+                field(out, "resourceKind", d.resource.kind());
+                super::line::key(out, "data");
+                one_line(out, d.plaintext.as_bytes());
             }
-            Outcome::Basic(n) => meta(&mut out, n),
+            Outcome::Basic(n) => meta(out, n),
             Outcome::Lifecycle(l) => {
-                meta(&mut out, &l.notification);
-                out["lifecycleEvent"] = l.event.as_str().into();
+                meta(out, &l.notification);
+                field(out, "lifecycleEvent", l.event.as_str());
                 if let Some(e) = &l.subscription_expiration_date_time {
-                    out["subscriptionExpirationDateTime"] = e.as_str().into();
+                    field(out, "subscriptionExpirationDateTime", e);
                 }
             }
             Outcome::Rejected(r) => {
                 if let Some(n) = &r.notification {
-                    meta(&mut out, n);
+                    meta(out, n);
                 }
-                out["error"] = r.error.to_string().into();
+                field(out, "error", &r.error.to_string());
             }
             Outcome::Validation(v) => {
-                meta(&mut out, &v.notification);
+                meta(out, &v.notification);
                 if let Some(id) = &v.request_id {
-                    out["requestId"] = id.as_str().into();
+                    field(out, "requestId", id);
                 }
             }
             Outcome::Offloaded(o) => {
-                meta(&mut out, &o.notification);
-                out["additionalPayloadStorageId"] = o.storage_id.as_str().into();
+                meta(out, &o.notification);
+                field(out, ADDITIONAL_PAYLOAD, &o.storage_id);
             }
         }
-        out
+        super::line::fields(out, extra);
+        out.push(b'}');
     }
 }
 

@@ -35,6 +35,20 @@ pub(super) struct Sorted {
     pub(super) tokens: Option<Value>,
 }
 
+/// From how many items a body's per-item stages run in parallel (when the receiver is
+/// `parallel`): below it, handing items to other threads costs more than it saves.
+const PARALLEL_FROM: usize = 16;
+
+/// A serde_json error's message without its " at line L column C": the position is inside
+/// the item, not the body, and would mislead.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match (error.line(), text.rfind(" at line ")) {
+        (line, Some(at)) if line > 0 => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
 /// The prefix of `changeType` in Event Hubs' validation message.
 pub(super) const EVENT_HUBS_VALIDATION: &str =
     "Validation: Testing client application reachability";
@@ -83,76 +97,99 @@ impl Receiver {
             return Err(crate::model::BodyShape::not_a_collection(body, None));
         };
 
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
+        // Each item is typed and sorted on its own: in parallel for a large body, so that a
+        // collection of thousands of items has no serial stage before its RSA operations.
+        let sort = |(index, raw): (usize, &serde_json::value::RawValue)| {
+            self.sort_item(index, raw, transport)
+        };
+        let sorted: Vec<Result<Outcome, ChangeNotification>> =
+            if self.parallel && values.len() >= PARALLEL_FROM {
+                values.into_par_iter().enumerate().map(sort).collect()
+            } else {
+                values.into_iter().enumerate().map(sort).collect()
+            };
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(sorted.len());
         let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
-        for (index, value) in values.into_iter().enumerate() {
-            let notification =
-                match serde_path_to_error::deserialize::<_, ChangeNotification>(value) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        // The field's path inside the item (`encryptedContent.data`), as the later
-                        // checks name theirs; the item itself when it is not an object.
-                        let field = match e.path().to_string() {
-                            root if root == "." => format!("value[{index}]"),
-                            path => path,
-                        };
-                        outcomes.push(Some(rejected(
-                            Error::malformed(field, e.into_inner().to_string()),
-                            None,
-                        )));
-                        continue;
-                    }
-                };
-            // Only on the hub's own transport (Graph sends it nowhere else): there it comes
-            // before clientState, since the message carries `"NA"` there. On the webhook it is an
-            // ordinary item, checked like any other: recognised there, it would let anyone
-            // without the clientState have items accepted (and, under `serve --forward`,
-            // written to the topic).
-            if let Transport::Trusted = transport
-                && let Some(request_id) = event_hubs_validation(&notification)
-            {
-                outcomes.push(Some(Outcome::Validation(Box::new(ValidationMessage {
-                    request_id,
-                    notification,
-                }))));
-                continue;
+        for (index, item) in sorted.into_iter().enumerate() {
+            match item {
+                Ok(outcome) => outcomes.push(Some(outcome)),
+                Err(encrypted) => {
+                    outcomes.push(None);
+                    pending.push((index, encrypted));
+                }
             }
-            if !self.client_state_ok(notification.client_state.as_deref()) {
-                outcomes.push(Some(rejected(Error::ClientState, Some(notification))));
-                continue;
-            }
-            if let Some(event) = notification.lifecycle_event.clone() {
-                outcomes.push(Some(Outcome::Lifecycle(Box::new(LifecycleNotice {
-                    event,
-                    subscription_id: notification.subscription_id.clone(),
-                    tenant_id: notification.tenant_id.clone(),
-                    subscription_expiration_date_time: notification
-                        .subscription_expiration_date_time
-                        .clone(),
-                    notification,
-                }))));
-                continue;
-            }
-            if notification.encrypted_content.is_none() {
-                let outcome = match offloaded_id(&notification) {
-                    Ok(Some(storage_id)) => Outcome::Offloaded(Box::new(OffloadedItem {
-                        storage_id,
-                        notification,
-                    })),
-                    Ok(None) => Outcome::Basic(Box::new(notification)),
-                    Err(e) => rejected(e, Some(notification)),
-                };
-                outcomes.push(Some(outcome));
-                continue;
-            }
-            outcomes.push(None);
-            pending.push((index, notification));
         }
         Ok(Sorted {
             outcomes,
             pending,
             tokens: raw.validation_tokens,
         })
+    }
+
+    /// One item typed and sorted: its outcome when decided without a private-key operation, or
+    /// (as `Err`) the encrypted notification left to verify and decrypt.
+    fn sort_item(
+        &self,
+        index: usize,
+        raw: &serde_json::value::RawValue,
+        transport: Transport,
+    ) -> std::result::Result<Outcome, ChangeNotification> {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let notification = match serde_path_to_error::deserialize::<_, ChangeNotification>(&mut de)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                // The field's path inside the item (`encryptedContent.data`), as the later
+                // checks name theirs; the item itself when it is not an object.
+                let field = match e.path().to_string() {
+                    root if root == "." => format!("value[{index}]"),
+                    path => path,
+                };
+                let error = e.into_inner();
+                return Ok(rejected(
+                    Error::malformed(field, without_position(&error)),
+                    None,
+                ));
+            }
+        };
+        // Only on the hub's own transport (Graph sends it nowhere else): there it comes
+        // before clientState, since the message carries `"NA"` there. On the webhook it is an
+        // ordinary item, checked like any other: recognised there, it would let anyone
+        // without the clientState have items accepted (and, under `serve --forward`,
+        // written to the topic).
+        if let Transport::Trusted = transport
+            && let Some(request_id) = event_hubs_validation(&notification)
+        {
+            return Ok(Outcome::Validation(Box::new(ValidationMessage {
+                request_id,
+                notification,
+            })));
+        }
+        if !self.client_state_ok(notification.client_state.as_deref()) {
+            return Ok(rejected(Error::ClientState, Some(notification)));
+        }
+        if let Some(event) = notification.lifecycle_event.clone() {
+            return Ok(Outcome::Lifecycle(Box::new(LifecycleNotice {
+                event,
+                subscription_id: notification.subscription_id.clone(),
+                tenant_id: notification.tenant_id.clone(),
+                subscription_expiration_date_time: notification
+                    .subscription_expiration_date_time
+                    .clone(),
+                notification,
+            })));
+        }
+        if notification.encrypted_content.is_none() {
+            return Ok(match offloaded_id(&notification) {
+                Ok(Some(storage_id)) => Outcome::Offloaded(Box::new(OffloadedItem {
+                    storage_id,
+                    notification,
+                })),
+                Ok(None) => Outcome::Basic(Box::new(notification)),
+                Err(e) => rejected(e, Some(notification)),
+            });
+        }
+        Err(notification)
     }
 
     pub(super) fn receive_as(&self, body: &[u8], transport: Transport) -> Result<Vec<Item>> {
@@ -180,16 +217,27 @@ impl Receiver {
         };
 
         if !pending.is_empty() {
-            let mut ready: Vec<Ready<'_>> = Vec::new();
-            for (index, notification) in pending {
+            // Every check short of RSA, in parallel for a large body; then, in the items' order,
+            // each recorded in the replay store (so that of two copies in one body the first is
+            // decrypted and the second is the duplicate).
+            let check = |(index, notification): (usize, ChangeNotification)| {
                 let checked = self
                     .covered(verdicts.as_ref(), &notification)
-                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?))
-                    .and_then(|prepared| {
-                        let fingerprint = self.remember(&notification, prepared.key_tag())?;
-                        Ok((prepared, fingerprint))
-                    });
-                match checked {
+                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?));
+                (index, notification, checked)
+            };
+            let checked: Vec<_> = if self.parallel && pending.len() >= PARALLEL_FROM {
+                pending.into_par_iter().map(check).collect()
+            } else {
+                pending.into_iter().map(check).collect()
+            };
+            let mut ready: Vec<Ready<'_>> = Vec::with_capacity(checked.len());
+            for (index, notification, checked) in checked {
+                let remembered = checked.and_then(|prepared| {
+                    let fingerprint = self.remember(&notification, prepared.key_tag())?;
+                    Ok((prepared, fingerprint))
+                });
+                match remembered {
                     Ok((prepared, fingerprint)) => ready.push(Ready {
                         index,
                         prepared,

@@ -469,20 +469,28 @@ fn body_level_errors() {
             other => panic!("{}: {other:?}", String::from_utf8_lossy(bad)),
         }
     }
-    // Deeply nested JSON is refused by the parser's depth limit, not by a stack overflow.
+    // Deeply nested JSON in an item is refused with that item, by the parser's depth limit (not
+    // by a stack overflow); the body and its other items go on.
     let r = receiver();
-    let deep = format!("{{\"value\":[{}{}]}}", "[".repeat(400), "]".repeat(400));
-    assert!(matches!(
-        r.receive(None, deep.as_bytes()),
-        Err(Error::Malformed { .. })
-    ));
-    let mut nested = String::from("{\"value\":[{\"subscriptionId\":\"s\",\"x\":");
-    nested.push_str(&"{\"a\":".repeat(300));
-    nested.push('1');
-    nested.push_str(&"}".repeat(300));
-    nested.push_str("}]}");
-    let result = r.receive(None, nested.as_bytes());
-    assert!(matches!(result, Err(Error::Malformed { .. })), "{result:?}");
+    let deep_array = format!("{}{}", "[".repeat(400), "]".repeat(400));
+    let deep_object = format!(
+        "{{\"subscriptionId\":\"s\",\"x\":{}1{}}}",
+        "{\"a\":".repeat(300),
+        "}".repeat(300)
+    );
+    for deep in [deep_array, deep_object] {
+        let good = serde_json::to_string(&presence(TENANT_A)).unwrap();
+        let token = issuer().token(TokenVersion::V2, APP, TENANT_A);
+        let body = format!("{{\"value\":[{deep},{good}],\"validationTokens\":[\"{token}\"]}}");
+        let out = items(&r, body.as_bytes());
+        assert!(
+            matches!(rejection(&out[0]), Error::Malformed { reason, .. }
+                if reason.contains("recursion limit") || reason.contains("invalid type: sequence")),
+            "{:?}",
+            out[0]
+        );
+        assert_eq!(out[1].status(), "decrypted");
+    }
 }
 
 #[test]

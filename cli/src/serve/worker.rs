@@ -108,9 +108,12 @@ impl Pool {
                 let rejected = done.iter().filter(|i| i.outcome.is_rejected()).count();
                 stats.items.fetch_add(done.len() as u64, Ordering::Relaxed);
                 stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+                // Made here, on this worker, in parallel with the other workers; only the write
+                // (and the spool's settling, which must follow it) is one at a time.
+                let lines = crate::output::Lines::of(&done, &[]);
                 {
                     let _one_at_a_time = self.output.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = crate::output::write_items(&done) {
+                    if let Err(e) = lines.write_to_stdout() {
                         crate::log::warn(&format!("cannot write to stdout: {e}"));
                     }
                     self.settle(job, &left);
