@@ -12,9 +12,11 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod forward_edges;
 mod forward_keys;
 
 mod groups;
+mod membership;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
