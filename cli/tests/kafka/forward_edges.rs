@@ -165,3 +165,21 @@ fn tls_asked_of_a_plaintext_broker_is_named_in_the_log_and_answered_503() {
     );
     assert_eq!(served.terminate(), Some(0));
 }
+
+#[test]
+fn serve_help_gives_the_forward_max_body_and_the_connection_options() {
+    let out = run(&["serve", "--help"], b"");
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "--forward <kafka://HOST:PORT/TOPIC>",
+        "1,048,504",
+        "message.max.bytes",
+        "--kafka-security-protocol <PROTOCOL>",
+        "--kafka-sasl-username <USER>",
+        "--kafka-ssl-ca-location <FILE>",
+        "--event-hubs-connection-string-env <VAR>",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}
