@@ -1,7 +1,8 @@
 //! `consume`'s group membership as the operator sees it: the join, the assignment and each
 //! rebalance logged on stderr; a static member (`--group-instance-id`) killed and restarted gets
 //! its partitions back before its session timeout would have let the group move them; the
-//! options in `--help`; TLS asked of a broker that speaks none fails with a clear error.
+//! options in `--help`; TLS asked of a broker that speaks none, and a SASL login it refuses, fail
+//! with a clear error (and the password never shown).
 
 use std::process::Command;
 use std::time::Duration;
@@ -196,4 +197,38 @@ fn tls_asked_of_a_plaintext_broker_fails_with_a_clear_error() {
         b"",
     );
     assert_refused(&out, "--kafka-sasl-username");
+}
+
+#[test]
+fn sasl_is_attempted_with_the_password_file_and_a_refusal_is_named_without_it() {
+    let Some(broker) = broker_with("sasl", 1) else {
+        return;
+    };
+    let fx = Fixture::new();
+    let password = "pa55-never-shown";
+    let file = fx.path("kafka-password.txt");
+    std::fs::write(&file, format!("{password}\n")).expect("password file");
+    // tansu, started without SASL credentials, refuses the PLAIN handshake.
+    let mut consumer = consume(
+        &fx,
+        &broker.address(),
+        "sasl",
+        &[
+            "--kafka-security-protocol",
+            "sasl_plaintext",
+            "--kafka-sasl-username",
+            "decrypter",
+            "--kafka-sasl-password-file",
+            &s(&file),
+        ],
+    );
+    logged(
+        &consumer,
+        "the SASL refusal",
+        &["Kafka: ", "SASL PLAIN mechanism handshake failed"],
+    );
+    assert_eq!(consumer.stop_with("-TERM", PATIENCE), Some(0));
+    let stderr = consumer.stderr.snapshot().join("\n");
+    assert!(!stderr.contains(password), "{stderr}");
+    assert!(consumer.json_lines().is_empty());
 }
