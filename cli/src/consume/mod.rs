@@ -17,18 +17,24 @@ use msgraph_notify::replay::ReplayStore;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use deferred::Deferred;
+use group::GroupLog;
 
-use crate::opts::{ClientStateOpts, ItemLimit, KeyOpts, ReplayOpts};
+use crate::opts::{ClientStateOpts, ItemLimit, KafkaOpts, KeyOpts, ReplayOpts};
 use crate::output;
 use crate::retry::Backoff;
 use crate::signal::Shutdown;
 use crate::{Fail, fail};
 
 mod deferred;
+mod group;
+
+/// The consumer, with the context that logs its group's rebalances.
+type KafkaConsumer = BaseConsumer<GroupLog>;
 
 /// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
 const COMMIT_RECORDS: usize = 500;
@@ -57,6 +63,11 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// without that option it is printed with `status` `offloaded` and the blob's name.
 /// A record that cannot be read (not JSON, over --max-body, no value) is reported as one line
 /// with `status` `refused` and skipped.
+///
+/// The group's join, each partition assignment and each revocation are logged on stderr. The
+/// consumer is a static member of its group (Kafka's group.instance.id, --group-instance-id):
+/// restarted with the same id within --session-timeout, it gets its partitions back at once,
+/// without a rebalance of the group.
 ///
 /// Offsets are committed only after the lines are flushed: a crash re-reads what was not
 /// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
@@ -87,11 +98,18 @@ pub struct Args {
     #[arg(long, value_name = "GROUP", env = "MSGRAPH_NOTIFY_GROUP")]
     group: String,
 
-    /// Connect to Azure Event Hubs' Kafka endpoint with the connection string held in this
-    /// environment variable (SASL_SSL, PLAIN, user `$ConnectionString`). Never give the
-    /// connection string itself on the command line.
-    #[arg(long, value_name = "VAR")]
-    event_hubs_connection_string_env: Option<String>,
+    /// This member's static id in the group (Kafka's group.instance.id): a consumer restarted
+    /// with the same id within --session-timeout takes its partitions back at once, without a
+    /// rebalance. Default: msgraph-notify-HOST-GROUP (the host name, stable across restarts;
+    /// a pod's name in Kubernetes: use a StatefulSet). Two consumers of one group on one host
+    /// need distinct ids: a second member with the same id fences the first out (it stops with
+    /// an error). An empty value makes the consumer a dynamic member (it leaves the group when
+    /// it stops).
+    #[arg(long, value_name = "ID", env = "MSGRAPH_NOTIFY_GROUP_INSTANCE_ID")]
+    group_instance_id: Option<String>,
+
+    #[command(flatten)]
+    kafka: KafkaOpts,
 
     /// Read offloaded payloads (notifications over 1 MB, `additionalPayloadStorageId`) from the
     /// Azure Storage account whose connection string is held in this environment variable: the
@@ -132,27 +150,15 @@ pub struct Args {
     max_body: usize,
 
     /// Seconds without a heartbeat after which the group gives this member's partitions to
-    /// another (Kafka's session.timeout.ms; Event Hubs accepts 6 to 300).
+    /// another (Kafka's session.timeout.ms; Event Hubs accepts 6 to 300); also how long a
+    /// stopped static member (--group-instance-id) keeps its partitions waiting for its
+    /// restart. The broker bounds it (group.min/max.session.timeout.ms, 6 s to 30 min by
+    /// default).
     #[arg(long, value_name = "SECS", default_value_t = 45, value_parser = clap::value_parser!(u32).range(1..=3600), env = "MSGRAPH_NOTIFY_SESSION_TIMEOUT")]
     session_timeout: u32,
 
     #[command(flatten)]
     replay: ReplayOpts,
-}
-
-/// The Event Hubs namespace's Kafka endpoint, from `Endpoint=sb://NS.servicebus.windows.net/`.
-fn event_hubs_brokers(connection_string: &str) -> Option<String> {
-    let endpoint = connection_string.split(';').find_map(|part| {
-        let (key, value) = part.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("Endpoint")
-            .then(|| value.trim())
-    })?;
-    let host = endpoint
-        .strip_prefix("sb://")
-        .unwrap_or(endpoint)
-        .trim_end_matches('/');
-    (!host.is_empty() && !host.contains(['/', ':'])).then(|| format!("{host}:9093"))
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
@@ -193,14 +199,14 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     }
     let receiver = builder.build().map_err(|e| fail!("{e}"))?;
 
-    let consumer = connect(&args)?;
+    let instance = group::instance_id(args.group_instance_id.as_deref(), &args.group)?;
+    let consumer = connect(&args, instance.as_deref())?;
+    consumer
+        .context()
+        .joining(&args.topic, args.session_timeout);
     consumer
         .subscribe(&[&args.topic])
         .map_err(|e| fail!("cannot subscribe to {}: {e}", args.topic))?;
-    crate::log::info(&format!(
-        "msgraph-notify consume: reading {} as group {}",
-        args.topic, args.group
-    ));
 
     let mut run = Run {
         args: &args,
@@ -243,31 +249,14 @@ fn blob_store(args: &Args) -> Result<Option<Arc<dyn PayloadStore>>, Fail> {
     Ok(Some(Arc::new(store)))
 }
 
-fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
+fn connect(args: &Args, instance: Option<&str>) -> Result<KafkaConsumer, Fail> {
     let mut config = ClientConfig::new();
-    let mut brokers = args.brokers.clone();
-    if let Some(var) = &args.event_hubs_connection_string_env {
-        let connection_string =
-            crate::secret::env_named_by("--event-hubs-connection-string-env", var)?;
-        if brokers.is_none() {
-            brokers = Some(event_hubs_brokers(&connection_string).ok_or_else(|| {
-                fail!(
-                    "the connection string in {var} has no Endpoint=sb://NAMESPACE.servicebus.windows.net/; \
-                     give --brokers NAMESPACE.servicebus.windows.net:9093"
-                )
-            })?);
-        }
-        config
-            .set("security.protocol", "SASL_SSL")
-            .set("sasl.mechanisms", "PLAIN")
-            .set("sasl.username", "$ConnectionString")
-            .set("sasl.password", connection_string.as_str());
+    let brokers =
+        args.kafka
+            .configure(&mut config, args.brokers.as_deref(), "--brokers HOST:PORT")?;
+    if let Some(id) = instance {
+        config.set("group.instance.id", id);
     }
-    let Some(brokers) = brokers else {
-        return Err(fail!(
-            "--brokers HOST:PORT is required (or --event-hubs-connection-string-env VAR)"
-        ));
-    };
     // A record over --max-body is fetched (and refused) whole: let the fetch hold it.
     let fetch_max = args
         .max_body
@@ -280,10 +269,12 @@ fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
             "session.timeout.ms",
             (u64::from(args.session_timeout) * 1000).to_string(),
         )
+        // A third of the session, at most Kafka's default 3 s: a member hears of a rebalance
+        // through its heartbeat.
         .set(
             "heartbeat.interval.ms",
             (u64::from(args.session_timeout) * 1000 / 3)
-                .max(100)
+                .clamp(100, 3000)
                 .to_string(),
         )
         .set("enable.auto.commit", "false")
@@ -295,17 +286,22 @@ fn connect(args: &Args) -> Result<BaseConsumer, Fail> {
             "receive.message.max.bytes",
             fetch_max.saturating_mul(2).max(100_000_000).to_string(),
         );
-    // The configuration holds the connection string: never printed.
+    // The configuration holds the connection string or password: never printed.
     config
-        .create()
-        .map_err(|e| fail!("cannot create the Kafka consumer for {brokers}: {e}"))
+        .create_with_context(GroupLog::new(&args.group, instance))
+        .map_err(|e| {
+            fail!(
+                "cannot create the Kafka consumer for {brokers} ({}): {e}",
+                args.kafka.describe()
+            )
+        })
 }
 
 struct Run<'a, W: Write> {
     args: &'a Args,
     receiver: &'a Receiver,
     deferred: Option<&'a Deferred>,
-    consumer: &'a BaseConsumer,
+    consumer: &'a KafkaConsumer,
     out: W,
     /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
     /// is out before its items are recorded right after (a `BufWriter` would write when full).
@@ -324,7 +320,12 @@ impl<W: Write> Run<'_, W> {
         while !stop.load(Ordering::Acquire) {
             match self.consumer.poll(POLL) {
                 None => {}
-                Some(Err(e)) => warn_kafka.warn(&format!("Kafka: {e}")),
+                Some(Err(e)) => {
+                    if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                        return Err(fatal(code, &reason));
+                    }
+                    warn_kafka.warn(&format!("Kafka: {e}"));
+                }
                 Some(Ok(message)) => {
                     let (partition, offset) = (message.partition(), message.offset());
                     let lines = self.decide(message.payload(), partition, offset, stop);
@@ -473,6 +474,17 @@ impl<W: Write> Run<'_, W> {
     }
 }
 
+/// The error `consume` stops with when librdkafka reports a fatal error (the consumer cannot go
+/// on; a restart makes a new one).
+fn fatal(code: RDKafkaErrorCode, reason: &str) -> Fail {
+    let hint = if code == RDKafkaErrorCode::FencedInstanceId {
+        ": another consumer of the group uses the same --group-instance-id; give each its own"
+    } else {
+        "; restart the consumer"
+    };
+    fail!("Kafka: fatal error ({code}): {reason}{hint}")
+}
+
 /// An item that failed for a passing reason, not for what it is: the replay store could not
 /// check it, the key could not be used (a PKCS#11 token removed, a vault unreachable), or its
 /// offloaded payload could not be read (the storage account out of reach). Its record is
@@ -482,22 +494,4 @@ impl<W: Write> Run<'_, W> {
 /// validation tokens, so the signing keys never hold a record up here).
 fn unchecked(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r) if r.error.is_transient())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::event_hubs_brokers;
-
-    #[test]
-    fn the_kafka_endpoint_comes_from_the_connection_string() {
-        assert_eq!(
-            event_hubs_brokers(
-                "Endpoint=sb://ns1.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=x;EntityPath=hub"
-            )
-            .as_deref(),
-            Some("ns1.servicebus.windows.net:9093")
-        );
-        assert_eq!(event_hubs_brokers("SharedAccessKey=x"), None);
-        assert_eq!(event_hubs_brokers("Endpoint=sb://a/b/;"), None);
-    }
 }

@@ -1,12 +1,15 @@
 //! The option groups of the commands, each a clap `Args` struct flattened into every command
 //! that needs it: keys ([`KeyOpts`]), tokens ([`TokenOpts`]), client state
-//! ([`ClientStateOpts`]), the item limit ([`ItemLimit`]) and replay detection ([`ReplayOpts`]).
+//! ([`ClientStateOpts`]), the item limit ([`ItemLimit`]), replay detection ([`ReplayOpts`])
+//! and how a Kafka client connects (`KafkaOpts`, `consume` and `serve --forward`).
 //! [`ReceiverOpts`] gathers those of `decrypt` and `serve`, and builds their receiver.
 
 mod address;
 mod client_state;
 #[cfg(feature = "manage")]
 mod graph;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod keys;
 mod limits;
 mod replay;
@@ -22,6 +25,8 @@ pub use address::socket_addr;
 pub use client_state::{CLIENT_STATE_ENV, ClientStateOpts};
 #[cfg(feature = "manage")]
 pub use graph::GraphOpts;
+#[cfg(feature = "kafka")]
+pub use kafka::{KafkaLog, KafkaOpts};
 pub use keys::{KeyOpts, warn_if_world_readable};
 pub use limits::{ItemLimit, Limits};
 pub use replay::{Replay, ReplayOpts};

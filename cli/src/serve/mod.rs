@@ -102,9 +102,10 @@ pub struct Args {
     #[command(flatten)]
     keeper: keeper::KeeperArgs,
 
-    /// The largest body accepted, in bytes; larger ones are answered 413.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, env = "MSGRAPH_NOTIFY_MAX_BODY")]
-    max_body: usize,
+    /// The largest body accepted, in bytes; larger ones are answered 413. Default: 1,048,576
+    /// (1 MiB); with --forward, 1,048,504 (what fits in a broker's default message).
+    #[arg(long, value_name = "BYTES", env = "MSGRAPH_NOTIFY_MAX_BODY")]
+    max_body: Option<usize>,
 
     /// How many bodies may wait for a worker.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000), env = "MSGRAPH_NOTIFY_QUEUE")]
@@ -198,6 +199,18 @@ impl Stats {
     }
 }
 
+impl Args {
+    /// --max-body, or its default: 1 MiB, or with --forward the largest body a broker's default
+    /// message.max.bytes takes as one record.
+    fn max_body(&self) -> usize {
+        #[cfg(feature = "kafka")]
+        if forwarding(self) {
+            return self.max_body.unwrap_or(forward::FORWARD_MAX_BODY);
+        }
+        self.max_body.unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    }
+}
+
 /// The replay store as `serve` watches it.
 pub(crate) struct ReplayWatch {
     /// The fail-closed Redis store: while it is unavailable, POSTs are answered 503.
@@ -211,10 +224,10 @@ pub(crate) struct ReplayWatch {
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
     crate::log::init(args.log_format);
-    if args.max_body as u64 > args.max_buffered {
+    if args.max_body() as u64 > args.max_buffered {
         return Err(fail!(
             "--max-body {} exceeds --max-buffered {}: bodies between the two could never be read",
-            args.max_body,
+            args.max_body(),
             args.max_buffered
         ));
     }
@@ -235,7 +248,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         args.replay.store()?
     };
     let built = args.receiver.build(crate::opts::Limits {
-        max_body: args.max_body,
+        max_body: args.max_body(),
         max_items: args.receiver.max_items(),
         parallel: false,
         replay: replay.store,
@@ -405,8 +418,9 @@ async fn serve(
     #[cfg(feature = "kafka")]
     let forward = match &args.forward.forward {
         Some(target) => Some(Arc::new(forward::Forward::new(
+            &args.forward,
             target,
-            args.max_body,
+            args.max_body(),
             Arc::clone(&receiver),
             fetcher.clone(),
         )?)),
@@ -419,7 +433,7 @@ async fn serve(
         spool,
         queue: tx,
         budget,
-        max_body: args.max_body,
+        max_body: args.max_body(),
         stats: Arc::clone(&stats),
         warn_busy: crate::log::RateLimited::new(),
         #[cfg(feature = "kafka")]

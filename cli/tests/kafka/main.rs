@@ -6,15 +6,21 @@
 //! `forward_keys`); `consume` killed with SIGKILL mid-stream and restarted, with Redis as the
 //! replay store: no item missing, none decrypted twice; offloaded payloads read from Azurite
 //! (Microsoft's storage emulator), and a storage account that hangs waited out.
+//! `membership`: consume's join, assignments and rebalances logged, a static member restarted
+//! within its session; `forward_edges`: items with additionalPayloadStorageId kept back, the
+//! default --max-body through a broker, a broker restarted without its state, TLS to a plaintext
+//! broker.
 //!
 //! The broker is found through `MSGRAPH_NOTIFY_TANSU` (a path) or `tansu` on PATH. Without it the
 //! tests are skipped with a note, except under `CI=true`, where its absence fails them.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod forward_edges;
 mod forward_keys;
 
 mod groups;
+mod membership;
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
