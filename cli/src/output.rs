@@ -23,12 +23,6 @@ pub fn with_fields<const N: usize>(mut line: Value, fields: [(&str, Value); N]) 
     line
 }
 
-/// The line of an item.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-pub fn item(item: &Item) -> Value {
-    item.to_json()
-}
-
 /// The line of a body or record refused whole (`status` `refused`, the reason in `error`).
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn refused(reason: &str) -> Value {
@@ -111,6 +105,7 @@ impl std::fmt::Display for Counts {
 }
 
 /// Prints one JSON line per item on stdout and flushes; returns whether any item was rejected.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn write_items(items: &[Item]) -> std::io::Result<bool> {
     let lines = Lines::of(items, &[]);
     lines.write_to_stdout()?;

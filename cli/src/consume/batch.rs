@@ -4,7 +4,7 @@
 //! its lines but the poll itself and the write of finished lines.
 
 use msgraph_notify::Error;
-use msgraph_notify::receiver::Receiver;
+use msgraph_notify::receiver::{Outcome, Receiver};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -43,11 +43,11 @@ pub fn decide(
     max_body: usize,
 ) -> Option<Vec<Decided>> {
     let before = deferred.map_or(0, |d| d.pending().len());
-    let decided: Vec<Option<Decided>> = records
+    let decided: Vec<Result<Decided, String>> = records
         .par_iter()
         .map(|record| decide_one(receiver, record, max_body))
         .collect();
-    if decided.iter().all(Option::is_some) {
+    if decided.iter().all(Result::is_ok) {
         return Some(decided.into_iter().flatten().collect());
     }
     if let Some(d) = deferred {
@@ -56,15 +56,19 @@ pub fn decide(
     None
 }
 
-/// One record; `None` when an item met a passing failure.
-fn decide_one(receiver: &Receiver, record: &Record<'_>, max_body: usize) -> Option<Decided> {
+/// One record; `Err` with the reason when an item met a passing failure.
+pub fn decide_one(
+    receiver: &Receiver,
+    record: &Record<'_>,
+    max_body: usize,
+) -> Result<Decided, String> {
     let fields = position(record);
     let fields = [("partition", &fields[0]), ("offset", &fields[1])];
     let Some(payload) = record.payload else {
-        return Some(refused(record, "the record has no value".to_owned()));
+        return Ok(refused(record, "the record has no value".to_owned()));
     };
     if payload.len() > max_body {
-        return Some(refused(
+        return Ok(refused(
             record,
             format!(
                 "the record is {} bytes, over --max-body {max_body}",
@@ -73,17 +77,22 @@ fn decide_one(receiver: &Receiver, record: &Record<'_>, max_body: usize) -> Opti
         ));
     }
     match receiver.receive_trusted_transport(payload) {
-        Ok(items) if items.iter().any(unchecked) => None,
-        Ok(items) => Some(Decided {
-            lines: Lines::of(&items, &fields),
-            items: items.len(),
-            refused: None,
-        }),
-        Err(e @ Error::TooMany { .. }) => Some(refused(
+        Ok(items) => match items.iter().find(|item| unchecked(item)) {
+            Some(item) => Err(match &item.outcome {
+                Outcome::Rejected(r) => r.error.to_string(),
+                _ => String::new(),
+            }),
+            None => Ok(Decided {
+                lines: Lines::of(&items, &fields),
+                items: items.len(),
+                refused: None,
+            }),
+        },
+        Err(e @ Error::TooMany { .. }) => Ok(refused(
             record,
             format!("{e} (--max-items raises the item limit)"),
         )),
-        Err(e) => Some(refused(record, e.to_string())),
+        Err(e) => Ok(refused(record, e.to_string())),
     }
 }
 

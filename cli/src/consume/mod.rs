@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use msgraph_notify::Decryptor;
-use msgraph_notify::Error;
 use msgraph_notify::offload::azure::AzureBlobStore;
 use msgraph_notify::offload::{DEFAULT_CONTAINER, DEFAULT_MAX_PAYLOAD_BYTES, PayloadStore};
 use msgraph_notify::receiver::{DEFAULT_MAX_BODY_BYTES, Item, Outcome, Receiver};
@@ -19,17 +18,16 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::Value;
 
 use deferred::Deferred;
 use group::GroupLog;
 
 use crate::opts::{ClientStateOpts, ItemLimit, KafkaOpts, KeyOpts, ReplayOpts};
-use crate::output;
 use crate::retry::Backoff;
 use crate::signal::Shutdown;
 use crate::{Fail, fail};
 
+mod batch;
 mod deferred;
 mod group;
 
@@ -73,8 +71,8 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
 /// what was already printed into `duplicate` rejections. A record whose replay store, key or
 /// blob store does not answer is retried, never skipped. On SIGTERM or SIGINT it commits what
-/// was printed and exits 0. Memory: about 32 MiB of prefetched records, one record (--max-body)
-/// being decrypted with at most --max-payload (16 MiB) of offloaded payloads, and up to 1 MiB of
+/// was printed and exits 0. Memory: about 32 MiB of prefetched records, the records of one batch
+/// being decrypted in parallel (at most 64 records, or 8 MiB of records plus one --max-body) with at most --max-payload (16 MiB) of offloaded payloads, and up to 1 MiB of
 /// output (plus one record's lines) between two commits.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -317,32 +315,50 @@ struct Run<'a, W: Write> {
 impl<W: Write> Run<'_, W> {
     fn poll_until(&mut self, stop: &AtomicBool) -> Result<(), Fail> {
         let warn_kafka = crate::log::RateLimited::new();
+        let consumer = self.consumer;
         while !stop.load(Ordering::Acquire) {
-            match self.consumer.poll(POLL) {
-                None => {}
-                Some(Err(e)) => {
-                    if let Some((code, reason)) = self.consumer.client().fatal_error() {
-                        return Err(fatal(code, &reason));
+            // What the client has already fetched, up to a batch, after one wait for the first.
+            let (mut messages, mut bytes, mut wait) = (Vec::new(), 0, POLL);
+            while messages.len() < batch::RECORDS && bytes < batch::BYTES {
+                match consumer.poll(wait) {
+                    None => break,
+                    Some(Err(e)) => {
+                        if let Some((code, reason)) = consumer.client().fatal_error() {
+                            return Err(fatal(code, &reason));
+                        }
+                        warn_kafka.warn(&format!("Kafka: {e}"));
+                        break;
                     }
-                    warn_kafka.warn(&format!("Kafka: {e}"));
+                    Some(Ok(message)) => {
+                        bytes += message.payload_len();
+                        messages.push(message);
+                        wait = Duration::ZERO;
+                    }
                 }
-                Some(Ok(message)) => {
-                    let (partition, offset) = (message.partition(), message.offset());
-                    let lines = self.decide(message.payload(), partition, offset, stop);
-                    let Some(lines) = lines else {
-                        // Stopped while the replay store was down: not printed, not committed.
-                        return Ok(());
-                    };
-                    for line in &lines {
-                        // Writing into a Vec cannot fail.
-                        let _ = writeln!(self.buffer, "{line}");
+            }
+            let records: Vec<batch::Record<'_>> = messages
+                .iter()
+                .map(|m| batch::Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    payload: m.payload(),
+                })
+                .collect();
+            match batch::decide(self.receiver, self.deferred, &records, self.args.max_body) {
+                Some(decided) => {
+                    for (record, decided) in records.iter().zip(decided) {
+                        self.print(record, decided);
                     }
-                    self.records += 1;
-                    match self.offsets.iter_mut().find(|(p, _)| *p == partition) {
-                        Some(entry) => entry.1 = offset + 1,
-                        None => self.offsets.push((partition, offset + 1)),
+                }
+                // A dependency did not answer: the records one at a time, each retried.
+                None => {
+                    for record in &records {
+                        let Some(decided) = self.decide(record, stop) else {
+                            // Stopped while the replay store was down: not printed, not committed.
+                            return Ok(());
+                        };
+                        self.print(record, decided);
                     }
-                    self.uncommitted += 1;
                 }
             }
             if self.uncommitted >= COMMIT_RECORDS
@@ -355,55 +371,33 @@ impl<W: Write> Run<'_, W> {
         Ok(())
     }
 
-    /// The lines of one record; `None` when stopped before it could be processed.
-    fn decide(
-        &mut self,
-        payload: Option<&[u8]>,
-        partition: i32,
-        offset: i64,
-        stop: &AtomicBool,
-    ) -> Option<Vec<Value>> {
-        let position = |line: Value| {
-            output::with_fields(
-                line,
-                [("partition", partition.into()), ("offset", offset.into())],
-            )
-        };
-        let refuse = |reason: String| {
+    /// A decided record's lines into the output, its offset to be committed.
+    fn print(&mut self, record: &batch::Record<'_>, decided: batch::Decided) {
+        let (partition, offset) = (record.partition, record.offset);
+        if let Some(reason) = &decided.refused {
             crate::log::warn(&format!(
                 "record refused (partition {partition}, offset {offset}): {reason}"
             ));
-            Some(vec![position(output::refused(&reason))])
-        };
-        let Some(payload) = payload else {
-            return refuse("the record has no value".to_owned());
-        };
-        if payload.len() > self.args.max_body {
-            return refuse(format!(
-                "the record is {} bytes, over --max-body {}",
-                payload.len(),
-                self.args.max_body
-            ));
         }
+        self.buffer.extend_from_slice(&decided.lines.bytes);
+        self.items += decided.items as u64;
+        self.records += 1;
+        match self.offsets.iter_mut().find(|(p, _)| *p == partition) {
+            Some(entry) => entry.1 = offset + 1,
+            None => self.offsets.push((partition, offset + 1)),
+        }
+        self.uncommitted += 1;
+    }
+
+    /// One record, retried until it can be finished; `None` when stopped first.
+    fn decide(&mut self, record: &batch::Record<'_>, stop: &AtomicBool) -> Option<batch::Decided> {
         let mut backoff = Backoff::new(RETRY_FIRST);
         loop {
             let before = self.deferred.map_or(0, |d| d.pending().len());
-            let items = match self.receiver.receive_trusted_transport(payload) {
-                Ok(items) => items,
-                Err(e @ Error::TooMany { .. }) => {
-                    return refuse(format!("{e} (--max-items raises the item limit)"));
-                }
-                Err(e) => return refuse(e.to_string()),
+            let why = match batch::decide_one(self.receiver, record, self.args.max_body) {
+                Ok(decided) => return Some(decided),
+                Err(why) => why,
             };
-            if !items.iter().any(unchecked) {
-                self.items += items.len() as u64;
-                return Some(
-                    items
-                        .iter()
-                        .map(|item| position(output::item(item)))
-                        .collect(),
-                );
-            }
             // The replay store, the key or the blob store did not answer: print nothing of this
             // record (its decrypted items are forgotten, to be decrypted again), wait and retry;
             // never skip it.
@@ -411,12 +405,9 @@ impl<W: Write> Run<'_, W> {
                 d.pending().truncate(before);
             }
             crate::log::warn(&format!(
-                "the replay store, the key or the blob store is unavailable ({}); retrying the record (partition {partition}, offset {offset})",
-                items
-                    .iter()
-                    .find(|i| unchecked(i))
-                    .map(|i| i.to_json()["error"].to_string())
-                    .unwrap_or_default()
+                "the replay store, the key or the blob store is unavailable ({why}); retrying the \
+                 record (partition {}, offset {})",
+                record.partition, record.offset
             ));
             if backoff.sleep_unless(stop) {
                 return None;
@@ -490,7 +481,7 @@ fn fatal(code: RDKafkaErrorCode, reason: &str) -> Fail {
 /// offloaded payload could not be read (the storage account out of reach). Its record is
 /// retried, never skipped.
 ///
-/// The policy is [`Error::is_transient`], the same as `serve`'s (a trusted transport checks no
+/// The policy is [`msgraph_notify::Error::is_transient`], the same as `serve`'s (a trusted transport checks no
 /// validation tokens, so the signing keys never hold a record up here).
 fn unchecked(item: &Item) -> bool {
     matches!(&item.outcome, Outcome::Rejected(r) if r.error.is_transient())
