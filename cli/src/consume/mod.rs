@@ -28,6 +28,7 @@ use crate::retry::Backoff;
 use crate::signal::Shutdown;
 use crate::{Fail, fail};
 
+mod admin;
 mod deferred;
 
 /// Records between two commits at most (and [`COMMIT_EVERY`] at most between two).
@@ -138,6 +139,15 @@ pub struct Args {
 
     #[command(flatten)]
     replay: ReplayOpts,
+
+    #[command(flatten)]
+    log: crate::log::LogOpts,
+
+    /// Serve `GET /healthz`, `/readyz` (ready while the brokers answer, partitions are assigned
+    /// and no record waits on the replay store, the key or the blob store) and `/metrics`
+    /// (Prometheus) on this address, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN", value_parser = crate::opts::socket_addr)]
+    admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// The Event Hubs namespace's Kafka endpoint, from `Endpoint=sb://NS.servicebus.windows.net/`.
@@ -156,7 +166,7 @@ fn event_hubs_brokers(connection_string: &str) -> Option<String> {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    crate::log::init(None);
+    crate::log::init(args.log.log_format);
     // Registered before anything else, so a signal during start-up is not lost to the default
     // action (which would end the process without committing).
     let stop = Arc::new(AtomicBool::new(false));
@@ -192,6 +202,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             .max_payload_bytes(usize::try_from(args.max_payload).unwrap_or(usize::MAX));
     }
     let receiver = builder.build().map_err(|e| fail!("{e}"))?;
+    let admin = admin::Admin::start(args.admin_listen, receiver.decryptor().keys())?;
 
     let consumer = connect(&args)?;
     consumer
@@ -207,6 +218,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         receiver: &receiver,
         deferred: deferred.as_deref(),
         consumer: &consumer,
+        admin: &admin,
         out: std::io::stdout().lock(),
         buffer: Vec::new(),
         offsets: Vec::new(),
@@ -306,6 +318,7 @@ struct Run<'a, W: Write> {
     receiver: &'a Receiver,
     deferred: Option<&'a Deferred>,
     consumer: &'a BaseConsumer,
+    admin: &'a admin::Admin,
     out: W,
     /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
     /// is out before its items are recorded right after (a `BufWriter` would write when full).
@@ -322,7 +335,11 @@ impl<W: Write> Run<'_, W> {
     fn poll_until(&mut self, stop: &AtomicBool) -> Result<(), Fail> {
         let warn_kafka = crate::log::RateLimited::new();
         while !stop.load(Ordering::Acquire) {
-            match self.consumer.poll(POLL) {
+            let polled = self.consumer.poll(POLL);
+            let error = polled.as_ref().and_then(|p| p.as_ref().err());
+            self.admin
+                .polled(self.consumer, error, matches!(polled, Some(Ok(_))));
+            match polled {
                 None => {}
                 Some(Err(e)) => warn_kafka.warn(&format!("Kafka: {e}")),
                 Some(Ok(message)) => {
@@ -372,6 +389,7 @@ impl<W: Write> Run<'_, W> {
             crate::log::warn(&format!(
                 "record refused (partition {partition}, offset {offset}): {reason}"
             ));
+            self.admin.refused();
             Some(vec![position(output::refused(&reason))])
         };
         let Some(payload) = payload else {
@@ -396,6 +414,7 @@ impl<W: Write> Run<'_, W> {
             };
             if !items.iter().any(unchecked) {
                 self.items += items.len() as u64;
+                self.admin.processed(&items);
                 return Some(
                     items
                         .iter()
@@ -409,6 +428,7 @@ impl<W: Write> Run<'_, W> {
             if let Some(d) = self.deferred {
                 d.pending().truncate(before);
             }
+            self.admin.waits_for(&items);
             crate::log::warn(&format!(
                 "the replay store, the key or the blob store is unavailable ({}); retrying the record (partition {partition}, offset {offset})",
                 items
