@@ -52,11 +52,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// The state and metrics; with `listen`, the admin endpoints served there from now on.
+    /// Says the keys loaded (id, certificate, notAfter); the state and metrics; with `listen`,
+    /// the admin endpoints served there from now on.
     pub fn start(
         listen: Option<SocketAddr>,
         ring: &msgraph_notify::KeyRing,
     ) -> Result<Arc<Admin>, Fail> {
+        crate::log::info(&format!(
+            "msgraph-notify consume: {}",
+            crate::serve::describe_keys(ring)
+        ));
         let mut registry = Registry::with_prefix("msgraph_notify");
         let items = ItemMetrics::register(&mut registry);
         register_certificates(&mut registry, ring);

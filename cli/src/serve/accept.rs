@@ -284,10 +284,10 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Marks a connection as inside a request while alive.
-pub struct BusyGuard<'a>(&'a AtomicBool);
+struct BusyGuard<'a>(&'a AtomicBool);
 
 impl<'a> BusyGuard<'a> {
-    pub fn enter(flag: &'a AtomicBool) -> Self {
+    fn enter(flag: &'a AtomicBool) -> Self {
         flag.store(true, Ordering::Release);
         BusyGuard(flag)
     }

@@ -61,6 +61,8 @@ use crate::{Fail, fail};
 use admin::{ADMIN_CONNECTIONS, Metrics, Readiness};
 #[cfg(feature = "kafka")]
 pub(crate) use admin::{Endpoints, ItemMetrics, listen, register_certificates, render};
+#[cfg(feature = "kafka")]
+pub(crate) use announce::keys as describe_keys;
 
 /// How long open connections may linger after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -128,3 +128,33 @@ fn a_fresh_serve_says_what_it_runs_with_and_counts_from_zero() {
     said("replay store: memory (this process)");
     said("output: JSON Lines on stdout");
 }
+
+#[test]
+fn the_replay_store_is_said_without_its_password() {
+    let Some(redis) =
+        test_support::redis::RedisServer::start_with(&["--requirepass", "pw-never-printed"])
+    else {
+        return;
+    };
+    let fx = Fixture::new();
+    let plain = redis.url();
+    let with_password = plain.replacen("redis://", "redis://:pw-never-printed@", 1);
+    let mut args = fx.receiver_args();
+    args.extend([
+        "--replay".into(),
+        with_password,
+        "--log-format".into(),
+        "text".into(),
+    ]);
+    let mut served = Served::start(&args);
+    let body = fx.body(vec![fx.item(&Fixture::presence("checked"))]);
+    assert_eq!(served.post("/", &body).status, 202);
+    served.wait_lines(1, std::time::Duration::from_secs(10));
+    assert_eq!(served.terminate(), Some(0));
+    let stderr = served.stderr.snapshot().join("\n");
+    assert!(
+        stderr.contains(&format!("replay store: {plain}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-never-printed"), "{stderr}");
+}
