@@ -2,7 +2,8 @@
 //! answers at once; `/readyz` is 503 during the group's join and 200 once partitions are
 //! assigned, 503 again while the broker is stopped and 200 once it is back; `/metrics` counts records and items by
 //! status under `serve`'s names, every known series at 0 from the start; every stderr line is
-//! a JSON object.
+//! a JSON object; `serve --forward` says at start where its output goes and that the replay
+//! store is the consumer's.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -169,4 +170,24 @@ fn consume_is_not_ready_while_no_broker_answers() {
         (503, "unavailable: brokers (all unreachable)\n")
     );
     assert_eq!(consumer.signal("-TERM"), Some(0));
+}
+
+#[test]
+fn serve_forward_says_where_its_output_goes() {
+    let Some(broker) = broker_with("said", 1) else {
+        return;
+    };
+    let fx = Fixture::new();
+    let mut served = crate::serve_forwarding(&fx, &broker, "said");
+    assert_eq!(served.terminate(), Some(0));
+    let stderr = served.stderr.snapshot().join("\n");
+    for said in [
+        format!(
+            "output: each accepted POST is forwarded to kafka://{}/said",
+            broker.address()
+        ),
+        "replay store: none here (the consumer of the topic keeps it)".to_owned(),
+    ] {
+        assert!(stderr.contains(&said), "{said:?} not in {stderr}");
+    }
 }
