@@ -1,9 +1,9 @@
 //! `consume --log-format json --admin-listen ADDR` against tansu (issue 23, point 5): `/healthz`
-//! answers at once; `/readyz` is 503 during the group's join and 200 once partitions are
-//! assigned, 503 again while the broker is stopped and 200 once it is back; `/metrics` counts records and items by
-//! status under `serve`'s names, every known series at 0 from the start; every stderr line is
-//! a JSON object; `serve --forward` says at start where its output goes and that the replay
-//! store is the consumer's.
+//! answers at once; `/readyz` is 200 once partitions are assigned, 503 while the broker is
+//! stopped (and for a consumer that never reached one) and 200 once it is back; `/metrics`
+//! counts records and items by status under `serve`'s names, every known series at 0 from the
+//! start; every stderr line is a JSON object. `serve --forward` says at start where its output
+//! goes and that the replay store is the consumer's.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
