@@ -1,4 +1,4 @@
-//! Diagnostics on stderr. `serve` logs through `tracing` (`--log-format json|text`: one JSON
+//! Diagnostics on stderr. `serve` and `consume` log through `tracing` (`--log-format json|text`: one JSON
 //! object per line with `timestamp`, `level`, `message` and the event's fields, or text); the
 //! one-shot commands, which install no subscriber, print plain `warning: …` lines. No secret
 //! and no plaintext is ever passed to these functions.
@@ -16,7 +16,16 @@ pub enum Format {
     Text,
 }
 
-/// Installs the `tracing` subscriber for `serve`: `format`, or text when stderr is a terminal
+/// `--log-format`, the same option for `serve` and `consume`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LogOpts {
+    /// Log lines on stderr: `json` (one object per line: timestamp, level, message, fields) or
+    /// `text`. Default: text on a terminal, JSON otherwise.
+    #[arg(long, value_name = "FORMAT", env = "MSGRAPH_NOTIFY_LOG_FORMAT")]
+    pub log_format: Option<Format>,
+}
+
+/// Installs the `tracing` subscriber for `serve` and `consume`: `format`, or text when stderr is a terminal
 /// and JSON otherwise. Level: info.
 pub fn init(format: Option<Format>) {
     let format = format.unwrap_or(if crate::stderr_is_terminal() {

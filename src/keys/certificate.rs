@@ -31,6 +31,7 @@ pub struct Certificate {
     pub(super) spki: Vec<u8>,
     pub(super) subject: String,
     pub(super) not_after: String,
+    pub(super) not_after_unix: i64,
 }
 
 impl fmt::Debug for Certificate {
@@ -71,6 +72,7 @@ impl Certificate {
             spki: spki.raw.to_vec(),
             subject: cert.subject().to_string(),
             not_after: cert.validity().not_after.to_string(),
+            not_after_unix: cert.validity().not_after.timestamp(),
         })
     }
 
@@ -208,6 +210,22 @@ impl Certificate {
     /// The end of the validity period, as text (informational: never enforced).
     pub fn not_after(&self) -> &str {
         &self.not_after
+    }
+
+    /// The end of the validity period, in seconds since the Unix epoch (informational: never
+    /// enforced).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::keys::{Certificate, PrivateKey};
+    /// let cert = Certificate::self_signed(&PrivateKey::generate(2048)?, "r", 30)?;
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    /// let left = cert.not_after_timestamp() - now.as_secs() as i64;
+    /// assert!(left > 29 * 86_400 && left <= 31 * 86_400);
+    /// # Ok(()) }
+    /// ```
+    pub fn not_after_timestamp(&self) -> i64 {
+        self.not_after_unix
     }
 
     /// Whether `key` is the private key of this certificate.

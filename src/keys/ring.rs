@@ -229,6 +229,26 @@ impl KeyRing {
             .find_map(|e| e.cert.as_ref())
     }
 
+    /// The keys registered, in the order they were added: each one's `encryptionCertificateId`
+    /// (none for a key added without one) and certificate (when known).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), msgraph_notify::Error> {
+    /// use msgraph_notify::{Certificate, KeyRing, PrivateKey};
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "r", 30)?;
+    /// let mut ring = KeyRing::new();
+    /// ring.add("receiver", key, Some(cert.clone()))?;
+    /// let listed: Vec<_> = ring.entries().collect();
+    /// assert_eq!(listed, [(Some("receiver"), Some(&cert))]);
+    /// # Ok(()) }
+    /// ```
+    pub fn entries(&self) -> impl Iterator<Item = (Option<&str>, Option<&Certificate>)> {
+        self.entries
+            .iter()
+            .map(|e| (e.id.as_deref(), e.cert.as_ref()))
+    }
+
     /// How many keys are registered.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -4,7 +4,7 @@
 //! its lines but the poll itself and the write of finished lines.
 
 use msgraph_notify::Error;
-use msgraph_notify::receiver::{Outcome, Receiver};
+use msgraph_notify::receiver::{Item, Receiver};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -28,7 +28,8 @@ pub struct Record<'a> {
 /// in `lines` too).
 pub struct Decided {
     pub lines: Lines,
-    pub items: usize,
+    /// The record's items (none when refused whole), for the metrics.
+    pub items: Vec<Item>,
     pub refused: Option<String>,
 }
 
@@ -43,7 +44,7 @@ pub fn decide(
     max_body: usize,
 ) -> Option<Vec<Decided>> {
     let before = deferred.map_or(0, |d| d.pending().len());
-    let decided: Vec<Result<Decided, String>> = records
+    let decided: Vec<Result<Decided, Vec<Item>>> = records
         .par_iter()
         .map(|record| decide_one(receiver, record, max_body))
         .collect();
@@ -56,12 +57,12 @@ pub fn decide(
     None
 }
 
-/// One record; `Err` with the reason when an item met a passing failure.
+/// One record; `Err` with its items when one met a passing failure.
 pub fn decide_one(
     receiver: &Receiver,
     record: &Record<'_>,
     max_body: usize,
-) -> Result<Decided, String> {
+) -> Result<Decided, Vec<Item>> {
     let fields = position(record);
     let fields = [("partition", &fields[0]), ("offset", &fields[1])];
     let Some(payload) = record.payload else {
@@ -77,17 +78,12 @@ pub fn decide_one(
         ));
     }
     match receiver.receive_trusted_transport(payload) {
-        Ok(items) => match items.iter().find(|item| unchecked(item)) {
-            Some(item) => Err(match &item.outcome {
-                Outcome::Rejected(r) => r.error.to_string(),
-                _ => String::new(),
-            }),
-            None => Ok(Decided {
-                lines: Lines::of(&items, &fields),
-                items: items.len(),
-                refused: None,
-            }),
-        },
+        Ok(items) if items.iter().any(unchecked) => Err(items),
+        Ok(items) => Ok(Decided {
+            lines: Lines::of(&items, &fields),
+            items,
+            refused: None,
+        }),
         Err(e @ Error::TooMany { .. }) => Ok(refused(
             record,
             format!("{e} (--max-items raises the item limit)"),
@@ -112,7 +108,7 @@ pub fn refused(record: &Record<'_>, reason: String) -> Decided {
     lines.bytes = format!("{line}\n").into_bytes();
     Decided {
         lines,
-        items: 0,
+        items: Vec::new(),
         refused: Some(reason),
     }
 }

@@ -27,6 +27,7 @@ use crate::retry::Backoff;
 use crate::signal::Shutdown;
 use crate::{Fail, fail};
 
+mod admin;
 mod batch;
 mod deferred;
 mod group;
@@ -157,10 +158,19 @@ pub struct Args {
 
     #[command(flatten)]
     replay: ReplayOpts,
+
+    #[command(flatten)]
+    log: crate::log::LogOpts,
+
+    /// Serve `GET /healthz`, `/readyz` (ready while the brokers answer, partitions are assigned
+    /// and no record waits on the replay store, the key or the blob store) and `/metrics`
+    /// (Prometheus) on this address, e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR", env = "MSGRAPH_NOTIFY_ADMIN_LISTEN", value_parser = crate::opts::socket_addr)]
+    admin_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    crate::log::init(None);
+    crate::log::init(args.log.log_format);
     // Registered before anything else, so a signal during start-up is not lost to the default
     // action (which would end the process without committing).
     let stop = Arc::new(AtomicBool::new(false));
@@ -196,6 +206,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             .max_payload_bytes(usize::try_from(args.max_payload).unwrap_or(usize::MAX));
     }
     let receiver = builder.build().map_err(|e| fail!("{e}"))?;
+    let admin = admin::Admin::start(args.admin_listen, receiver.decryptor().keys())?;
 
     let instance = group::instance_id(args.group_instance_id.as_deref(), &args.group)?;
     let consumer = connect(&args, instance.as_deref())?;
@@ -211,6 +222,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         receiver: &receiver,
         deferred: deferred.as_deref(),
         consumer: &consumer,
+        admin: &admin,
         out: std::io::stdout().lock(),
         buffer: Vec::new(),
         offsets: Vec::new(),
@@ -300,6 +312,7 @@ struct Run<'a, W: Write> {
     receiver: &'a Receiver,
     deferred: Option<&'a Deferred>,
     consumer: &'a KafkaConsumer,
+    admin: &'a admin::Admin,
     out: W,
     /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
     /// is out before its items are recorded right after (a `BufWriter` would write when full).
@@ -320,7 +333,11 @@ impl<W: Write> Run<'_, W> {
             // What the client has already fetched, up to a batch, after one wait for the first.
             let (mut messages, mut bytes, mut wait) = (Vec::new(), 0, POLL);
             while messages.len() < batch::RECORDS && bytes < batch::BYTES {
-                match consumer.poll(wait) {
+                let polled = consumer.poll(wait);
+                let error = polled.as_ref().and_then(|p| p.as_ref().err());
+                self.admin
+                    .polled(consumer, error, matches!(polled, Some(Ok(_))));
+                match polled {
                     None => break,
                     Some(Err(e)) => {
                         if let Some((code, reason)) = consumer.client().fatal_error() {
@@ -378,9 +395,12 @@ impl<W: Write> Run<'_, W> {
             crate::log::warn(&format!(
                 "record refused (partition {partition}, offset {offset}): {reason}"
             ));
+            self.admin.refused();
+        } else {
+            self.admin.processed(&decided.items);
         }
         self.buffer.extend_from_slice(&decided.lines.bytes);
-        self.items += decided.items as u64;
+        self.items += decided.items.len() as u64;
         self.records += 1;
         match self.offsets.iter_mut().find(|(p, _)| *p == partition) {
             Some(entry) => entry.1 = offset + 1,
@@ -394,10 +414,18 @@ impl<W: Write> Run<'_, W> {
         let mut backoff = Backoff::new(RETRY_FIRST);
         loop {
             let before = self.deferred.map_or(0, |d| d.pending().len());
-            let why = match batch::decide_one(self.receiver, record, self.args.max_body) {
+            let waiting = match batch::decide_one(self.receiver, record, self.args.max_body) {
                 Ok(decided) => return Some(decided),
-                Err(why) => why,
+                Err(items) => items,
             };
+            self.admin.waits_for(&waiting);
+            let why = waiting
+                .iter()
+                .find_map(|item| match &item.outcome {
+                    Outcome::Rejected(r) if r.error.is_transient() => Some(r.error.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
             // The replay store, the key or the blob store did not answer: print nothing of this
             // record (its decrypted items are forgotten, to be decrypted again), wait and retry;
             // never skip it.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,15 @@ struct ConnEntry {
     close: Arc<Notify>,
 }
 
-/// The open connections, by the order they came in.
-type Table = Arc<Mutex<BTreeMap<u64, ConnEntry>>>;
+/// The open connections of one listener, by the order they came in, at most `max`: the public
+/// listener's (`--max-connections`) and the admin listener's
+/// ([`ADMIN_CONNECTIONS`](super::ADMIN_CONNECTIONS)) follow this one rule.
+#[derive(Clone)]
+pub struct Table {
+    conns: Arc<Mutex<BTreeMap<u64, ConnEntry>>>,
+    next_id: Arc<AtomicU64>,
+    max: usize,
+}
 
 /// The public listener and what each connection needs.
 pub struct Accept {
@@ -37,7 +44,7 @@ pub struct Accept {
     http: hyper::server::conn::http1::Builder,
     shared: Arc<Shared>,
     tls: Option<Arc<Tls>>,
-    max_connections: usize,
+    table: Table,
     /// `--header-timeout`, which also bounds a TLS handshake.
     header_timeout: Duration,
 }
@@ -67,7 +74,7 @@ impl Accept {
             http,
             shared,
             tls,
-            max_connections,
+            table: Table::new(max_connections),
             header_timeout,
         }
     }
@@ -75,9 +82,7 @@ impl Accept {
     /// Accepts connections until `signal` resolves.
     pub async fn until(self, signal: impl Future<Output = ()>) -> Open {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let conns: Table = Arc::default();
         let mut tasks = JoinSet::new();
-        let mut next_id: u64 = 0;
         let warn_accept = crate::log::RateLimited::new();
         tokio::pin!(signal);
         loop {
@@ -95,10 +100,8 @@ impl Accept {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let id = next_id;
-            next_id += 1;
-            let (busy, close) = admit(&conns, id, self.max_connections);
-            tasks.spawn(self.connection(stream, busy, close, stop_rx.clone(), conns.clone(), id));
+            let admitted = self.table.admit();
+            tasks.spawn(self.connection(stream, admitted, stop_rx.clone()));
         }
         Open {
             listener: self.listener,
@@ -112,11 +115,8 @@ impl Accept {
     fn connection(
         &self,
         stream: TcpStream,
-        busy: Arc<AtomicBool>,
-        close: Arc<Notify>,
+        admitted: Admitted,
         mut stop_rx: watch::Receiver<bool>,
-        conns: Table,
-        id: u64,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (shared, http, tls) = (
             Arc::clone(&self.shared),
@@ -125,10 +125,11 @@ impl Accept {
         );
         let handshake_timeout = self.header_timeout;
         async move {
+            let (busy, close) = (&admitted.busy, &admitted.close);
             match tls {
                 None => {
                     let io = TokioIo::new(stream);
-                    serve_connection(io, &http, &shared, &busy, &close, &mut stop_rx).await;
+                    serve_connection(io, &http, &shared, busy, close, &mut stop_rx).await;
                 }
                 Some(tls) => {
                     // The handshake counts as waiting for a head: bounded by --header-timeout,
@@ -142,42 +143,79 @@ impl Accept {
                     };
                     if let Some(stream) = accepted {
                         let io = TokioIo::new(stream);
-                        serve_connection(io, &http, &shared, &busy, &close, &mut stop_rx).await;
+                        serve_connection(io, &http, &shared, busy, close, &mut stop_rx).await;
                     }
                 }
             }
-            conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            drop(admitted);
         }
     }
 }
 
-/// Enters connection `id` in the table; when that makes it too full, closes the oldest other
-/// connection that is not inside a request (when all are, the oldest of those).
-fn admit(conns: &Table, id: u64, max_connections: usize) -> (Arc<AtomicBool>, Arc<Notify>) {
-    let busy = Arc::new(AtomicBool::new(false));
-    let close = Arc::new(Notify::new());
-    let mut table = conns.lock().unwrap_or_else(|p| p.into_inner());
-    table.insert(
-        id,
-        ConnEntry {
-            busy: Arc::clone(&busy),
-            close: Arc::clone(&close),
-        },
-    );
-    if table.len() > max_connections {
-        // Make room: close the oldest connection that is not inside a request; when all
-        // older ones are (slow bodies), the oldest of those. Never the new connection:
-        // a table full of slow senders must not turn Graph away at the door.
-        let older = || table.iter().filter(|(k, _)| **k != id);
-        let victim = older()
-            .find(|(_, c)| !c.busy.load(Ordering::Acquire))
-            .or_else(|| older().next())
-            .map(|(k, _)| *k);
-        if let Some(entry) = victim.and_then(|k| table.remove(&k)) {
-            entry.close.notify_one();
+impl Table {
+    /// A table that holds at most `max` connections.
+    pub fn new(max: usize) -> Self {
+        Table {
+            conns: Arc::default(),
+            next_id: Arc::default(),
+            max,
         }
     }
-    (busy, close)
+
+    /// Enters a new connection; when that makes the table too full, closes the oldest other
+    /// connection that is not inside a request (when all are, the oldest of those). The
+    /// connection's task holds the [`Admitted`] while it runs: dropping it leaves the table.
+    pub fn admit(&self) -> Admitted {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let busy = Arc::new(AtomicBool::new(false));
+        let close = Arc::new(Notify::new());
+        let mut table = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        table.insert(
+            id,
+            ConnEntry {
+                busy: Arc::clone(&busy),
+                close: Arc::clone(&close),
+            },
+        );
+        if table.len() > self.max {
+            // Make room: close the oldest connection that is not inside a request; when all
+            // older ones are (slow bodies), the oldest of those. Never the new connection:
+            // a table full of slow senders must not turn Graph away at the door.
+            let older = || table.iter().filter(|(k, _)| **k != id);
+            let victim = older()
+                .find(|(_, c)| !c.busy.load(Ordering::Acquire))
+                .or_else(|| older().next())
+                .map(|(k, _)| *k);
+            if let Some(entry) = victim.and_then(|k| table.remove(&k)) {
+                entry.close.notify_one();
+            }
+        }
+        Admitted {
+            id,
+            busy,
+            close,
+            conns: Arc::clone(&self.conns),
+        }
+    }
+}
+
+/// One connection's place in a [`Table`]; leaves the table when dropped.
+pub struct Admitted {
+    id: u64,
+    /// Inside a request: set through [`BusyGuard`] while one is served.
+    pub busy: Arc<AtomicBool>,
+    /// Notified when the table closes this connection to make room.
+    pub close: Arc<Notify>,
+    conns: Arc<Mutex<BTreeMap<u64, ConnEntry>>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id);
+    }
 }
 
 impl Open {

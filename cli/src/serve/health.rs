@@ -129,6 +129,13 @@ impl Health {
             "POSTs answered 503 because a dependency was missing, by dependency",
             self.refused.clone(),
         );
+        // Every dependency's series, at 0 from the start.
+        for dependency in Dependency::ALL {
+            let labels = vec![("dependency", dependency.label().to_owned())];
+            let _ = self.unavailable.get_or_create(&labels);
+            let _ = self.waiting_items.get_or_create(&labels);
+            let _ = self.refused.get_or_create(&labels);
+        }
     }
 
     /// The first dependency that is missing now, if any (and the gauges brought up to date).

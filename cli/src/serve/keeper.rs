@@ -127,6 +127,27 @@ impl Status {
             "When the last notification item arrived (Unix seconds)",
             self.last_notification.clone(),
         );
+        // Every known action and lifecycle event at 0 from the start.
+        for action in [
+            "created",
+            "adopted",
+            "renewed",
+            "reauthorized",
+            "recreated",
+            "certificateRotated",
+            "resync",
+            "released",
+            "failed",
+        ] {
+            let _ = self
+                .actions
+                .get_or_create(&vec![("action".to_owned(), action.to_owned())]);
+        }
+        for event in ["reauthorizationRequired", "subscriptionRemoved", "missed"] {
+            let _ = self
+                .lifecycle
+                .get_or_create(&vec![("event".to_owned(), event.to_owned())]);
+        }
     }
 
     fn record(&self, event: &KeeperEvent) {

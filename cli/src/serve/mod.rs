@@ -31,6 +31,7 @@
 
 mod accept;
 mod admin;
+mod announce;
 #[cfg(feature = "kafka")]
 pub mod forward;
 mod health;
@@ -57,13 +58,19 @@ use crate::opts::{ReceiverOpts, ReplayOpts};
 use crate::signal::{Hangup, Shutdown};
 use crate::{Fail, fail};
 
-use admin::{Metrics, Readiness};
+use admin::{ADMIN_CONNECTIONS, Metrics, Readiness};
+#[cfg(feature = "kafka")]
+pub(crate) use admin::{Endpoints, ItemMetrics, listen, register_certificates, render};
+#[cfg(feature = "kafka")]
+pub(crate) use announce::keys as describe_keys;
 
 /// How long open connections may linger after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// File descriptors kept free for everything but client connections (workers, key fetches,
 /// output, the listener).
+/// The admin listener's connections ([`ADMIN_CONNECTIONS`]) come out of this reserve.
 const RESERVED_FDS: u64 = 64;
+const _: () = assert!(2 * ADMIN_CONNECTIONS as u64 <= RESERVED_FDS);
 
 /// Run an HTTP receiver for Graph change notifications (POST on any path).
 ///
@@ -128,10 +135,8 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600), env = "MSGRAPH_NOTIFY_HEADER_TIMEOUT")]
     header_timeout: u64,
 
-    /// Log lines on stderr: `json` (one object per line: timestamp, level, message, fields) or
-    /// `text`. Default: text on a terminal, JSON otherwise.
-    #[arg(long, value_name = "FORMAT", env = "MSGRAPH_NOTIFY_LOG_FORMAT")]
-    log_format: Option<crate::log::Format>,
+    #[command(flatten)]
+    log: crate::log::LogOpts,
 
     /// Serve `GET /healthz`, `/readyz` and `/metrics` (Prometheus) on this address, e.g.
     /// 127.0.0.1:9090. Never on the public listener.
@@ -223,7 +228,7 @@ pub(crate) struct ReplayWatch {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fail> {
-    crate::log::init(args.log_format);
+    crate::log::init(args.log.log_format);
     if args.max_body() as u64 > args.max_buffered {
         return Err(fail!(
             "--max-body {} exceeds --max-buffered {}: bodies between the two could never be read",
@@ -335,7 +340,7 @@ async fn serve(
         replay.down.clone(),
         replay.redis.clone(),
     ));
-    let mut metrics = Metrics::new(&health);
+    let mut metrics = Metrics::new(&health, receiver.decryptor().keys());
     if let Some(counter) = replay.unchecked {
         metrics = metrics.with_replay_unchecked(counter);
     }
@@ -371,6 +376,12 @@ async fn serve(
     crate::log::info(&format!(
         "msgraph-notify serve: listening on {scheme}://{local}"
     ));
+    announce::start(
+        receiver.decryptor().keys(),
+        &args.replay.replay,
+        forward_target(&args),
+        spool.as_ref().and(args.spool.as_deref()),
+    );
     tls::reload_on_hangup(hangup, tls.clone(), Arc::clone(&metrics));
 
     let fetcher = built.fetcher;
@@ -470,14 +481,19 @@ async fn serve(
 
 /// Whether `serve` forwards to a topic (`--forward`) rather than decrypting.
 fn forwarding(args: &Args) -> bool {
+    forward_target(args).is_some()
+}
+
+/// `--forward`'s target, when given.
+fn forward_target(args: &Args) -> Option<&str> {
     #[cfg(feature = "kafka")]
     {
-        args.forward.forward.is_some()
+        args.forward.forward.as_deref()
     }
     #[cfg(not(feature = "kafka"))]
     {
         let _ = args;
-        false
+        None
     }
 }
 

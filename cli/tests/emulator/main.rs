@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 #[cfg(feature = "manage")]
+mod keeper_metrics;
+#[cfg(feature = "manage")]
 mod serve_keeper;
 #[cfg(feature = "manage")]
 mod subscriptions;

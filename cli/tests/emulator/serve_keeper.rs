@@ -13,7 +13,12 @@ const PRESENCE: &str = "/communications/presences/4f3e8b2a-9c1d-4e5f-8a6b-7c8d9e
 
 /// `serve` on `port` keeping `subscriptions.json` through the emulator, with `extra` options
 /// (where it keeps its state, an admin listener).
-fn serve_keeping(fx: &Fixture, emulator: &Emulated, port: u16, extra: &[String]) -> Captured {
+pub(super) fn serve_keeping(
+    fx: &Fixture,
+    emulator: &Emulated,
+    port: u16,
+    extra: &[String],
+) -> Captured {
     Captured::spawn(
         bin()
             .args([
@@ -47,7 +52,7 @@ fn serve_keeping(fx: &Fixture, emulator: &Emulated, port: u16, extra: &[String])
 }
 
 /// `--admin-listen 127.0.0.1:ADMIN --subscription-state FILE`.
-fn with_state(fx: &Fixture, admin: u16) -> Vec<String> {
+pub(super) fn with_state(fx: &Fixture, admin: u16) -> Vec<String> {
     vec![
         "--admin-listen".into(),
         format!("127.0.0.1:{admin}"),

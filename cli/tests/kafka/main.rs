@@ -14,6 +14,7 @@
 //! The broker is found through `MSGRAPH_NOTIFY_TANSU` (a path) or `tansu` on PATH. Without it the
 //! tests are skipped with a note, except under `CI=true`, where its absence fails them.
 
+mod admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod forward_edges;

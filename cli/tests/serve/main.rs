@@ -8,9 +8,11 @@ mod common;
 
 mod redis_faults;
 
+mod admin_flood;
 mod kept;
 mod replicas;
 mod serve;
 mod serve_attack;
 mod spool;
+mod startup;
 mod tls;
