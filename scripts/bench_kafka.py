@@ -3,6 +3,8 @@
 
     cargo build --release -p msgraph-notify-cli --features kafka
     python3 scripts/bench_kafka.py [--bin target/release/msgraph-notify] [--records 200] [--items 50]
+    # issue 25: 5,000 items of ~1 KiB as 1,000 records, consume only, against openssl speed, 3 rounds
+    python3 scripts/bench_kafka.py --records 1000 --items 5 --filler 900 --consume-only --rounds 3
 
 Starts tansu (MSGRAPH_NOTIFY_TANSU or `tansu` on PATH) on a free port of 127.0.0.1, makes a key and
 a body of --items encrypted presences with `msgraph-notify encrypt`, then:
@@ -14,6 +16,10 @@ a body of --items encrypted presences with `msgraph-notify encrypt`, then:
 2. runs `consume` on the topic so filled, pinned with `taskset` to one core and to two, and prints
    items per second between its first burst of output lines and its last line (the group join
    and the items of the first burst are excluded).
+
+With --rounds N, the consume phase is repeated N times, each round beside `openssl speed rsa2048`
+on one core and `openssl speed -multi 2 rsa2048` on two (pinned alike), and the medians and their
+ratio are printed: one RSA-2048 private operation per item is the floor.
 
 Prints the load average before each phase: the machine may be shared.
 """
@@ -98,11 +104,21 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+def openssl_speed(cpus):
+    """RSA-2048 signatures per second by `openssl speed` on `cpus` (-multi for two)."""
+    command = ["taskset", "-c", cpus, "openssl", "speed", "-seconds", "3"]
+    if "," in cpus:
+        command += ["-multi", str(len(cpus.split(",")))]
+    out = subprocess.run(command + ["rsa2048"], capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("rsa 2048 bits"))
+    return float(line.split()[5])
+
+
 def consume_rate(binary, cpus, brokers, topic, group, key, expected):
     before = children_cpu()
     proc = subprocess.Popen(
         ["taskset", "-c", cpus, binary, "consume", "--brokers", brokers, "--topic", topic,
-         "--group", group, "--key", f"bench={key}", "--replay", "off"],
+         "--group", group, "--key", f"bench={key}", "--replay", "off", "--session-timeout", "6"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stamps = []
     for line in proc.stdout:
@@ -128,6 +144,11 @@ def main():
     parser.add_argument("--bin", default="target/release/msgraph-notify")
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--filler", type=int, default=0,
+                        help="characters of status message text per presence (900: ~1 KiB)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--consume-only", action="store_true",
+                        help="fill the topic through serve --forward without timing serve")
     args = parser.parse_args()
     tansu = os.environ.get("MSGRAPH_NOTIFY_TANSU") or shutil.which("tansu")
     if not tansu:
@@ -141,6 +162,10 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resources = [{"@odata.type": "#microsoft.graph.presence", "id": f"u{i}",
                   "availability": "Busy", "activity": "InACall"} for i in range(args.items)]
+    if args.filler:
+        for resource_ in resources:
+            resource_["statusMessage"] = {"message": {"content": "x" * args.filler,
+                                                      "contentType": "text"}}
     body = subprocess.run(
         [binary, "encrypt", "--cert", cert, "--cert-id", "bench", "--token-key", issuer,
          "--app-id", "bench-app", "--jwks-out", jwks, "-"],
@@ -158,30 +183,44 @@ def main():
                        check=True, stdout=subprocess.DEVNULL)
         print(f"body: {args.items} items, {len(body)} bytes; {args.records} POSTs each")
 
-        print(f"load average before serve: {load()}")
-        proc, host, p = start_serve(binary, key, jwks, ["--replay", "off"])
-        plain = post_times(host, p, body, args.records)
-        proc.terminate()
-        proc.wait()
+        if not args.consume_only:
+            print(f"load average before serve: {load()}")
+            proc, host, p = start_serve(binary, key, jwks, ["--replay", "off"])
+            plain = post_times(host, p, body, args.records)
+            proc.terminate()
+            proc.wait()
         print(f"load average before serve --forward: {load()}")
         proc, host, p = start_serve(binary, key, jwks,
                                     ["--forward", f"kafka://127.0.0.1:{port}/bench"])
         forwarded = post_times(host, p, body, args.records)
         proc.terminate()
         proc.wait()
-        (pm, p99), (fm, f99) = summary(plain), summary(forwarded)
-        print(f"serve:           202 median {pm:.2f} ms, p99 {p99:.2f} ms")
-        print(f"serve --forward: 202 median {fm:.2f} ms, p99 {f99:.2f} ms")
-        print(f"added by --forward: median {fm - pm:+.2f} ms, p99 {f99 - p99:+.2f} ms")
+        if not args.consume_only:
+            (pm, p99), (fm, f99) = summary(plain), summary(forwarded)
+            print(f"serve:           202 median {pm:.2f} ms, p99 {p99:.2f} ms")
+            print(f"serve --forward: 202 median {fm:.2f} ms, p99 {f99:.2f} ms")
+            print(f"added by --forward: median {fm - pm:+.2f} ms, p99 {f99 - p99:+.2f} ms")
 
         expected = args.records * args.items
-        for cpus, group in (("0", "one-core"), ("0,1", "two-cores")):
-            print(f"load average before consume on cpus {cpus}: {load()}")
-            broker_cpu = cpu_seconds(broker.pid)
-            rate, count = consume_rate(binary, cpus, f"127.0.0.1:{port}", "bench", group, key,
-                                       expected)
-            print(f"consume on cpus {cpus}: {count} items, {rate:,.0f} items/s "
-                  f"(the broker used {cpu_seconds(broker.pid) - broker_cpu:.2f} s of CPU meanwhile)")
+        rates = {"0": [], "0,1": []}
+        limits = {"0": [], "0,1": []}
+        for round_ in range(args.rounds):
+            for cpus, group in (("0", "one-core"), ("0,1", "two-cores")):
+                if args.rounds > 1:
+                    limits[cpus].append(openssl_speed(cpus))
+                print(f"load average before consume on cpus {cpus}: {load()}")
+                broker_cpu = cpu_seconds(broker.pid)
+                rate, count = consume_rate(binary, cpus, f"127.0.0.1:{port}", "bench",
+                                           f"{group}-{round_}", key, expected)
+                rates[cpus].append(rate)
+                print(f"consume on cpus {cpus}: {count} items, {rate:,.0f} items/s "
+                      f"(the broker used {cpu_seconds(broker.pid) - broker_cpu:.2f} s of CPU meanwhile)"
+                      + (f"; openssl speed {limits[cpus][-1]:,.0f} sign/s" if limits[cpus] else ""))
+        if args.rounds > 1:
+            for cpus in rates:
+                rate, limit = statistics.median(rates[cpus]), statistics.median(limits[cpus])
+                print(f"cpus {cpus}, medians of {args.rounds}: consume {rate:,.0f} items/s, "
+                      f"openssl speed {limit:,.0f} sign/s: {rate / limit:.3f} of openssl")
     finally:
         broker.kill()
         broker.wait()

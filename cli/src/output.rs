@@ -30,7 +30,8 @@ pub fn refused(reason: &str) -> Value {
 }
 
 /// A body's lines, rendered and ready to be written whole: one line per item, each with the
-/// same `fields`, and what they were.
+/// same `fields`, and what they were. The bytes hold decrypted resources: they are wiped when
+/// the lines are dropped, as the plaintexts they were copied from are.
 #[derive(Default)]
 pub struct Lines {
     /// The lines, each ending in `\n`.
@@ -47,7 +48,8 @@ impl Lines {
         let mut lines = Lines {
             // About what a 1 KiB resource's line takes; grown when more is needed.
             bytes: Vec::with_capacity(items.len() * 1536),
-            ..Lines::default()
+            rejected: false,
+            counts: Counts::default(),
         };
         for item in items {
             lines.rejected |= item.outcome.is_rejected();
@@ -63,6 +65,13 @@ impl Lines {
         let mut out = std::io::stdout().lock();
         out.write_all(&self.bytes)?;
         out.flush()
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        // In bulk: a slice is wiped many times faster than a `Zeroizing` vector, byte by byte.
+        zeroize::Zeroize::zeroize(self.bytes.as_mut_slice());
     }
 }
 

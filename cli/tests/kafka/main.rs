@@ -49,6 +49,37 @@ fn producer(broker: &Broker) -> FutureProducer {
         .expect("producer")
 }
 
+/// Waits until the `decrypters` group has committed `offset` (or more) on partition 0 of
+/// `topic`: what was printed is then recorded and committed, not merely printed (a line is out
+/// just before its items are recorded and its offset committed).
+fn wait_committed(broker: &Broker, topic: &str, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let watcher: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.address())
+        .set("group.id", "decrypters")
+        .create()
+        .expect("a consumer to read the group's offsets");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    let start = std::time::Instant::now();
+    loop {
+        let committed = watcher
+            .committed_offsets(list.clone(), Duration::from_secs(5))
+            .ok()
+            .and_then(|l| l.find_partition(topic, 0).map(|p| p.offset()));
+        if let Some(rdkafka::Offset::Offset(at)) = committed
+            && at >= offset
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "offset {offset} of {topic} never committed: {committed:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn produce(producer: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -330,6 +361,7 @@ fn sigterm_stops_consume_while_redis_is_down_and_commits_nothing_unrecorded() {
     first.wait_for("the first item", |l| {
         l.iter().any(|l| tag(l) == Some("before"))
     });
+    wait_committed(&broker, "outage", 1);
     drop(redis);
     produce(
         &producer,
