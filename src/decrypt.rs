@@ -50,7 +50,12 @@ impl Clone for SecretBuf {
 
 /// Verified, decrypted resource bytes: UTF-8 JSON, zeroized on drop.
 #[derive(Clone)]
-pub struct Plaintext(SecretBuf);
+pub struct Plaintext(SecretBuf, ParsedAsJson);
+
+/// Whether the plaintext was parsed whole as JSON when it was typed (not so for
+/// [`Decryptor::decrypt`], which checks UTF-8 only).
+#[derive(Clone, Copy)]
+pub(crate) struct ParsedAsJson(pub(crate) bool);
 
 impl Plaintext {
     /// The bytes.
@@ -67,6 +72,11 @@ impl Plaintext {
     /// Parses the JSON into `T`.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_slice(self.0.bytes()).map_err(|_| Error::Plaintext("JSON"))
+    }
+
+    /// Whether the bytes were parsed whole as JSON (they were typed as a resource).
+    pub(crate) fn parsed_as_json(&self) -> bool {
+        self.1.0
     }
 
     /// The length in bytes.
@@ -284,7 +294,7 @@ impl Prepared<'_> {
         if std::str::from_utf8(data.bytes()).is_err() {
             return Err(Error::Plaintext("UTF-8"));
         }
-        Ok(Plaintext(data))
+        Ok(Plaintext(data, ParsedAsJson(false)))
     }
 
     /// [`Prepared::finish`], then the resource typed (the UTF-8 check done once, for both).
@@ -335,6 +345,6 @@ fn typed(data: SecretBuf, resource_path: Option<&str>) -> Result<Decrypted> {
     let resource = Resource::from_json_str(text, resource_path)?;
     Ok(Decrypted {
         resource,
-        plaintext: Plaintext(data),
+        plaintext: Plaintext(data, ParsedAsJson(true)),
     })
 }

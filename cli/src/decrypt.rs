@@ -168,7 +168,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
 
 /// How many bodies of a JSON Lines input are decrypted (in parallel) before their lines are
 /// handed to the writer: large enough that the threads rarely wait for one another at the end
-/// of a slice, small enough to bound what waits in memory (two slices' lines at most).
+/// of a slice, small enough to bound what waits in memory (three slices' lines at most: one
+/// being written, one handed over, one being decrypted).
 const LINES_PER_SLICE: usize = 128;
 
 /// How many items' lines are made by one task of a collection's output.
@@ -280,12 +281,19 @@ fn receive(
     runtime: Option<&tokio::runtime::Runtime>,
     body: &[u8],
 ) -> msgraph_notify::Result<Reply> {
-    match (&built.fetcher, runtime) {
-        (Some(fetcher), Some(runtime)) => {
-            runtime.block_on(built.receiver.receive_fetching_keys(fetcher, None, body))
+    // Only the fetch is awaited; the receiver's work, parallel itself, runs outside the runtime
+    // (a rayon thread waiting inside `block_on` could be handed another body that blocks on it).
+    if let (Some(fetcher), Some(runtime)) = (&built.fetcher, runtime) {
+        let unknown = built.receiver.unknown_kids(body);
+        if !unknown.is_empty() {
+            runtime.block_on(async {
+                for kid in &unknown {
+                    fetcher.ensure_kid(kid).await;
+                }
+            });
         }
-        _ => built.receiver.receive(None, body),
     }
+    built.receiver.receive(None, body)
 }
 
 /// A single captured item as a collection, `{"value":[item]}`; `None` for any other body (the

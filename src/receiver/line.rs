@@ -1,8 +1,9 @@
-//! An item's JSON object written straight into a buffer: no `serde_json::Value` tree, and the
-//! decrypted resource copied as the verified bytes it is (already checked to be JSON when it was
-//! typed), never parsed again nor left behind in an unwiped tree.
+//! The pieces of an item's JSON line, written straight into a buffer: no `serde_json::Value`
+//! tree, and the decrypted resource copied as the verified bytes it is (already parsed as JSON
+//! when it was typed), not parsed and printed again.
 
 use serde::Serialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::model::ChangeNotification;
@@ -48,10 +49,22 @@ fn string(out: &mut Vec<u8>, text: &str) {
     let _ = text.serialize(&mut serializer);
 }
 
-/// Verified JSON bytes on one line. JSON strings cannot hold a raw line break, so a text
-/// without `\n` and `\r` is one line as it is and is copied whole (the common case: Graph
-/// sends compact JSON); otherwise the whitespace between tokens is left out.
-pub(super) fn one_line(out: &mut Vec<u8>, json: &[u8]) {
+/// A decrypted resource on one line: its bytes when they are JSON (parsed whole when the
+/// resource was typed, else checked here), `null` otherwise (a plaintext from
+/// `Decryptor::decrypt`, checked to be UTF-8 only, put into an item by hand).
+pub(super) fn one_line(out: &mut Vec<u8>, plaintext: &crate::decrypt::Plaintext) {
+    let json = plaintext.as_bytes();
+    if plaintext.parsed_as_json() || serde_json::from_slice::<IgnoredAny>(json).is_ok() {
+        json_one_line(out, json);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// JSON bytes on one line. JSON strings cannot hold a raw line break, so a text without `\n`
+/// and `\r` is one line as it is and is copied whole (the common case: Graph sends compact
+/// JSON); otherwise the whitespace between tokens is left out.
+fn json_one_line(out: &mut Vec<u8>, json: &[u8]) {
     if memchr::memchr2(b'\n', b'\r', json).is_none() {
         out.extend_from_slice(json);
         return;
@@ -78,7 +91,7 @@ pub(super) fn one_line(out: &mut Vec<u8>, json: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::json_one_line as one_line;
 
     #[test]
     fn pretty_json_becomes_one_line_and_strings_keep_their_spaces() {

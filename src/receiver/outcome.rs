@@ -169,9 +169,15 @@ impl Item {
     /// ```
     pub fn to_json(&self) -> Value {
         let mut line = Vec::new();
-        self.write_json(&mut line, &[]);
-        // What `write_json` writes is JSON by construction.
-        serde_json::from_slice(&line).unwrap_or(Value::Null)
+        self.write_line(&mut line, &[], false);
+        // What `write_line` writes is JSON by construction.
+        let mut out: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+        if let (Outcome::Decrypted(d), Some(object)) = (&self.outcome, out.as_object_mut()) {
+            // Parsed on its own: its depth is the plaintext's, not one level more.
+            let data = serde_json::from_slice(d.plaintext.as_bytes()).unwrap_or(Value::Null);
+            object.insert("data".into(), data);
+        }
+        out
     }
 
     /// Appends the object of [`Item::to_json`] to `out` as one line of JSON (no line break),
@@ -200,6 +206,11 @@ impl Item {
     /// # Ok(()) }
     /// ```
     pub fn write_json(&self, out: &mut Vec<u8>, extra: &[(&str, &Value)]) {
+        self.write_line(out, extra, true);
+    }
+
+    /// [`Item::write_json`], with or without a decrypted item's `data`.
+    fn write_line(&self, out: &mut Vec<u8>, extra: &[(&str, &Value)], data: bool) {
         use super::line::{field, meta, one_line};
         // Writing into a `Vec` cannot fail.
         let _ = std::io::Write::write_fmt(out, format_args!("{{\"index\":{}", self.index));
@@ -211,8 +222,10 @@ impl Item {
                     field(out, ADDITIONAL_PAYLOAD, id);
                 }
                 field(out, "resourceKind", d.resource.kind());
-                super::line::key(out, "data");
-                one_line(out, d.plaintext.as_bytes());
+                if data {
+                    super::line::key(out, "data");
+                    one_line(out, &d.plaintext);
+                }
             }
             Outcome::Basic(n) => meta(out, n),
             Outcome::Lifecycle(l) => {

@@ -4,7 +4,7 @@
 //! its lines but the poll itself and the write of finished lines.
 
 use msgraph_notify::Error;
-use msgraph_notify::receiver::{Item, Receiver};
+use msgraph_notify::receiver::{Item, Outcome, Receiver};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -14,7 +14,8 @@ use crate::output::Lines;
 
 /// The most records decided together.
 pub const RECORDS: usize = 64;
-/// The most payload bytes decided together (one record more than this when it is alone).
+/// The most bytes decided together, counting for a record naming an offloaded payload the most
+/// that payload may take (one record more than this when it is alone).
 pub const BYTES: usize = 8 << 20;
 
 /// One record as polled.
@@ -34,9 +35,9 @@ pub struct Decided {
 }
 
 /// Each record through the receiver, in parallel, in order. `None` when any record met a
-/// passing failure (the replay store, the key or the blob store did not answer): then nothing
-/// of the batch is kept (the items it remembered are forgotten), and the caller takes its
-/// records one at a time, each retried until it can be finished.
+/// passing failure (the replay store, the key or the blob store did not answer), or held a
+/// duplicate: then nothing of the batch is kept (the items it remembered are forgotten), and the
+/// caller takes its records one at a time, each retried until it can be finished.
 pub fn decide(
     receiver: &Receiver,
     deferred: Option<&Deferred>,
@@ -48,7 +49,13 @@ pub fn decide(
         .par_iter()
         .map(|record| decide_one(receiver, record, max_body))
         .collect();
-    if decided.iter().all(Result::is_ok) {
+    // A duplicate within the batch is settled in record order, not by which thread came first:
+    // such a batch (rare) is taken again one record at a time, as is one that met a failure.
+    let settled = |d: &Result<Decided, Vec<Item>>| match d {
+        Ok(d) => !d.items.iter().any(is_duplicate),
+        Err(_) => false,
+    };
+    if decided.iter().all(settled) {
         return Some(decided.into_iter().flatten().collect());
     }
     if let Some(d) = deferred {
@@ -90,6 +97,19 @@ pub fn decide_one(
         )),
         Err(e) => Ok(refused(record, e.to_string())),
     }
+}
+
+/// An item refused as a copy of one already seen.
+fn is_duplicate(item: &Item) -> bool {
+    matches!(&item.outcome, Outcome::Rejected(r) if matches!(r.error, Error::Duplicate))
+}
+
+/// What a record may take in memory while it is decided: its bytes, and for one that names an
+/// offloaded payload (`additionalPayloadStorageId`), the most that payload may take.
+pub fn weight(payload: Option<&[u8]>, max_payload: usize) -> usize {
+    let payload = payload.unwrap_or_default();
+    let offloaded = memchr::memmem::find(payload, b"additionalPayloadStorageId").is_some();
+    payload.len() + if offloaded { max_payload } else { 0 }
 }
 
 /// A record's `partition` and `offset`, as its lines carry them.

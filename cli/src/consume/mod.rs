@@ -72,9 +72,11 @@ const QUEUE_KIB: u32 = 32 * 1024;
 /// committed (at least once), and the replay store (--replay; Redis to survive restarts) turns
 /// what was already printed into `duplicate` rejections. A record whose replay store, key or
 /// blob store does not answer is retried, never skipped. On SIGTERM or SIGINT it commits what
-/// was printed and exits 0. Memory: about 32 MiB of prefetched records, the records of one batch
-/// being decrypted in parallel (at most 64 records, or 8 MiB of records plus one --max-body) with at most --max-payload (16 MiB) of offloaded payloads, and up to 1 MiB of
-/// output (plus one record's lines) between two commits.
+/// was printed and exits 0. Memory: about 32 MiB of prefetched records; the
+/// records of one batch decided in parallel (at most 64 records and 8 MiB, a record naming an
+/// offloaded payload counted at --max-payload, 16 MiB; one record alone may be larger), each
+/// item's plaintext and its line; and up to 1 MiB of output (plus one batch's lines) between two
+/// commits.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     msgraph-notify consume --brokers 127.0.0.1:9092 --topic graph --group decrypt \\\n      \
@@ -347,7 +349,9 @@ impl<W: Write> Run<'_, W> {
                         break;
                     }
                     Some(Ok(message)) => {
-                        bytes += message.payload_len();
+                        let max_payload =
+                            usize::try_from(self.args.max_payload).unwrap_or(usize::MAX);
+                        bytes += batch::weight(message.payload(), max_payload);
                         messages.push(message);
                         wait = Duration::ZERO;
                     }
