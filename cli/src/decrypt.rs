@@ -172,6 +172,9 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
 /// being written, one handed over, one being decrypted).
 const LINES_PER_SLICE: usize = 128;
 
+/// One body in, its items or why it is unusable.
+type DecryptBody<'a> = dyn Fn(&[u8]) -> Result<Vec<Item>, String> + Sync + 'a;
+
 /// How many items' lines are made by one task of a collection's output.
 const ITEMS_PER_SLICE: usize = 64;
 
@@ -181,7 +184,7 @@ const ITEMS_PER_SLICE: usize = 64;
 /// ended; stops early when the writer cannot write.
 fn pipeline(
     lines: &[(usize, &[u8])],
-    decrypt: &(dyn Fn(&[u8]) -> Result<Vec<Item>, String> + Sync),
+    decrypt: &DecryptBody<'_>,
     input: &str,
     tally: &mut Tally,
 ) -> std::io::Result<()> {

@@ -35,6 +35,15 @@ pub(super) struct Sorted {
     pub(super) tokens: Option<Value>,
 }
 
+/// One item after [`Receiver::sort_items`]'s first look.
+#[allow(clippy::large_enum_variant)] // short-lived, one per item; boxing would allocate per item
+pub(super) enum SortedItem {
+    /// Decided without a private-key operation.
+    Decided(Outcome),
+    /// Encrypted: left to verify and decrypt.
+    Encrypted(ChangeNotification),
+}
+
 /// From how many items a body's per-item stages run in parallel (when the receiver is
 /// `parallel`): below it, handing items to other threads costs more than it saves.
 const PARALLEL_FROM: usize = 16;
@@ -102,18 +111,17 @@ impl Receiver {
         let sort = |(index, raw): (usize, &serde_json::value::RawValue)| {
             self.sort_item(index, raw, transport)
         };
-        let sorted: Vec<Result<Outcome, ChangeNotification>> =
-            if self.parallel && values.len() >= PARALLEL_FROM {
-                values.into_par_iter().enumerate().map(sort).collect()
-            } else {
-                values.into_iter().enumerate().map(sort).collect()
-            };
+        let sorted: Vec<SortedItem> = if self.parallel && values.len() >= PARALLEL_FROM {
+            values.into_par_iter().enumerate().map(sort).collect()
+        } else {
+            values.into_iter().enumerate().map(sort).collect()
+        };
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(sorted.len());
         let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
         for (index, item) in sorted.into_iter().enumerate() {
             match item {
-                Ok(outcome) => outcomes.push(Some(outcome)),
-                Err(encrypted) => {
+                SortedItem::Decided(outcome) => outcomes.push(Some(outcome)),
+                SortedItem::Encrypted(encrypted) => {
                     outcomes.push(None);
                     pending.push((index, encrypted));
                 }
@@ -127,8 +135,21 @@ impl Receiver {
     }
 
     /// One item typed and sorted: its outcome when decided without a private-key operation, or
-    /// (as `Err`) the encrypted notification left to verify and decrypt.
+    /// the encrypted notification left to verify and decrypt.
     fn sort_item(
+        &self,
+        index: usize,
+        raw: &serde_json::value::RawValue,
+        transport: Transport,
+    ) -> SortedItem {
+        match self.sort_item_or_encrypted(index, raw, transport) {
+            Ok(outcome) => SortedItem::Decided(outcome),
+            Err(encrypted) => SortedItem::Encrypted(encrypted),
+        }
+    }
+
+    #[allow(clippy::result_large_err)] // Err is the common case, not an error: moved, not boxed
+    fn sort_item_or_encrypted(
         &self,
         index: usize,
         raw: &serde_json::value::RawValue,
