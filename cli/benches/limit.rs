@@ -23,11 +23,8 @@
 //!
 //! Timing is measured, never asserted: this is a program, not a test.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
@@ -41,6 +38,8 @@ const CLIENT_STATE: &str = "bench-secret";
 const ITEMS: usize = 5000;
 const PER_POST: usize = 5;
 const CONNECTIONS: usize = 4;
+
+mod support;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -230,81 +229,14 @@ fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Starts serve, sends the bodies, returns the time from the first byte to the last output line.
 fn run_serve(cpus: &str, workers: u32, common: &[String], bodies: &[Vec<u8>]) -> Duration {
-    let mut child = pinned(cpus)
+    let mut command = pinned(cpus);
+    command
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--workers", &workers.to_string()])
         .args(["--log-format", "text"])
         .args(common)
-        .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let addr: SocketAddr = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).expect("stderr") > 0,
-            "serve exited"
-        );
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .and_then(|a| a.parse().ok())
-                .expect("address");
-        }
-    };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = stderr.read_to_string(&mut sink);
-    });
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let (done_tx, done_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut n = 0;
-        for line in stdout.lines() {
-            let Ok(line) = line else { break };
-            assert!(line.contains("\"decrypted\""), "not decrypted: {line}");
-            n += 1;
-            if n == ITEMS {
-                let _ = done_tx.send(Instant::now());
-            }
-        }
-    });
-    let mut conns: Vec<TcpStream> = (0..CONNECTIONS)
-        .map(|_| {
-            let s = TcpStream::connect(addr).expect("connect");
-            s.set_nodelay(true).expect("nodelay");
-            s.set_read_timeout(Some(Duration::from_secs(30)))
-                .expect("timeout");
-            s
-        })
-        .collect();
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for (c, conn) in conns.iter_mut().enumerate() {
-            scope.spawn(move || {
-                for body in bodies.iter().skip(c).step_by(CONNECTIONS) {
-                    let head = format!(
-                        "POST /graph HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        body.len()
-                    );
-                    conn.write_all(head.as_bytes()).expect("send head");
-                    conn.write_all(body).expect("send body");
-                    let answer = test_support::net::read_answer(conn).expect("read answer");
-                    assert_eq!(answer.status, 202, "a POST was not accepted");
-                }
-            });
-        }
-    });
-    let end = done_rx
-        .recv_timeout(Duration::from_secs(300))
-        .expect("all items out");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    end - start
+        .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE);
+    let serve = support::Serve::start(command, ITEMS);
+    let (start, _) = serve.post(bodies, CONNECTIONS);
+    serve.finish() - start
 }

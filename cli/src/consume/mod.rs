@@ -456,6 +456,8 @@ impl<W: Write> Run<'_, W> {
             .write_all(&self.buffer)
             .and_then(|()| self.out.flush())
             .map_err(|e| fail!("cannot write the output: {e}"))?;
+        // The lines hold decrypted resources: wiped, not only forgotten.
+        zeroize::Zeroize::zeroize(self.buffer.as_mut_slice());
         self.buffer.clear();
         if let Some(d) = self.deferred {
             let mut backoff = Backoff::new(RETRY_FIRST);

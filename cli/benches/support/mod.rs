@@ -1,0 +1,120 @@
+//! What the command benchmarks share: a `serve` process fed POSTs on real sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `serve`, its lines counted as they come.
+pub struct Serve {
+    child: Child,
+    addr: SocketAddr,
+    done: mpsc::Receiver<Instant>,
+}
+
+impl Serve {
+    /// Starts `command` (a `serve` with its options) and waits for its address; a thread reads
+    /// its output, checks each line is a decrypted item, and notes when the `items`-th arrives.
+    pub fn start(mut command: Command, items: usize) -> Serve {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let addr: SocketAddr = loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).expect("stderr") > 0,
+                "serve exited"
+            );
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .expect("address");
+            }
+        };
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (done_tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                assert!(line.contains("\"decrypted\""), "not decrypted: {line}");
+                n += 1;
+                if n == items {
+                    let _ = done_tx.send(Instant::now());
+                }
+            }
+        });
+        Serve { child, addr, done }
+    }
+
+    /// POSTs `bodies` over `connections` keep-alive connections, each sending its next POST
+    /// when the previous one was answered (202, or the run fails). Returns when the first byte
+    /// was sent and the slowest answer.
+    pub fn post(&self, bodies: &[Vec<u8>], connections: usize) -> (Instant, Duration) {
+        let addr = self.addr;
+        let mut conns: Vec<TcpStream> = (0..connections)
+            .map(|_| {
+                let s = TcpStream::connect(addr).expect("connect");
+                s.set_nodelay(true).expect("nodelay");
+                s.set_read_timeout(Some(Duration::from_secs(30)))
+                    .expect("timeout");
+                s
+            })
+            .collect();
+        let start = Instant::now();
+        let slowest = std::thread::scope(|scope| {
+            let handles: Vec<_> = conns
+                .iter_mut()
+                .enumerate()
+                .map(|(c, conn)| {
+                    scope.spawn(move || {
+                        let mut worst = Duration::ZERO;
+                        for body in bodies.iter().skip(c).step_by(connections) {
+                            let sent = Instant::now();
+                            let head = format!(
+                                "POST /graph HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            conn.write_all(head.as_bytes()).expect("send head");
+                            conn.write_all(body).expect("send body");
+                            let answer =
+                                test_support::net::read_answer(conn).expect("read answer");
+                            worst = worst.max(sent.elapsed());
+                            assert_eq!(answer.status, 202, "a POST was not accepted");
+                        }
+                        worst
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("client"))
+                .fold(Duration::ZERO, Duration::max)
+        });
+        (start, slowest)
+    }
+
+    /// Waits for the last line, stops `serve` (SIGTERM) and returns when the last line was read.
+    pub fn finish(mut self) -> Instant {
+        let end = self
+            .done
+            .recv_timeout(Duration::from_secs(300))
+            .expect("all items out");
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        end
+    }
+}
