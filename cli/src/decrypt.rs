@@ -1,6 +1,7 @@
 //! `decrypt`: verify and decrypt captured changeNotificationCollections.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 
 use msgraph_notify::model::{BodyShape, strip_bom};
@@ -86,10 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         match receive(&built, runtime.as_ref(), body) {
             Ok(Reply::Notifications(items)) => Ok(items),
             Ok(_) => Err("not a notification collection".to_owned()),
-            Err(e @ msgraph_notify::Error::TooMany { .. }) => {
-                Err(format!("{e}; --max-items raises the item limit"))
-            }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(describe(e)),
         }
     };
     // A single captured item is decrypted as a collection of one. Its shape is looked at only
@@ -111,29 +109,18 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         tally.lines = lines.len();
         pipeline(&lines, &decrypt, &args.input, &mut tally)
     } else {
-        let items = decrypt(body).map_err(|e| {
-            let hint = match BodyShape::of(body) {
-                BodyShape::Jwks => "; a key set is given with --jwks FILE",
-                _ => "",
-            };
-            fail!("{}: {e}{hint}", args.input)
-        })?;
-        // The lines made in parallel, in slices of the items, written in order; the items are
-        // dropped (their plaintexts wiped) where their lines were made, not one by one after.
-        let rendered: Vec<Lines> = items
-            .into_par_iter()
-            .chunks(ITEMS_PER_SLICE)
-            .map(|slice| Lines::of(&slice, &[]))
-            .collect();
-        let mut out = std::io::stdout().lock();
-        rendered
-            .iter()
-            .try_for_each(|lines| {
-                tally.rejected |= lines.rejected;
-                tally.counts.merge(&lines.counts);
-                out.write_all(&lines.bytes)
+        collection(&built, runtime.as_ref(), body, &mut tally)
+            .or_else(|e| match as_collection(body) {
+                Some(wrapped) => collection(&built, runtime.as_ref(), &wrapped, &mut tally),
+                None => Err(e),
             })
-            .and_then(|()| out.flush())
+            .map_err(|e| {
+                let hint = match BodyShape::of(body) {
+                    BodyShape::Jwks => "; a key set is given with --jwks FILE",
+                    _ => "",
+                };
+                fail!("{}: {e}{hint}", args.input)
+            })?
     };
     if let (Some(fetcher), Some(runtime)) = (&built.fetcher, &runtime)
         && let Some(e) = runtime.block_on(fetcher.last_error())
@@ -178,6 +165,78 @@ type DecryptBody<'a> = dyn Fn(&[u8]) -> Result<Vec<Item>, String> + Sync + 'a;
 /// How many items' lines are made by one task of a collection's output.
 const ITEMS_PER_SLICE: usize = 64;
 
+/// How many items of one collection are decided together before their lines go to the writer:
+/// enough that the threads rarely wait for one another at the end of a slice, few enough that
+/// memory holds two slices' decrypted items and lines, not the whole collection's.
+const COLLECTION_SLICE: usize = 512;
+
+/// One collection through its ordered pipeline: slices of its items decided by the receiver (in
+/// parallel), their lines made in parallel where the items are dropped (their plaintexts wiped),
+/// and written in order by one thread while the next slice is decided. `Err` when the body is
+/// unusable as a whole (nothing was written); otherwise how writing ended.
+fn collection(
+    built: &Built,
+    runtime: Option<&tokio::runtime::Runtime>,
+    body: &[u8],
+    tally: &mut Tally,
+) -> Result<std::io::Result<()>, String> {
+    fetch_unknown_kids(built, runtime, body);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Lines>>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut out = std::io::stdout().lock();
+            for slice in rx {
+                for lines in &slice {
+                    write_lines(&mut out, lines, tally)?;
+                }
+            }
+            out.flush()
+        });
+        let received = built
+            .receiver
+            .receive_in_slices(body, COLLECTION_SLICE, |items| {
+                let rendered: Vec<Lines> = items
+                    .into_par_iter()
+                    .chunks(ITEMS_PER_SLICE)
+                    .map(|slice| Lines::of(&slice, &[]))
+                    .collect();
+                match tx.send(rendered) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()), // the writer stopped: it says why
+                }
+            });
+        drop(tx);
+        let written = join_writer(writer);
+        received.map(|()| written).map_err(describe)
+    })
+}
+
+/// One body's lines out, counted.
+fn write_lines(out: &mut impl Write, lines: &Lines, tally: &mut Tally) -> std::io::Result<()> {
+    tally.rejected |= lines.rejected;
+    tally.counts.merge(&lines.counts);
+    out.write_all(&lines.bytes)
+}
+
+/// How the writer thread ended.
+fn join_writer(
+    writer: std::thread::ScopedJoinHandle<'_, std::io::Result<()>>,
+) -> std::io::Result<()> {
+    writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
+}
+
+/// What a refused body is told, with the option that helps when there is one.
+fn describe(e: msgraph_notify::Error) -> String {
+    match e {
+        e @ msgraph_notify::Error::TooMany { .. } => {
+            format!("{e}; --max-items raises the item limit")
+        }
+        e => e.to_string(),
+    }
+}
+
 /// The ordered pipeline of a JSON Lines input: slices of the bodies decrypted in parallel (and
 /// their lines made where they were decrypted), handed in order to one writer thread that prints
 /// them and reports the unusable lines, while the next slice is decrypted. Returns how writing
@@ -196,11 +255,7 @@ fn pipeline(
             for slice in rx {
                 for (line_number, done) in slice {
                     match done {
-                        Ok(lines) => {
-                            tally.rejected |= lines.rejected;
-                            tally.counts.merge(&lines.counts);
-                            out.write_all(&lines.bytes)?;
-                        }
+                        Ok(lines) => write_lines(&mut out, &lines, tally)?,
                         Err(e) => {
                             errln!("msgraph-notify: {input} line {line_number}: {e}");
                             tally.unusable_lines.push(line_number);
@@ -224,9 +279,7 @@ fn pipeline(
             }
         }
         drop(tx);
-        writer
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
+        join_writer(writer)
     })
 }
 
@@ -284,8 +337,14 @@ fn receive(
     runtime: Option<&tokio::runtime::Runtime>,
     body: &[u8],
 ) -> msgraph_notify::Result<Reply> {
-    // Only the fetch is awaited; the receiver's work, parallel itself, runs outside the runtime
-    // (a rayon thread waiting inside `block_on` could be handed another body that blocks on it).
+    fetch_unknown_kids(built, runtime, body);
+    built.receiver.receive(None, body)
+}
+
+/// Fetches the signing keys the body's tokens name and the key set lacks, when they are fetched.
+/// Only the fetch is awaited; the receiver's work, parallel itself, runs outside the runtime (a
+/// rayon thread waiting inside `block_on` could be handed another body that blocks on it).
+fn fetch_unknown_kids(built: &Built, runtime: Option<&tokio::runtime::Runtime>, body: &[u8]) {
     if let (Some(fetcher), Some(runtime)) = (&built.fetcher, runtime) {
         let unknown = built.receiver.unknown_kids(body);
         if !unknown.is_empty() {
@@ -296,7 +355,6 @@ fn receive(
             });
         }
     }
-    built.receiver.receive(None, body)
 }
 
 /// A single captured item as a collection, `{"value":[item]}`; `None` for any other body (the

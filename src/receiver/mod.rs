@@ -7,6 +7,7 @@
 //! The receiver knows nothing of HTTP: give it the query string and the body bytes.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -219,6 +220,61 @@ impl Receiver {
         }
         self.receive_as(body, Transport::Webhook)
             .map(Reply::Notifications)
+    }
+
+    /// [`Receiver::receive`] for a large notification body (a captured collection of thousands
+    /// of items), handed over in slices: the items go to `each` in their order, at most `slice`
+    /// at a time, each slice as soon as it is decided. Memory holds one slice's decrypted items
+    /// instead of the whole body's, and the first items can be written out while the later ones
+    /// are decrypted. The checks are [`Receiver::receive`]'s, in the same order: the tokens are
+    /// judged once for the body, and the replay store is consulted in item order across slices.
+    ///
+    /// `each` returns [`ControlFlow::Break`] to stop: the later items are not decrypted (nor
+    /// recorded in the replay store). The errors concern the body as a whole and come before any
+    /// slice, as [`Receiver::receive`]'s: too large, too many items or tokens, not JSON, or
+    /// `value` missing or not an array. There is no query, so no handshake.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::ops::ControlFlow;
+    /// use msgraph_notify::receiver::{Outcome, Receiver};
+    /// use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+    /// use msgraph_notify::token::{TokenVersion, Validation};
+    /// use msgraph_notify::{Certificate, Decryptor, PrivateKey};
+    ///
+    /// let key = PrivateKey::generate(2048)?;
+    /// let cert = Certificate::self_signed(&key, "receiver", 30)?;
+    /// let issuer = TokenIssuer::new()?;
+    /// let receiver = Receiver::builder(Decryptor::with_key(key, Some(cert.clone()))?)
+    ///     .validation(Validation::new(["my-app"]))
+    ///     .signing_keys(issuer.signing_keys())
+    ///     .build()?;
+    /// let spec = NotificationSpec::new("tenant-1", "communications/presences/u1");
+    /// let encryptor = GraphEncryptor::new(&cert, "cert-1");
+    /// let items: Vec<_> = (0..5)
+    ///     .map(|n| encryptor.notification(&serde_json::json!({"n": n}), &spec))
+    ///     .collect::<Result<_, _>>()?;
+    /// let body = serde_json::json!({
+    ///     "value": items,
+    ///     "validationTokens": [issuer.token(TokenVersion::V2, "my-app", "tenant-1")],
+    /// })
+    /// .to_string();
+    /// let mut slices = Vec::new();
+    /// receiver.receive_in_slices(body.as_bytes(), 2, |slice| {
+    ///     assert!(slice.iter().all(|item| matches!(item.outcome, Outcome::Decrypted(_))));
+    ///     slices.push(slice.iter().map(|item| item.index).collect::<Vec<_>>());
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(slices, [vec![0, 1], vec![2, 3], vec![4]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn receive_in_slices(
+        &self,
+        body: &[u8],
+        slice: usize,
+        each: impl FnMut(Vec<Item>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.receive_slices_as(body, Transport::Webhook, slice, each)
     }
 
     /// Handles a webhook body that was **accepted earlier** (answered 202) and kept durably since,

@@ -35,16 +35,17 @@ impl Receiver {
     /// Replaces each offloaded outcome by its item with the blob's properties filled in, moved to
     /// `pending` to be verified and decrypted; or by a rejection when the blob cannot be read or
     /// used. The subscription's binding is checked before the fetch. One blob at a time, all of
-    /// them within `max_payload_bytes` together. Returns the (index, blob name) of those moved.
+    /// them within `max_payload_bytes` together (`left` of it is what the body's earlier items left).
+    /// Returns the (index, blob name) of those moved.
     pub(super) fn fetch_offloaded(
         &self,
         store: &dyn PayloadStore,
         outcomes: &mut [Option<Outcome>],
         pending: &mut Vec<(usize, ChangeNotification)>,
+        left: &mut usize,
     ) -> Vec<(usize, String)> {
         use crate::offload::PayloadError;
         let budget = self.max_payload_bytes;
-        let mut left = budget;
         let mut fetched = Vec::new();
         for (index, slot) in outcomes.iter_mut().enumerate() {
             if !matches!(slot, Some(Outcome::Offloaded(_))) {
@@ -61,13 +62,13 @@ impl Receiver {
                 .covered(None, &notification)
                 .and_then(|()| Ok(check_blob_name(&storage_id)?))
                 .and_then(|()| {
-                    if left == 0 {
+                    if *left == 0 {
                         return Err(PayloadError::OverBudget { budget }.into());
                     }
-                    match store.fetch(&storage_id, left) {
+                    match store.fetch(&storage_id, *left) {
                         // Over what the items before it left, or over the whole budget: the
                         // store cannot tell; the budget being whole, it is the blob.
-                        Err(PayloadError::TooLarge { .. }) if left < budget => {
+                        Err(PayloadError::TooLarge { .. }) if *left < budget => {
                             Err(PayloadError::OverBudget { budget }.into())
                         }
                         other => Ok(other?),
@@ -78,10 +79,10 @@ impl Receiver {
                     if blob.len() > budget {
                         return Err(PayloadError::TooLarge { limit: budget }.into());
                     }
-                    if blob.len() > left {
+                    if blob.len() > *left {
                         return Err(PayloadError::OverBudget { budget }.into());
                     }
-                    left -= blob.len();
+                    *left -= blob.len();
                     merge_payload(notification.clone(), &blob)
                 });
             match merged {

@@ -1,10 +1,14 @@
 //! The per-body pipeline: cheapest checks first, the replay store before the RSA unwrap.
 
+use std::ops::ControlFlow;
+
 use rayon::prelude::*;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
 use super::body::parse_collection;
+use super::coverage::Verdicts;
 use super::offloaded::{ADDITIONAL_PAYLOAD, has_offloaded, offloaded_id};
 use super::outcome::rejected;
 use super::{
@@ -33,6 +37,14 @@ pub(super) struct Sorted {
     pub(super) outcomes: Vec<Option<Outcome>>,
     pub(super) pending: Vec<(usize, ChangeNotification)>,
     pub(super) tokens: Option<Value>,
+}
+
+/// What the slices of one body share: its tokens, judged once when first needed, and what the
+/// offloaded payloads may still take of the receiver's budget.
+struct BodyState {
+    tokens: Option<Value>,
+    verdicts: Option<Option<Verdicts>>,
+    payload_left: usize,
 }
 
 /// One item after [`Receiver::sort_items`]'s first look.
@@ -95,6 +107,17 @@ impl Receiver {
     /// Parses a body and sorts its items: the outcomes decided without a private-key operation,
     /// and the encrypted items left to verify and decrypt. Also returns the body's tokens.
     pub(super) fn sort_items(&self, body: &[u8], transport: Transport) -> Result<Sorted> {
+        let (values, tokens) = self.parse_body(body)?;
+        let (outcomes, pending) = self.sort_values(&values, 0, transport);
+        Ok(Sorted {
+            outcomes,
+            pending,
+            tokens,
+        })
+    }
+
+    /// The size limit, then the bounded parse: the body's items as raw JSON, and its tokens.
+    fn parse_body<'a>(&self, body: &'a [u8]) -> Result<(Vec<&'a RawValue>, Option<Value>)> {
         if body.len() > self.max_body_bytes {
             return Err(Error::BodyTooLarge {
                 size: body.len(),
@@ -105,16 +128,24 @@ impl Receiver {
         let Some(values) = raw.value else {
             return Err(crate::model::BodyShape::not_a_collection(body, None));
         };
+        Ok((values, raw.validation_tokens))
+    }
 
-        // Each item is typed and sorted on its own: in parallel for a large body, so that a
-        // collection of thousands of items has no serial stage before its RSA operations.
-        let sort = |(index, raw): (usize, &serde_json::value::RawValue)| {
-            self.sort_item(index, raw, transport)
-        };
+    /// Items typed and sorted, each on its own (in parallel for many, so that a collection of
+    /// thousands of items has no serial stage before its RSA operations). `first` is the body
+    /// index of `values[0]`; the pending items carry their index in `values`.
+    fn sort_values(
+        &self,
+        values: &[&RawValue],
+        first: usize,
+        transport: Transport,
+    ) -> (Vec<Option<Outcome>>, Vec<(usize, ChangeNotification)>) {
+        let sort =
+            |(index, raw): (usize, &&RawValue)| self.sort_item(first + index, raw, transport);
         let sorted: Vec<SortedItem> = if self.parallel && values.len() >= PARALLEL_FROM {
-            values.into_par_iter().enumerate().map(sort).collect()
+            values.par_iter().enumerate().map(sort).collect()
         } else {
-            values.into_iter().enumerate().map(sort).collect()
+            values.iter().enumerate().map(sort).collect()
         };
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(sorted.len());
         let mut pending: Vec<(usize, ChangeNotification)> = Vec::new();
@@ -127,34 +158,12 @@ impl Receiver {
                 }
             }
         }
-        Ok(Sorted {
-            outcomes,
-            pending,
-            tokens: raw.validation_tokens,
-        })
+        (outcomes, pending)
     }
 
     /// One item typed and sorted: its outcome when decided without a private-key operation, or
-    /// the encrypted notification left to verify and decrypt.
-    fn sort_item(
-        &self,
-        index: usize,
-        raw: &serde_json::value::RawValue,
-        transport: Transport,
-    ) -> SortedItem {
-        match self.sort_item_or_encrypted(index, raw, transport) {
-            Ok(outcome) => SortedItem::Decided(outcome),
-            Err(encrypted) => SortedItem::Encrypted(encrypted),
-        }
-    }
-
-    #[allow(clippy::result_large_err)] // Err is the common case, not an error: moved, not boxed
-    fn sort_item_or_encrypted(
-        &self,
-        index: usize,
-        raw: &serde_json::value::RawValue,
-        transport: Transport,
-    ) -> std::result::Result<Outcome, ChangeNotification> {
+    /// the encrypted notification left to verify and decrypt. `index` is its place in the body.
+    fn sort_item(&self, index: usize, raw: &RawValue, transport: Transport) -> SortedItem {
         let mut de = serde_json::Deserializer::from_str(raw.get());
         let notification = match serde_path_to_error::deserialize::<_, ChangeNotification>(&mut de)
         {
@@ -167,12 +176,26 @@ impl Receiver {
                     path => path,
                 };
                 let error = e.into_inner();
-                return Ok(rejected(
+                return SortedItem::Decided(rejected(
                     Error::malformed(field, without_position(&error)),
                     None,
                 ));
             }
         };
+        SortedItem::Decided(match self.sort_typed(notification, transport) {
+            Ok(outcome) => outcome,
+            Err(encrypted) => return SortedItem::Encrypted(encrypted),
+        })
+    }
+
+    /// A typed item's outcome when decided without a private-key operation; `Err` with the
+    /// encrypted item otherwise.
+    #[allow(clippy::result_large_err)] // Err is the common case, not an error: moved, not boxed
+    fn sort_typed(
+        &self,
+        notification: ChangeNotification,
+        transport: Transport,
+    ) -> std::result::Result<Outcome, ChangeNotification> {
         // Only on the hub's own transport (Graph sends it nowhere else): there it comes
         // before clientState, since the message carries `"NA"` there. On the webhook it is an
         // ordinary item, checked like any other: recognised there, it would let anyone
@@ -214,69 +237,73 @@ impl Receiver {
     }
 
     pub(super) fn receive_as(&self, body: &[u8], transport: Transport) -> Result<Vec<Item>> {
-        let Sorted {
-            mut outcomes,
-            pending,
+        let mut items = Vec::new();
+        self.receive_slices_as(body, transport, usize::MAX, |slice| {
+            items = slice; // one slice: the whole body
+            ControlFlow::Continue(())
+        })?;
+        Ok(items)
+    }
+
+    /// A body's items decided in slices of at most `slice` items, in order, each handed to `each`
+    /// when decided (until it says stop). The tokens are judged once, for the first slice that
+    /// needs them; the offloaded payloads share one budget across slices.
+    pub(super) fn receive_slices_as(
+        &self,
+        body: &[u8],
+        transport: Transport,
+        slice: usize,
+        mut each: impl FnMut(Vec<Item>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let (values, tokens) = self.parse_body(body)?;
+        let slice = slice.max(1);
+        let mut body_state = BodyState {
             tokens,
-        } = self.sort_items(body, transport)?;
-        let mut pending = pending;
-        let verdicts = match transport {
-            Transport::Webhook if !pending.is_empty() || has_offloaded(&outcomes) => {
-                self.webhook_verdicts(tokens.as_ref(), None)
-            }
-            Transport::WebhookAcceptedAt(at) if !pending.is_empty() || has_offloaded(&outcomes) => {
-                self.webhook_verdicts(tokens.as_ref(), Some(at))
-            }
-            _ => None,
+            verdicts: None,
+            payload_left: self.max_payload_bytes,
         };
-        self.check_offloaded(&mut outcomes, verdicts.as_ref());
-        let fetched = match (transport, &self.payload_store) {
-            (Transport::Trusted, Some(store)) => {
-                self.fetch_offloaded(store.as_ref(), &mut outcomes, &mut pending)
+        for (n, values) in values.chunks(slice).enumerate() {
+            let items = self.decide_slice(values, n * slice, transport, &mut body_state);
+            if each(items).is_break() {
+                break;
             }
+        }
+        Ok(())
+    }
+
+    /// One slice of a body's items, decided: `first` is the body index of `values[0]`.
+    fn decide_slice(
+        &self,
+        values: &[&RawValue],
+        first: usize,
+        transport: Transport,
+        body: &mut BodyState,
+    ) -> Vec<Item> {
+        let (mut outcomes, mut pending) = self.sort_values(values, first, transport);
+        let verdicts = if !pending.is_empty() || has_offloaded(&outcomes) {
+            let tokens = body.tokens.as_ref();
+            body.verdicts
+                .get_or_insert_with(|| match transport {
+                    Transport::Webhook => self.webhook_verdicts(tokens, None),
+                    Transport::WebhookAcceptedAt(at) => self.webhook_verdicts(tokens, Some(at)),
+                    Transport::Trusted => None,
+                })
+                .as_ref()
+        } else {
+            None
+        };
+        self.check_offloaded(&mut outcomes, verdicts);
+        let fetched = match (transport, &self.payload_store) {
+            (Transport::Trusted, Some(store)) => self.fetch_offloaded(
+                store.as_ref(),
+                &mut outcomes,
+                &mut pending,
+                &mut body.payload_left,
+            ),
             _ => Vec::new(),
         };
-
         if !pending.is_empty() {
-            // Every check short of RSA, in parallel for a large body; then, in the items' order,
-            // each recorded in the replay store (so that of two copies in one body the first is
-            // decrypted and the second is the duplicate).
-            let check = |(index, notification): (usize, ChangeNotification)| {
-                let checked = self
-                    .covered(verdicts.as_ref(), &notification)
-                    .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?));
-                (index, notification, checked)
-            };
-            let checked: Vec<_> = if self.parallel && pending.len() >= PARALLEL_FROM {
-                pending.into_par_iter().map(check).collect()
-            } else {
-                pending.into_iter().map(check).collect()
-            };
-            let mut ready: Vec<Ready<'_>> = Vec::with_capacity(checked.len());
-            for (index, notification, checked) in checked {
-                let remembered = checked.and_then(|prepared| {
-                    let fingerprint = self.remember(&notification, prepared.key_tag())?;
-                    Ok((prepared, fingerprint))
-                });
-                match remembered {
-                    Ok((prepared, fingerprint)) => ready.push(Ready {
-                        index,
-                        prepared,
-                        notification,
-                        fingerprint,
-                    }),
-                    Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
-                }
-            }
-            let finish = |ready: Ready<'_>| (ready.index, self.finish(ready));
-            let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
-                ready.into_par_iter().map(finish).collect()
-            } else {
-                ready.into_iter().map(finish).collect()
-            };
-            for (index, outcome) in done {
-                outcomes[index] = Some(outcome);
-            }
+            self.decide_pending(pending, verdicts, &mut outcomes);
         }
         for (index, storage_id) in fetched {
             // The notification as the record sent it (no encryptedContent: its copy from the
@@ -294,17 +321,64 @@ impl Receiver {
                 _ => {}
             }
         }
-
-        Ok(outcomes
+        outcomes
             .into_iter()
             .enumerate()
             .map(|(index, outcome)| Item {
-                index,
+                index: first + index,
                 outcome: outcome.unwrap_or_else(|| {
                     rejected(Error::malformed("value", "item was not processed"), None)
                 }),
             })
-            .collect())
+            .collect()
+    }
+
+    /// The encrypted items of a slice (indices into `outcomes`): every check short of RSA, in
+    /// parallel for many; then, in the items' order, each recorded in the replay store (so that
+    /// of two copies in one body the first is decrypted and the second is the duplicate); then
+    /// the private-key operations, in parallel.
+    fn decide_pending(
+        &self,
+        pending: Vec<(usize, ChangeNotification)>,
+        verdicts: Option<&Verdicts>,
+        outcomes: &mut [Option<Outcome>],
+    ) {
+        let check = |(index, notification): (usize, ChangeNotification)| {
+            let checked = self
+                .covered(verdicts, &notification)
+                .and_then(|()| self.decryptor.prepare(encrypted_content(&notification)?));
+            (index, notification, checked)
+        };
+        let checked: Vec<_> = if self.parallel && pending.len() >= PARALLEL_FROM {
+            pending.into_par_iter().map(check).collect()
+        } else {
+            pending.into_iter().map(check).collect()
+        };
+        let mut ready: Vec<Ready<'_>> = Vec::with_capacity(checked.len());
+        for (index, notification, checked) in checked {
+            let remembered = checked.and_then(|prepared| {
+                let fingerprint = self.remember(&notification, prepared.key_tag())?;
+                Ok((prepared, fingerprint))
+            });
+            match remembered {
+                Ok((prepared, fingerprint)) => ready.push(Ready {
+                    index,
+                    prepared,
+                    notification,
+                    fingerprint,
+                }),
+                Err(e) => outcomes[index] = Some(rejected(e, Some(notification))),
+            }
+        }
+        let finish = |ready: Ready<'_>| (ready.index, self.finish(ready));
+        let done: Vec<(usize, Outcome)> = if self.parallel && ready.len() > 1 {
+            ready.into_par_iter().map(finish).collect()
+        } else {
+            ready.into_iter().map(finish).collect()
+        };
+        for (index, outcome) in done {
+            outcomes[index] = Some(outcome);
+        }
     }
 
     pub(super) fn finish(&self, ready: Ready<'_>) -> Outcome {

@@ -7,4 +7,5 @@ mod receiver;
 mod redis;
 mod redis_memory;
 mod replay;
+mod slices;
 mod transport;

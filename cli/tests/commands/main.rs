@@ -10,6 +10,7 @@ mod commands;
 mod faults_named;
 mod field_inputs;
 mod json_lines;
+mod large_collection;
 mod not_in_this_build;
 mod pasted_docs;
 mod secrets_not_echoed;
