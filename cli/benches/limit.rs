@@ -165,10 +165,18 @@ fn main() {
             }
         }
         let limit = median(rows[0].1.clone());
-        println!("{cores} core(s), medians of {rounds}:");
-        for (name, rates) in rows {
-            let m = median(rates);
-            println!("  {name:<38} {m:>7.0} /s  {:.3} of openssl", m / limit);
+        println!(
+            "{cores} core(s), medians of {rounds} (and the median of each round's ratio to the \
+             openssl run beside it):"
+        );
+        for (name, rates) in &rows {
+            let ratios = rates.iter().zip(&rows[0].1).map(|(r, o)| r / o).collect();
+            let m = median(rates.clone());
+            println!(
+                "  {name:<38} {m:>7.0} /s  {:.3} of openssl ({:.3})",
+                m / limit,
+                median(ratios)
+            );
         }
     }
 }

@@ -236,7 +236,7 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
     let result = run.poll_until(&stop);
     // Whatever stopped the loop, what was printed is committed (unless the output failed).
     let committed = match &result {
-        Ok(()) => run.commit(&stop),
+        Ok(()) => run.commit(&stop, CommitMode::Sync),
         Err(_) => Ok(()),
     };
     crate::log::info(&format!(
@@ -386,7 +386,7 @@ impl<W: Write> Run<'_, W> {
                 || self.buffer.len() >= COMMIT_BYTES
                 || (self.uncommitted > 0 && self.since.elapsed() >= COMMIT_EVERY)
             {
-                self.commit(stop)?;
+                self.commit(stop, CommitMode::Async)?;
             }
         }
         Ok(())
@@ -451,7 +451,12 @@ impl<W: Write> Run<'_, W> {
     /// commits the offsets: in that order, so nothing is committed before it is printed. A crash
     /// between the write and the recording (one write and one store round trip) would print
     /// those items again after the restart: the one window of at-least-once output.
-    fn commit(&mut self, stop: &AtomicBool) -> Result<(), Fail> {
+    ///
+    /// While running, the commit is `Async`: decrypting goes on while the broker answers, and a
+    /// failed commit (logged by [`GroupLog`]'s commit callback) is made good by the next one,
+    /// which names later offsets. The last, on stopping, is `Sync`: the process exits once the
+    /// broker has the offsets.
+    fn commit(&mut self, stop: &AtomicBool, mode: CommitMode) -> Result<(), Fail> {
         self.out
             .write_all(&self.buffer)
             .and_then(|()| self.out.flush())
@@ -487,7 +492,7 @@ impl<W: Write> Run<'_, W> {
             list.add_partition_offset(&self.args.topic, partition, Offset::Offset(next))
                 .map_err(|e| fail!("cannot list offsets: {e}"))?;
         }
-        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+        if let Err(e) = self.consumer.commit(&list, mode) {
             // A partition revoked meanwhile: its new owner reads from the last commit, and the
             // replay store reports what was printed here as duplicates.
             crate::log::warn(&format!("committing offsets failed: {e}"));
