@@ -3,13 +3,18 @@
 //! `openssl speed -multi 2 rsa2048` (two cores) run in the same rounds.
 //!
 //! One RSA-2048 private operation per item is the floor; the ratio printed is the command's
-//! items per second over OpenSSL's signatures per second on the same cores.
+//! items per second over OpenSSL's signatures per second on the same cores: of the medians, and
+//! in parentheses the median of each round's own ratio (the machine's slow phases touch both
+//! runs of a round alike).
 //!
 //! - `decrypt` (whole process, start to exit) reads the 5,000 items twice over: as one
 //!   collection (`--max-items 5000`) and as a JSON Lines capture of 1,000 bodies of 5 items.
 //! - `serve --workers N` receives the 1,000 bodies as POSTs over 4 keep-alive connections (each
 //!   connection sends its next POST when the previous one was answered), timed from the first byte
-//!   sent to the 5,000th output line read; its start-up is not counted.
+//!   sent to the 5,000th output line read; its start-up is not counted. A second row divides
+//!   the items by the CPU time `serve` itself used (all threads, start-up included) and
+//!   multiplies by the cores: on two cores the client shares the CPUs, and this row says what
+//!   `serve` does with what it got.
 //!
 //! Each command is pinned with `taskset` to CPU 0 (one core) or CPUs 0-1 (two cores); the
 //! client of `serve` is this process, unpinned (on one core it runs mostly on the other CPU).
@@ -134,31 +139,38 @@ fn main() {
             .join(" ")
     );
     for (cores, cpus) in [(1u32, "0"), (2, "0,1")] {
-        let mut rows: [(&str, Vec<f64>); 4] = [
+        let mut rows: [(&str, Vec<f64>); 5] = [
             ("openssl speed", Vec::new()),
             ("decrypt, one collection", Vec::new()),
             ("decrypt, JSON Lines of 1,000 bodies", Vec::new()),
             ("serve, 1,000 POSTs", Vec::new()),
+            ("serve, per own CPU-second x cores", Vec::new()),
         ];
         for round in 0..rounds {
+            let openssl = openssl_speed(cpus, cores);
+            let one_collection = rate(run_decrypt(
+                cpus,
+                &common,
+                &collection,
+                &["--max-items", "5000"],
+            ));
+            let json_lines = rate(run_decrypt(cpus, &common, &lines, &[]));
+            let (serve, serve_cpu) = run_serve(cpus, cores, &common, &bodies);
             let rates = [
-                openssl_speed(cpus, cores),
-                rate(run_decrypt(
-                    cpus,
-                    &common,
-                    &collection,
-                    &["--max-items", "5000"],
-                )),
-                rate(run_decrypt(cpus, &common, &lines, &[])),
-                rate(run_serve(cpus, cores, &common, &bodies)),
+                openssl,
+                one_collection,
+                json_lines,
+                rate(serve),
+                rate(serve_cpu) * f64::from(cores),
             ];
             println!(
-                "{cores} core(s), round {}: openssl {:.0} sign/s; decrypt {:.0} and {:.0} (JSON Lines); serve {:.0} items/s",
+                "{cores} core(s), round {}: openssl {:.0} sign/s; decrypt {:.0} and {:.0} (JSON Lines); serve {:.0} items/s ({:.0} per own CPU-second x cores)",
                 round + 1,
                 rates[0],
                 rates[1],
                 rates[2],
-                rates[3]
+                rates[3],
+                rates[4]
             );
             for (row, rate) in rows.iter_mut().zip(rates) {
                 row.1.push(rate);
@@ -235,8 +247,15 @@ fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Starts serve, sends the bodies, returns the time from the first byte to the last output line.
-fn run_serve(cpus: &str, workers: u32, common: &[String], bodies: &[Vec<u8>]) -> Duration {
+/// Starts serve, sends the bodies, returns the time from the first byte to the last output line
+/// and the CPU time serve used (start-up included): on two cores the bench's client shares the
+/// CPUs, and serve's own CPU time says what it would do with them to itself.
+fn run_serve(
+    cpus: &str,
+    workers: u32,
+    common: &[String],
+    bodies: &[Vec<u8>],
+) -> (Duration, Duration) {
     let mut command = pinned(cpus);
     command
         .arg("serve")
@@ -246,5 +265,6 @@ fn run_serve(cpus: &str, workers: u32, common: &[String], bodies: &[Vec<u8>]) ->
         .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE);
     let serve = support::Serve::start(command, ITEMS);
     let (start, _) = serve.post(bodies, CONNECTIONS);
-    serve.finish() - start
+    let (end, cpu) = serve.finish();
+    (end - start, cpu)
 }

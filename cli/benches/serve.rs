@@ -264,5 +264,5 @@ fn run_serve(
         .env("MSGRAPH_NOTIFY_CLIENT_STATE", CLIENT_STATE);
     let serve = support::Serve::start(command, ITEMS);
     let (start, slowest) = serve.post(bodies, CONNECTIONS);
-    (serve.finish() - start, slowest)
+    (serve.finish().0 - start, slowest)
 }

@@ -130,16 +130,36 @@ impl Serve {
         (start, slowest)
     }
 
-    /// Waits for the last line, stops `serve` (SIGTERM) and returns when the last line was read.
-    pub fn finish(mut self) -> Instant {
+    /// Waits for the last line, stops `serve` (SIGTERM) and returns when the last line was read
+    /// and the CPU time (user and system, all threads) `serve` had used by then, start-up
+    /// included.
+    pub fn finish(mut self) -> (Instant, Duration) {
         let end = self
             .done
             .recv_timeout(Duration::from_secs(300))
             .expect("all items out");
+        let cpu = cpu_time(self.child.id());
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        end
+        (end, cpu)
     }
+}
+
+/// A process's user and system time, from `/proc/PID/stat` (fields 14 and 15, in clock ticks of
+/// 1/100 s: Linux's USER_HZ on every architecture it runs this bench on).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11..13]
+        .iter()
+        .map(|f| f.parse::<u64>().expect("ticks"))
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
