@@ -163,11 +163,12 @@ const LINES_PER_SLICE: usize = 128;
 type DecryptBody<'a> = dyn Fn(&[u8]) -> Result<Vec<Item>, String> + Sync + 'a;
 
 /// How many items' lines are made by one task of a collection's output.
-const ITEMS_PER_SLICE: usize = 64;
+const ITEMS_PER_TASK: usize = 64;
 
 /// How many items of one collection are decided together before their lines go to the writer:
 /// enough that the threads rarely wait for one another at the end of a slice, few enough that
-/// memory holds two slices' decrypted items and lines, not the whole collection's.
+/// memory holds one slice's decrypted items and at most three slices' lines (one being written,
+/// one handed over, one being made), not the whole collection's.
 const COLLECTION_SLICE: usize = 512;
 
 /// One collection through its ordered pipeline: slices of its items decided by the receiver (in
@@ -197,7 +198,7 @@ fn collection(
             .receive_in_slices(body, COLLECTION_SLICE, |items| {
                 let rendered: Vec<Lines> = items
                     .into_par_iter()
-                    .chunks(ITEMS_PER_SLICE)
+                    .chunks(ITEMS_PER_TASK)
                     .map(|slice| Lines::of(&slice, &[]))
                     .collect();
                 match tx.send(rendered) {

@@ -230,9 +230,14 @@ impl Receiver {
     /// judged once for the body, and the replay store is consulted in item order across slices.
     ///
     /// `each` returns [`ControlFlow::Break`] to stop: the later items are not decrypted (nor
-    /// recorded in the replay store). The errors concern the body as a whole and come before any
-    /// slice, as [`Receiver::receive`]'s: too large, too many items or tokens, not JSON, or
-    /// `value` missing or not an array. There is no query, so no handshake.
+    /// recorded in the replay store). It is not called for a body without items; a `slice` of 0
+    /// counts as 1. The errors concern the body as a whole and come before any slice, as
+    /// [`Receiver::receive`]'s: too large, too many items or tokens, not JSON, or `value` missing
+    /// or not an array. There is no query, so no handshake.
+    ///
+    /// One outcome may differ from [`Receiver::receive`]'s: a byte-identical copy of an item that
+    /// failed verification in an earlier slice is verified again (and rejected for the same
+    /// reason), where in one slice it is the duplicate of an item not yet forgotten.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -35,8 +35,8 @@ impl Receiver {
     /// Replaces each offloaded outcome by its item with the blob's properties filled in, moved to
     /// `pending` to be verified and decrypted; or by a rejection when the blob cannot be read or
     /// used. The subscription's binding is checked before the fetch. One blob at a time, all of
-    /// them within `max_payload_bytes` together (`left` of it is what the body's earlier items left).
-    /// Returns the (index, blob name) of those moved.
+    /// them within `max_payload_bytes` together (`left`: what the body's earlier items left of
+    /// it). Returns the (index, blob name) of those moved.
     pub(super) fn fetch_offloaded(
         &self,
         store: &dyn PayloadStore,

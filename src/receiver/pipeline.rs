@@ -47,7 +47,7 @@ struct BodyState {
     payload_left: usize,
 }
 
-/// One item after [`Receiver::sort_items`]'s first look.
+/// One item after its first look (`Receiver::sort_values`).
 #[allow(clippy::large_enum_variant)] // short-lived, one per item; boxing would allocate per item
 pub(super) enum SortedItem {
     /// Decided without a private-key operation.

@@ -1,7 +1,8 @@
 //! A large body handed over in slices (`Receiver::receive_in_slices`): the same outcomes as
 //! `receive`, in order and with the body's indices, whatever the slice size; the tokens judged
 //! for the whole body; the replay store consulted in item order across slices; a stop leaves the
-//! later items undecrypted and unrecorded; a body refused whole calls back nothing.
+//! later items undecrypted and unrecorded; a body refused whole calls back nothing; the copy of a
+//! forged item is rejected in any slice.
 
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -210,4 +211,30 @@ fn a_body_refused_whole_hands_over_nothing() {
         })
         .unwrap();
     assert!(!called);
+}
+
+#[test]
+fn the_copy_of_a_forged_item_is_rejected_in_its_slice_or_in_a_later_one() {
+    let mut forged = serde_json::to_value(presence(1)).unwrap();
+    forged["encryptedContent"]["dataSignature"] =
+        serde_json::to_value(presence(2)).unwrap()["encryptedContent"]["dataSignature"].clone();
+    let values = vec![
+        forged.clone(),
+        serde_json::to_value(presence(3)).unwrap(),
+        forged,
+    ];
+    let post = body(&values, true);
+    // In one slice the copy meets the forged item still remembered: a duplicate. In a later
+    // slice the forged item was forgotten when it failed: the copy fails verification itself.
+    const FORGED: &str = "rejected: the encrypted content failed verification";
+    for (slice, copy) in [(3, "duplicate"), (2, FORGED)] {
+        let flat: Vec<Item> = in_slices(&receiver(true), &post, slice)
+            .into_iter()
+            .flatten()
+            .collect();
+        let got = summary(&flat);
+        assert!(got[0].1.starts_with(FORGED), "{got:?}");
+        assert_eq!(got[1].1, "decrypted");
+        assert!(got[2].1.starts_with(copy), "slice {slice}: {got:?}");
+    }
 }

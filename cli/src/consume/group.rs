@@ -10,7 +10,7 @@ use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 
 use crate::opts::KafkaLog;
 use crate::{Fail, fail};
@@ -124,17 +124,6 @@ impl ClientContext for GroupLog {
 }
 
 impl ConsumerContext for GroupLog {
-    /// The broker's answer to a commit made while running (`CommitMode::Async`): a failure is
-    /// said; the next commit, of later offsets, makes it good.
-    fn commit_callback(&self, result: KafkaResult<()>, _: &TopicPartitionList) {
-        if let Err(e) = result {
-            crate::log::warn(&format!(
-                "committing offsets failed: {e}; the next commit covers them (on a restart \
-                 before it, the records since the last commit are read again)"
-            ));
-        }
-    }
-
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(list) if list.count() > 0 => crate::log::info(&format!(

@@ -319,7 +319,9 @@ struct Run<'a, W: Write> {
     /// Lines not yet written: they leave the process only in [`Run::commit`], so that no line
     /// is out before its items are recorded right after (a `BufWriter` would write when full).
     buffer: Vec<u8>,
-    /// (partition, next offset) printed but not committed.
+    /// (partition, next offset) of the last record printed from each partition still assigned,
+    /// kept across commits: each commit names them all, so a commit that failed is made good by
+    /// the next one.
     offsets: Vec<(i32, i64)>,
     uncommitted: usize,
     since: Instant,
@@ -452,10 +454,12 @@ impl<W: Write> Run<'_, W> {
     /// between the write and the recording (one write and one store round trip) would print
     /// those items again after the restart: the one window of at-least-once output.
     ///
-    /// While running, the commit is `Async`: decrypting goes on while the broker answers, and a
-    /// failed commit (logged by [`GroupLog`]'s commit callback) is made good by the next one,
-    /// which names later offsets. The last, on stopping, is `Sync`: the process exits once the
-    /// broker has the offsets.
+    /// While running, the commit is `Async`: decrypting goes on while the broker answers. A
+    /// failed one is reported by librdkafka's own log (`COMMITFAIL`, on stderr) and made good by
+    /// the next, which names every assigned partition's last printed offset again; a retried
+    /// older commit landing after a newer one can only make records be read again, never
+    /// skipped. The last, on stopping, is `Sync`: the process exits once the broker has the
+    /// offsets (or said why not).
     fn commit(&mut self, stop: &AtomicBool, mode: CommitMode) -> Result<(), Fail> {
         self.out
             .write_all(&self.buffer)
@@ -484,6 +488,13 @@ impl<W: Write> Run<'_, W> {
                 backoff.sleep_unless(stop);
             }
         }
+        // Only the partitions still assigned: a revoked one's new owner reads from the last
+        // commit (the replay store reports what was printed here as duplicates).
+        if let Ok(assigned) = self.consumer.assignment() {
+            let topic = &self.args.topic;
+            self.offsets
+                .retain(|&(partition, _)| assigned.find_partition(topic, partition).is_some());
+        }
         if self.offsets.is_empty() {
             return Ok(());
         }
@@ -493,11 +504,11 @@ impl<W: Write> Run<'_, W> {
                 .map_err(|e| fail!("cannot list offsets: {e}"))?;
         }
         if let Err(e) = self.consumer.commit(&list, mode) {
-            // A partition revoked meanwhile: its new owner reads from the last commit, and the
-            // replay store reports what was printed here as duplicates.
-            crate::log::warn(&format!("committing offsets failed: {e}"));
+            crate::log::warn(&format!(
+                "committing offsets failed: {e}; the next commit names them again (on a restart \
+                 before it, the records since the last commit are read again)"
+            ));
         }
-        self.offsets.clear();
         self.uncommitted = 0;
         self.since = Instant::now();
         Ok(())

@@ -15,7 +15,7 @@ fn collection(fx: &Fixture) -> Vec<u8> {
     fx.body(items)
 }
 
-fn decrypt(fx: &Fixture, path: &str) -> Vec<String> {
+fn decrypt_args(fx: &Fixture, path: &str) -> Vec<String> {
     let mut args = vec!["decrypt".to_owned(), "--max-items".into(), "2000".into()];
     args.extend(fx.receiver_args());
     args.push(path.to_owned());
@@ -27,7 +27,7 @@ fn a_collection_of_three_slices_comes_out_whole_and_in_order() {
     let fx = Fixture::new();
     let path = fx.path("large.json");
     std::fs::write(&path, collection(&fx)).unwrap();
-    let args = decrypt(&fx, &s(&path));
+    let args = decrypt_args(&fx, &s(&path));
     let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "one item rejected: {stderr}");
@@ -53,7 +53,7 @@ fn a_reader_that_stops_early_ends_the_run_quietly() {
     let fx = Fixture::new();
     let path = fx.path("large.json");
     std::fs::write(&path, collection(&fx)).unwrap();
-    let args = decrypt(&fx, &s(&path));
+    let args = decrypt_args(&fx, &s(&path));
     let mut child = bin()
         .args(&args)
         .stdin(std::process::Stdio::null())
