@@ -32,10 +32,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use msgraph_notify::testing::{GraphEncryptor, NotificationSpec, TokenIssuer};
+use msgraph_notify::testing::TokenIssuer;
 use msgraph_notify::token::TokenVersion;
 use msgraph_notify::{Certificate, PrivateKey};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const APP_ID: &str = "3c5ae9b2-7a0e-4f1d-9a43-5b8d2f6c1e07";
 const TENANT: &str = "6a1f0c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -83,24 +83,7 @@ fn main() {
     std::fs::write(&jwks_path, issuer.jwks_json()).expect("write jwks");
     let token = issuer.token(TokenVersion::V2, APP_ID, TENANT);
 
-    let filler = "x".repeat(1024 - 120);
-    let encryptor = GraphEncryptor::new(&cert, "bench");
-    let items: Vec<Value> = (0..ITEMS)
-        .map(|n| {
-            let resource = json!({
-                "@odata.type": "#microsoft.graph.presence",
-                "id": format!("user-{n:05}"),
-                "availability": "Busy",
-                "activity": "InACall",
-                "statusMessage": {"message": {"content": filler, "contentType": "text"}},
-            });
-            let mut spec =
-                NotificationSpec::new(TENANT, &format!("communications/presences/user-{n:05}"));
-            spec.client_state = Some(CLIENT_STATE.into());
-            serde_json::to_value(encryptor.notification(&resource, &spec).expect("encrypt"))
-                .expect("json")
-        })
-        .collect();
+    let items = support::presences(&cert, ITEMS, TENANT, CLIENT_STATE);
     let collection = dir.join("collection.json");
     std::fs::write(
         &collection,

@@ -1,10 +1,40 @@
-//! What the command benchmarks share: a `serve` process fed POSTs on real sockets.
+//! What the command benchmarks share: their items, and a `serve` process fed POSTs on real
+//! sockets.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// `count` encrypted presence notifications of about 1 KiB each (a 904-character status
+/// message), for `user-00000` on, in `tenant` with `client_state`, encrypted for `cert`.
+pub fn presences(
+    cert: &msgraph_notify::Certificate,
+    count: usize,
+    tenant: &str,
+    client_state: &str,
+) -> Vec<serde_json::Value> {
+    use msgraph_notify::testing::{GraphEncryptor, NotificationSpec};
+    let filler = "x".repeat(1024 - 120);
+    let encryptor = GraphEncryptor::new(cert, "bench");
+    (0..count)
+        .map(|n| {
+            let resource = serde_json::json!({
+                "@odata.type": "#microsoft.graph.presence",
+                "id": format!("user-{n:05}"),
+                "availability": "Busy",
+                "activity": "InACall",
+                "statusMessage": {"message": {"content": filler, "contentType": "text"}},
+            });
+            let mut spec =
+                NotificationSpec::new(tenant, &format!("communications/presences/user-{n:05}"));
+            spec.client_state = Some(client_state.into());
+            serde_json::to_value(encryptor.notification(&resource, &spec).expect("encrypt"))
+                .expect("json")
+        })
+        .collect()
+}
 
 /// The status of a decrypted item's line, quoted.
 const DECRYPTED: &[u8] = b"\"decrypted\"";
