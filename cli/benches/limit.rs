@@ -22,6 +22,7 @@
 //! ```sh
 //! cargo bench -p msgraph-notify-cli --bench limit            # 3 rounds
 //! cargo bench -p msgraph-notify-cli --bench limit -- 5       # rounds
+//! cargo bench -p msgraph-notify-cli --bench limit -- 5 serve two  # only serve, only on two cores
 //! # keep the inputs (key, JWKS, collection.json, bodies.jsonl) for perf:
 //! MSGRAPH_NOTIFY_BENCH_KEEP=/tmp/limit cargo bench -p msgraph-notify-cli --bench limit -- inputs
 //! ```
@@ -121,7 +122,20 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    for (cores, cpus) in [(1u32, "0"), (2, "0,1")] {
+    // Words narrow the run: `decrypt` or `serve` (the paths), `one` or `two` (cores).
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let wants = |word: &str| words.iter().any(|w| w == word);
+    let (decrypts, serves) = match (wants("decrypt"), wants("serve")) {
+        (false, false) => (true, true),
+        chosen => chosen,
+    };
+    let core_counts: Vec<u32> = match (wants("one"), wants("two")) {
+        (true, false) => vec![1],
+        (false, true) => vec![2],
+        _ => vec![1, 2],
+    };
+    for cores in core_counts {
+        let cpus = if cores == 1 { "0" } else { "0,1" };
         let mut rows: [(&str, Vec<f64>); 5] = [
             ("openssl speed", Vec::new()),
             ("decrypt, one collection", Vec::new()),
@@ -131,30 +145,34 @@ fn main() {
         ];
         for round in 0..rounds {
             let openssl = openssl_speed(cpus, cores);
-            let one_collection = rate(run_decrypt(
-                cpus,
-                &common,
-                &collection,
-                &["--max-items", "5000"],
-            ));
-            let json_lines = rate(run_decrypt(cpus, &common, &lines, &[]));
-            let (serve, serve_cpu) = run_serve(cpus, cores, &common, &bodies);
-            let rates = [
-                openssl,
-                one_collection,
-                json_lines,
-                rate(serve),
-                rate(serve_cpu) * f64::from(cores),
-            ];
-            println!(
-                "{cores} core(s), round {}: openssl {:.0} sign/s; decrypt {:.0} and {:.0} (JSON Lines); serve {:.0} items/s ({:.0} per own CPU-second x cores)",
+            let (one_collection, json_lines) = if decrypts {
+                let one = run_decrypt(cpus, &common, &collection, &["--max-items", "5000"]);
+                (rate(one), rate(run_decrypt(cpus, &common, &lines, &[])))
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let (serve, serve_cpu) = if serves {
+                let (wall, cpu) = run_serve(cpus, cores, &common, &bodies);
+                (rate(wall), rate(cpu) * f64::from(cores))
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let rates = [openssl, one_collection, json_lines, serve, serve_cpu];
+            let mut said = format!(
+                "{cores} core(s), round {}: openssl {:.0} sign/s",
                 round + 1,
-                rates[0],
-                rates[1],
-                rates[2],
-                rates[3],
-                rates[4]
+                rates[0]
             );
+            if decrypts {
+                said += &format!("; decrypt {:.0} and {:.0} (JSON Lines)", rates[1], rates[2]);
+            }
+            if serves {
+                said += &format!(
+                    "; serve {:.0} items/s ({:.0} per own CPU-second x cores)",
+                    rates[3], rates[4]
+                );
+            }
+            println!("{said}");
             for (row, rate) in rows.iter_mut().zip(rates) {
                 row.1.push(rate);
             }
@@ -164,7 +182,7 @@ fn main() {
             "{cores} core(s), medians of {rounds} (and the median of each round's ratio to the \
              openssl run beside it):"
         );
-        for (name, rates) in &rows {
+        for (name, rates) in rows.iter().filter(|(_, r)| !r[0].is_nan()) {
             let ratios = rates.iter().zip(&rows[0].1).map(|(r, o)| r / o).collect();
             let m = median(rates.clone());
             println!(

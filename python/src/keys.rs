@@ -206,7 +206,7 @@ pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .thread_name("msgraph-notify-keys")
+        .thread_name("msgraph-keys")
         .enable_all()
         .build()
         .map_err(|e| error(format!("cannot start the key-fetching runtime: {e}")))?;

@@ -56,12 +56,13 @@ pub(crate) fn replay_store(replay: &str, forwarding: bool) -> String {
     }
 }
 
-/// Says, on stderr, the keys, the replay store and where the output goes.
+/// Says, on stderr, the keys, the replay store, where the output goes and the threads.
 pub(crate) fn start(
     ring: &KeyRing,
     replay: &str,
     forward: Option<&str>,
     spool: Option<&std::path::Path>,
+    (workers, io_threads): (usize, usize),
 ) {
     let output = match (forward, spool) {
         (Some(target), _) => format!(
@@ -74,7 +75,16 @@ pub(crate) fn start(
         ),
         (None, None) => "output: JSON Lines on stdout".to_owned(),
     };
-    for line in [keys(ring), replay_store(replay, forward.is_some()), output] {
+    let threads = format!(
+        "threads: {workers} verifying and decrypting (--workers), {io_threads} for connections \
+         (--io-threads)"
+    );
+    for line in [
+        keys(ring),
+        replay_store(replay, forward.is_some()),
+        output,
+        threads,
+    ] {
         crate::log::info(&format!("msgraph-notify serve: {line}"));
     }
 }

@@ -166,6 +166,12 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
 
+    /// Threads that move bytes: connections, TLS, HTTP, the admin listener. Default: one per
+    /// four CPUs, at least one (the CPU work is the workers'; each such thread more takes CPU
+    /// time from them in wake-ups).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_IO_THREADS")]
+    io_threads: Option<u32>,
+
     /// Keep each accepted body in this directory (an embedded database, `spool.redb`), synced
     /// to disk before the POST is answered 202, until every item of it is written to stdout; at
     /// start, what it holds is processed first. A kill or a crash then loses nothing that was
@@ -236,9 +242,12 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
             args.max_buffered
         ));
     }
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let io_threads = args.io_threads.map_or((cpus / 4).max(1), |n| n as usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
         .enable_all()
-        .thread_name("msgraph-notify-io")
+        .thread_name("serve-io")
         .build()
         .map_err(|e| fail!("cannot start the async runtime: {e}"))?;
     // SIGHUP before the keys load (PKCS#11 tokens, a JWKS fetch can take a while): a
@@ -264,11 +273,8 @@ pub fn run(args: Args) -> Result<ExitCode, Fail> {
         unchecked: replay.unchecked,
         redis: replay.redis,
     };
-    let workers = args.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(2, |n| n.get()),
-        |n| n as usize,
-    );
-    runtime.block_on(serve(args, built, workers, watch, hangup))
+    let workers = args.workers.map_or(cpus, |n| n as usize);
+    runtime.block_on(serve(args, built, (workers, io_threads), watch, hangup))
 }
 
 /// Raises the soft open-file limit to the hard one; returns the limit in force.
@@ -305,7 +311,7 @@ fn max_connections(wanted: u32) -> usize {
 async fn serve(
     args: Args,
     built: crate::opts::Built,
-    workers: usize,
+    (workers, io_threads): (usize, usize),
     replay: ReplayWatch,
     hangup: Hangup,
 ) -> Result<ExitCode, Fail> {
@@ -381,6 +387,7 @@ async fn serve(
         &args.replay.replay,
         forward_target(&args),
         spool.as_ref().and(args.spool.as_deref()),
+        (workers, io_threads),
     );
     tls::reload_on_hangup(hangup, tls.clone(), Arc::clone(&metrics));
 

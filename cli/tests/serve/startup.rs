@@ -1,7 +1,7 @@
 //! Numbers from the start (issue 23, point 8): a freshly started `serve` says on stderr, in its
 //! log format, what it listens on, the keys it loaded (id, certificate, notAfter), the replay
-//! store and where its output goes; its `/metrics` lists every known series at 0 before any
-//! event, and each certificate's expiry.
+//! store, where its output goes and its threads; its `/metrics` lists every known series at 0
+//! before any event, and each certificate's expiry.
 
 use serde_json::Value;
 
@@ -127,6 +127,7 @@ fn a_fresh_serve_says_what_it_runs_with_and_counts_from_zero() {
     ));
     said("replay store: memory (this process)");
     said("output: JSON Lines on stdout");
+    said("threads: ");
 }
 
 #[test]
@@ -157,4 +158,49 @@ fn the_replay_store_is_said_without_its_password() {
         "{stderr}"
     );
     assert!(!stderr.contains("pw-never-printed"), "{stderr}");
+}
+
+/// The thread names of a running process, counted (`/proc/PID/task/*/comm`).
+fn threads_named(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut names = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task") {
+        let comm =
+            std::fs::read_to_string(task.expect("task").path().join("comm")).unwrap_or_default();
+        // Workers are told apart by their number: count them under one name.
+        let name = match comm.trim() {
+            worker if worker.starts_with("serve-worker-") => "serve-worker-N".to_owned(),
+            other => other.to_owned(),
+        };
+        *names.entry(name).or_insert(0) += 1;
+    }
+    names
+}
+
+#[test]
+fn the_threads_are_those_asked_for_and_told_apart_by_name() {
+    let fx = Fixture::new();
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for (options, workers, io_threads) in [
+        (vec![], cpus, (cpus / 4).max(1)),
+        (vec!["--workers", "3", "--io-threads", "2"], 3, 2),
+    ] {
+        let mut args = fx.receiver_args();
+        args.extend(options.iter().map(|o| o.to_string()));
+        args.extend(["--log-format".into(), "text".into()]);
+        let mut served = Served::start(&args);
+        // Within Linux's 15 bytes, so `top -H` and `perf` tell them apart.
+        let names = threads_named(served.id());
+        assert_eq!(names.get("serve-worker-N"), Some(&workers), "{names:?}");
+        assert_eq!(names.get("serve-io"), Some(&io_threads), "{names:?}");
+        let body = fx.body(vec![fx.item(&Fixture::presence("threaded"))]);
+        assert_eq!(served.post("/", &body).status, 202);
+        served.wait_lines(1, std::time::Duration::from_secs(10));
+        assert_eq!(served.terminate(), Some(0));
+        let stderr = served.stderr.snapshot().join("\n");
+        let said = format!(
+            "threads: {workers} verifying and decrypting (--workers), {io_threads} for \
+             connections (--io-threads)"
+        );
+        assert!(stderr.contains(&said), "{said:?} not in:\n{stderr}");
+    }
 }

@@ -117,7 +117,7 @@ impl AzureBlobStore {
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("msgraph-notify-blob")
+            .thread_name("msgraph-blob")
             .enable_all()
             .build()
             .map_err(|e| config(format!("cannot start the blob client's runtime: {e}")))?;
