@@ -167,8 +167,8 @@ pub struct Args {
     workers: Option<u32>,
 
     /// Threads that move bytes: connections, TLS, HTTP, the admin listener. Default: one per
-    /// four CPUs, at least one (the CPU work is the workers'; each such thread more takes CPU
-    /// time from them in wake-ups).
+    /// four CPUs, at least one. Verifying and decrypting run on --workers, and each thread more
+    /// here costs them CPU time in wake-ups; raise it when TLS handshakes keep these busy.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_IO_THREADS")]
     io_threads: Option<u32>,
 
