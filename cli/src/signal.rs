@@ -95,7 +95,7 @@ impl Shutdown {
             Shutdown::require()?
         };
         std::thread::Builder::new()
-            .name("msgraph-notify-signals".into())
+            .name("signals".into())
             .spawn(move || {
                 runtime.block_on(shutdown.received());
                 stop.store(true, Ordering::Release);

@@ -200,7 +200,7 @@ fn serve(address: SocketAddr, admin: Arc<Admin>) -> Result<(), Fail> {
         .map_err(|e| fail!("cannot start the admin listener's runtime: {e}"))?;
     let (told, said) = std::sync::mpsc::channel();
     std::thread::Builder::new()
-        .name("msgraph-notify-admin".into())
+        .name("consume-admin".into())
         .spawn(move || {
             runtime.block_on(async move {
                 let started = tokio::net::TcpListener::from_std(listener)

@@ -100,7 +100,7 @@ impl Replay {
 fn watch(store: &Arc<RedisReplayStore>) {
     let store = Arc::downgrade(store);
     let spawned = std::thread::Builder::new()
-        .name("msgraph-notify-replay-watch".into())
+        .name("replay-watch".into())
         .spawn(move || {
             let mut losses = 0;
             let mut fault = None;

@@ -75,10 +75,17 @@ pub(crate) fn start(
         ),
         (None, None) => "output: JSON Lines on stdout".to_owned(),
     };
-    let threads = format!(
-        "threads: {workers} verifying and decrypting (--workers), {io_threads} for connections \
-         (--io-threads)"
-    );
+    let threads = if forward.is_some() {
+        format!(
+            "threads: {io_threads} for connections (--io-threads); the screening runs on the \
+             runtime's blocking threads"
+        )
+    } else {
+        format!(
+            "threads: {workers} verifying and decrypting (--workers), {io_threads} for \
+             connections (--io-threads)"
+        )
+    };
     for line in [
         keys(ring),
         replay_store(replay, forward.is_some()),

@@ -229,7 +229,7 @@ impl Status {
     }
 }
 
-/// Starts the keeper on the runtime when `--subscriptions` is given: `None` without it.
+/// Starts the keeper on its own thread when `--subscriptions` is given: `None` without it.
 pub fn start(
     args: &KeeperArgs,
     receiver: &ReceiverOpts,
@@ -308,24 +308,34 @@ pub fn start(
     let recorder = Arc::clone(&status);
     let keeper = Arc::new(keeper);
     let running = Arc::clone(&keeper);
-    let task = tokio::spawn(async move {
-        running
-            .run(rx, async move { stop.notified().await }, |event| {
-                recorder.record(&event);
-                report(&event);
-            })
-            .await;
-    });
-    // A keeper that stopped on a bug must not go unnoticed while subscriptions expire.
-    tokio::spawn(async move {
-        if let Err(e) = task.await
-            && e.is_panic()
-        {
-            tracing::error!(
-                "subscription keeper: stopped by a bug ({e}); subscriptions are no longer kept: restart serve"
-            );
-        }
-    });
+    // Its own thread and runtime: the keeper's state store, lease and hand-over calls (a file
+    // synced to disk, Redis) and a client assertion signed in a PKCS#11 token block while they
+    // last, and must not stall the connections' threads (one, by default on up to 7 CPUs).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("serve-keeper")
+        .build()
+        .map_err(|e| fail!("cannot start the subscription keeper's runtime: {e}"))?;
+    std::thread::Builder::new()
+        .name("serve-keeper".into())
+        .spawn(move || {
+            let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(
+                    running.run(rx, async move { stop.notified().await }, |event| {
+                        recorder.record(&event);
+                        report(&event);
+                    }),
+                );
+            }));
+            // A keeper that stopped on a bug must not go unnoticed while subscriptions expire.
+            if kept.is_err() {
+                tracing::error!(
+                    "subscription keeper: stopped by a bug; subscriptions are no longer kept: \
+                     restart serve"
+                );
+            }
+        })
+        .map_err(|e| fail!("cannot start the subscription keeper's thread: {e}"))?;
     Ok(Some(Kept {
         lifecycle: tx,
         status,

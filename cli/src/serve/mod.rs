@@ -166,9 +166,10 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
 
-    /// Threads that move bytes: connections, TLS, HTTP, the admin listener. Default: one per
-    /// four CPUs, at least one. Verifying and decrypting run on --workers, and each thread more
-    /// here costs them CPU time in wake-ups; raise it when TLS handshakes keep these busy.
+    /// Threads that move bytes: connections, TLS, HTTP, the admin listener, --forward's
+    /// producing. Default: one per four CPUs, at least one. Verifying and decrypting run on
+    /// --workers, and each thread more here costs them CPU time in wake-ups; raise it when many
+    /// TLS handshakes keep it busy.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_IO_THREADS")]
     io_threads: Option<u32>,
 

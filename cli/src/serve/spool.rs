@@ -110,7 +110,7 @@ impl Spool {
         let (tx, rx) = std_mpsc::channel();
         let owner = std::sync::Arc::clone(&db);
         std::thread::Builder::new()
-            .name("msgraph-notify-spool".into())
+            .name("serve-spool".into())
             .spawn(move || commit_loop(&owner, &rx))
             .map_err(|e| fail!("cannot start the spool thread: {e}"))?;
         Ok(Spool {

@@ -59,7 +59,7 @@ impl Pool {
         for n in 0..workers {
             let (rx, pool, handle) = (Arc::clone(&rx), Arc::clone(&pool), handle.clone());
             let thread = std::thread::Builder::new()
-                .name(format!("serve-worker-{n}"))
+                .name(format!("serve-work-{n}"))
                 .spawn(move || pool.work(&rx, &handle))
                 .map_err(|e| fail!("cannot start a worker thread: {e}"))?;
             threads.push(thread);

@@ -157,13 +157,18 @@ impl std::ops::Deref for Served {
 
 impl Served {
     pub fn start(args: &[String]) -> Served {
-        let process = Captured::spawn(
-            bin()
-                .arg("serve")
-                .args(["--listen", "127.0.0.1:0"])
-                .args(args),
-            "serve",
-        );
+        Served::start_with(args, |_| {})
+    }
+
+    /// [`Served::start`], with `adjust` given the command first (its environment, say).
+    pub fn start_with(args: &[String], adjust: impl FnOnce(&mut Command)) -> Served {
+        let mut command = bin();
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        adjust(&mut command);
+        let process = Captured::spawn(&mut command, "serve");
         let addr = process.wait_stderr("serve listening", Duration::from_secs(90), |line| {
             // Text or JSON log lines: the address runs to the first character not in one.
             let rest = ["listening on http://", "listening on https://"]

@@ -168,7 +168,7 @@ fn threads_named(pid: u32) -> std::collections::BTreeMap<String, usize> {
             std::fs::read_to_string(task.expect("task").path().join("comm")).unwrap_or_default();
         // Workers are told apart by their number: count them under one name.
         let name = match comm.trim() {
-            worker if worker.starts_with("serve-worker-") => "serve-worker-N".to_owned(),
+            worker if worker.starts_with("serve-work-") => "serve-work-N".to_owned(),
             other => other.to_owned(),
         };
         *names.entry(name).or_insert(0) += 1;
@@ -187,14 +187,20 @@ fn the_threads_are_those_asked_for_and_told_apart_by_name() {
         let mut args = fx.receiver_args();
         args.extend(options.iter().map(|o| o.to_string()));
         args.extend(["--log-format".into(), "text".into()]);
-        let mut served = Served::start(&args);
-        // Within Linux's 15 bytes, so `top -H` and `perf` tell them apart.
-        let names = threads_named(served.id());
-        assert_eq!(names.get("serve-worker-N"), Some(&workers), "{names:?}");
-        assert_eq!(names.get("serve-io"), Some(&io_threads), "{names:?}");
+        let mut served = Served::start_with(&args, |command| {
+            // What the environment could set instead of the options.
+            command
+                .env_remove("MSGRAPH_NOTIFY_WORKERS")
+                .env_remove("MSGRAPH_NOTIFY_IO_THREADS");
+        });
         let body = fx.body(vec![fx.item(&Fixture::presence("threaded"))]);
         assert_eq!(served.post("/", &body).status, 202);
         served.wait_lines(1, std::time::Duration::from_secs(10));
+        // Every thread is up and named once an item was written (POSTs are taken only after the
+        // workers start). Within Linux's 15 bytes, so `top -H` and `perf` tell them apart.
+        let names = threads_named(served.id());
+        assert_eq!(names.get("serve-work-N"), Some(&workers), "{names:?}");
+        assert_eq!(names.get("serve-io"), Some(&io_threads), "{names:?}");
         assert_eq!(served.terminate(), Some(0));
         let stderr = served.stderr.snapshot().join("\n");
         let said = format!(

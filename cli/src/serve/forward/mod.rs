@@ -353,7 +353,7 @@ impl Forward {
 /// one purges and flushes it, which blocks.
 fn retire(old: Arc<FutureProducer>) {
     let spawned = std::thread::Builder::new()
-        .name("msgraph-notify-retire".into())
+        .name("forward-retire".into())
         .spawn(move || {
             // Each POST holds it at most FORWARD_BUDGET.
             let until = Instant::now() + FORWARD_BUDGET * 4;
