@@ -24,8 +24,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::Fail;
 use crate::serve::{Endpoints, ItemMetrics, register_certificates, render};
-use crate::{Fail, fail};
 
 /// How often the polling loop looks at the assignment.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
@@ -98,7 +98,7 @@ impl Admin {
             looked: Mutex::new(None),
         });
         if let Some(address) = listen {
-            serve(address, Arc::clone(&admin))?;
+            crate::serve::listen_on_own_thread(address, "consume", Arc::clone(&admin) as _)?;
         }
         Ok(admin)
     }
@@ -186,34 +186,4 @@ impl Endpoints for Admin {
     fn metrics(&self) -> String {
         render(&self.registry)
     }
-}
-
-/// Binds `address` now (an error ends the start-up) and serves the endpoints on a thread of
-/// their own.
-fn serve(address: SocketAddr, admin: Arc<Admin>) -> Result<(), Fail> {
-    let listener = std::net::TcpListener::bind(address)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| fail!("cannot listen on --admin-listen {address}: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fail!("cannot start the admin listener's runtime: {e}"))?;
-    let (told, said) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("consume-admin".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let started = tokio::net::TcpListener::from_std(listener)
-                    .map_err(|e| fail!("cannot use the admin listener: {e}"))
-                    .and_then(|l| crate::serve::listen(l, "consume", admin));
-                let failed = started.is_err();
-                let _ = told.send(started);
-                if !failed {
-                    std::future::pending::<()>().await;
-                }
-            });
-        })
-        .map_err(|e| fail!("cannot start the admin listener's thread: {e}"))?;
-    said.recv()
-        .map_err(|_| fail!("the admin listener's thread ended at start"))?
 }

@@ -363,7 +363,7 @@ impl Endpoints for Serve {
 
 /// Binds `--admin-listen` (which must differ from the public listener, `public`: its bound and
 /// its given address) and serves the admin endpoints there until the process ends.
-pub async fn start(
+pub fn start(
     admin: SocketAddr,
     public: [SocketAddr; 2],
     metrics: &Arc<Metrics>,
@@ -376,10 +376,43 @@ pub async fn start(
         metrics: Arc::clone(metrics),
         readiness: Arc::clone(readiness),
     };
-    let listener = tokio::net::TcpListener::bind(admin)
-        .await
-        .map_err(|e| fail!("cannot listen on --admin-listen {admin}: {e}"))?;
-    listen(listener, "serve", Arc::new(endpoints))
+    listen_on_own_thread(admin, "serve", Arc::new(endpoints))
+}
+
+/// Binds `address` now (an error ends the start-up) and serves the endpoints on a thread and
+/// runtime of their own (`{command}-admin`): a liveness probe is answered while the
+/// connections' threads are busy (a flood of TLS handshakes, a stalled stdout).
+pub(crate) fn listen_on_own_thread(
+    address: SocketAddr,
+    command: &'static str,
+    endpoints: Arc<dyn Endpoints>,
+) -> Result<(), Fail> {
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| fail!("cannot listen on --admin-listen {address}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(format!("{command}-admin"))
+        .build()
+        .map_err(|e| fail!("cannot start the admin listener's runtime: {e}"))?;
+    let (told, said) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("{command}-admin"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let started = tokio::net::TcpListener::from_std(listener)
+                    .map_err(|e| fail!("cannot use the admin listener: {e}"))
+                    .and_then(|l| listen(l, command, endpoints));
+                let failed = started.is_err();
+                let _ = told.send(started);
+                if !failed {
+                    std::future::pending::<()>().await;
+                }
+            });
+        })
+        .map_err(|e| fail!("cannot start the admin listener's thread: {e}"))?;
+    said.recv()
+        .map_err(|_| fail!("the admin listener's thread ended at start"))?
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until the process ends (`command`
@@ -392,7 +425,7 @@ pub async fn start(
 /// idle time allowed between requests) and lives at most [`ADMIN_CONNECTION_LIFETIME`]. A
 /// flood of half-open connections here can therefore never take the descriptors the public
 /// listener needs.
-pub(crate) fn listen(
+fn listen(
     listener: tokio::net::TcpListener,
     command: &str,
     endpoints: Arc<dyn Endpoints>,

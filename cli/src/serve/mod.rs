@@ -60,7 +60,9 @@ use crate::{Fail, fail};
 
 use admin::{ADMIN_CONNECTIONS, Metrics, Readiness};
 #[cfg(feature = "kafka")]
-pub(crate) use admin::{Endpoints, ItemMetrics, listen, register_certificates, render};
+pub(crate) use admin::{
+    Endpoints, ItemMetrics, listen_on_own_thread, register_certificates, render,
+};
 #[cfg(feature = "kafka")]
 pub(crate) use announce::keys as describe_keys;
 
@@ -166,8 +168,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_WORKERS")]
     workers: Option<u32>,
 
-    /// Threads that move bytes: connections, TLS, HTTP, the admin listener, --forward's
-    /// producing. Default: one per four CPUs, at least one. Verifying and decrypting run on
+    /// Threads that move bytes: connections, TLS, HTTP, --forward's producing (the admin
+    /// listener has a thread of its own). Default: one per four CPUs, at least one. Verifying and decrypting run on
     /// --workers, and each thread more here costs them CPU time in wake-ups; raise it when many
     /// TLS handshakes keep it busy.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024), env = "MSGRAPH_NOTIFY_IO_THREADS")]
@@ -377,7 +379,7 @@ async fn serve(
     }
     let readiness = Arc::new(readiness);
     if let Some(admin) = args.admin_listen {
-        admin::start(admin, [local, args.listen], &metrics, &readiness).await?;
+        admin::start(admin, [local, args.listen], &metrics, &readiness)?;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     crate::log::info(&format!(

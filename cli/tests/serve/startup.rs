@@ -182,7 +182,18 @@ fn the_threads_are_those_asked_for_and_told_apart_by_name() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     for (options, workers, io_threads) in [
         (vec![], cpus, (cpus / 4).max(1)),
-        (vec!["--workers", "3", "--io-threads", "2"], 3, 2),
+        (
+            vec![
+                "--workers",
+                "3",
+                "--io-threads",
+                "2",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ],
+            3,
+            2,
+        ),
     ] {
         let mut args = fx.receiver_args();
         args.extend(options.iter().map(|o| o.to_string()));
@@ -201,6 +212,14 @@ fn the_threads_are_those_asked_for_and_told_apart_by_name() {
         let names = threads_named(served.id());
         assert_eq!(names.get("serve-work-N"), Some(&workers), "{names:?}");
         assert_eq!(names.get("serve-io"), Some(&io_threads), "{names:?}");
+        // The admin listener on a thread of its own: a probe is answered while the connections'
+        // threads are busy.
+        let admin = usize::from(options.contains(&"--admin-listen"));
+        assert_eq!(
+            names.get("serve-admin").copied().unwrap_or(0),
+            admin,
+            "{names:?}"
+        );
         assert_eq!(served.terminate(), Some(0));
         let stderr = served.stderr.snapshot().join("\n");
         let said = format!(
